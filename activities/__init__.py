@@ -1,0 +1,1 @@
+"""Activities: thin Temporal adapters over the gym and the agents."""

@@ -1,0 +1,222 @@
+"""The forward-planning steps as activities. Each method adapts one gym or agent call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from activities.errors import permanent_errors
+from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
+from agents.scripted import ScriptedPolicy, parse_script
+from gym import gates, workspace
+from gym.config import detect_test_command, load_config
+from gym.errors import PatchDoesNotApply
+from gym.patching import PatchRules, apply_patch
+from gym.runner import run_command
+from ratchet.artifacts import ArtifactStore
+from ratchet.telemetry import RUN_ID_ATTRIBUTE
+from workflows.shared import (
+    DELIVER,
+    PATCH,
+    PLAN,
+    PREPARE,
+    RUN_TESTS,
+    VERIFY,
+    DeliverInput,
+    Delivery,
+    Gate,
+    PatchInput,
+    PatchOutput,
+    PlanInput,
+    PlanOutput,
+    PolicyChoice,
+    Prepared,
+    PrepareInput,
+    RunRef,
+    TestInput,
+    TestReport,
+    VerifyInput,
+    VerifyOutput,
+)
+
+SUMMARY_CHARS = 1500
+
+
+def _attempt() -> int:
+    return activity.info().attempt
+
+
+def _tag_span(run_id: str) -> None:
+    from opentelemetry import trace
+
+    trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
+
+
+class ForwardActivities:
+    def __init__(
+        self, *, home: Path, store: ArtifactStore, anthropic_policy: Policy | None = None
+    ) -> None:
+        self.home = home
+        self.mirrors = workspace.Mirrors(home)
+        self.store = store
+        self.anthropic_policy = anthropic_policy
+
+    def _workspace(self, run: RunRef, snapshot: str, purpose: str) -> Path:
+        path = self.home / "workspaces" / run.run_id / purpose
+        return workspace.materialize(Path(run.mirror), snapshot, path)
+
+    def _policy(self, choice: PolicyChoice) -> Policy:
+        if choice.name == "scripted":
+            if not choice.script_ref:
+                raise PolicyError("the scripted policy needs a policy script")
+            return ScriptedPolicy(parse_script(self.store.get_text(choice.script_ref)))
+        if choice.name == "anthropic":
+            if self.anthropic_policy is None:
+                raise PolicyError("the worker has no ANTHROPIC_API_KEY, so it cannot run Claude")
+            return self.anthropic_policy
+        raise PolicyError(f"unknown policy {choice.name!r}")
+
+    @activity.defn(name=PREPARE)
+    @permanent_errors
+    async def prepare(self, arg: PrepareInput) -> Prepared:
+        _tag_span(arg.run_id)
+        mirror, base = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.base_ref)
+        run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when)
+        ws = await asyncio.to_thread(self._workspace, run, base, "base")
+        command, source = arg.test_command, "task"
+        if not command:
+            command, source = detect_test_command(ws, load_config(ws))
+        return Prepared(run, command, source, attempt=_attempt())
+
+    @activity.defn(name=RUN_TESTS)
+    @permanent_errors
+    async def run_tests(self, arg: TestInput) -> TestReport:
+        _tag_span(arg.run.run_id)
+        ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "tests")
+        result = await run_command(
+            arg.test_command, ws, timeout_s=arg.timeout_s, tick=activity.heartbeat
+        )
+        log_ref = self.store.put(result.output)
+        tail = result.output[-SUMMARY_CHARS:].decode(errors="replace")
+        return TestReport(
+            passed=result.exit_code == 0,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            duration_s=result.duration_s,
+            log_ref=log_ref,
+            summary=tail,
+            isolation=result.isolation,
+            attempt=_attempt(),
+        )
+
+    @activity.defn(name=PLAN)
+    @permanent_errors
+    async def plan(self, arg: PlanInput) -> PlanOutput:
+        _tag_span(arg.run.run_id)
+        policy = self._policy(arg.policy)
+        ws = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "policy")
+        text = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws))
+        return PlanOutput(self.store.put_text(text), policy.label, attempt=_attempt())
+
+    @activity.defn(name=PATCH)
+    @permanent_errors
+    async def patch(self, arg: PatchInput) -> PatchOutput:
+        _tag_span(arg.run.run_id)
+        policy = self._policy(arg.policy)
+        ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "policy")
+        feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
+        request = PatchRequest(
+            goal=arg.goal,
+            plan=self.store.get_text(arg.plan_ref),
+            step="refactor" if arg.step == "refactor" else "patch",
+            round=arg.round,
+            feedback=feedback,
+            workspace=ws,
+        )
+        proposal = await policy.propose(request)
+        if not proposal.strip():
+            return PatchOutput(arg.snapshot, True, False, "no change proposed", attempt=_attempt())
+        # Rules come from the base snapshot: a patch never loosens what it is judged by.
+        base = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "base")
+        rules = PatchRules(protected=load_config(base).protected)
+        ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "patch")
+        proposal_ref = self.store.put_text(proposal)
+        try:
+            paths = await asyncio.to_thread(apply_patch, ws, proposal, rules)
+        except PatchDoesNotApply as err:
+            # Not a failure of the step: the message goes back to the policy as feedback.
+            feedback_ref = self.store.put_text(f"The patch did not apply: {err}")
+            return PatchOutput(arg.snapshot, False, False, str(err), feedback_ref, _attempt())
+        step = f"{arg.step}-{arg.round}"
+        message = f"ratchet {arg.run.run_id}: {step}"
+        sha = await asyncio.to_thread(
+            workspace.snapshot, ws, arg.run.run_id, step, message, arg.run.when
+        )
+        changed = sha != arg.snapshot
+        summary = f"changed {', '.join(paths)}" if changed else "the patch changed nothing"
+        return PatchOutput(sha, True, changed, summary, proposal_ref, attempt=_attempt())
+
+    @activity.defn(name=VERIFY)
+    @permanent_errors
+    async def verify(self, arg: VerifyInput) -> VerifyOutput:
+        _tag_span(arg.run.run_id)
+        base = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "base")
+        config = load_config(base)
+        mirror = Path(arg.run.mirror)
+        changed = await asyncio.to_thread(
+            workspace.changed_files, mirror, arg.run.base_sha, arg.snapshot
+        )
+        results = gates.evaluate(
+            changed=changed,
+            config=config,
+            patched=_outcome(arg.tests),
+            baseline=_outcome(arg.baseline),
+        )
+        passed = all(g.passed for g in results)
+        feedback_ref = None
+        if not passed:
+            lines = ["Verification failed. Gates:"]
+            lines += [
+                f"- {g.name}: {'passed' if g.passed else 'FAILED'}: {g.detail}" for g in results
+            ]
+            lines += ["", "Test output (tail):", arg.tests.summary]
+            feedback_ref = self.store.put_text("\n".join(lines))
+        return VerifyOutput(
+            passed=passed,
+            gates=[Gate(g.name, g.passed, g.detail) for g in results],
+            feedback_ref=feedback_ref,
+            attempt=_attempt(),
+        )
+
+    @activity.defn(name=DELIVER)
+    @permanent_errors
+    async def deliver(self, arg: DeliverInput) -> Delivery:
+        _tag_span(arg.run.run_id)
+        mirror = Path(arg.run.mirror)
+        patch = await asyncio.to_thread(workspace.diff, mirror, arg.run.base_sha, arg.snapshot)
+        patch_ref = self.store.put(patch)
+        first_line = arg.goal.strip().splitlines()[0][:72] if arg.goal.strip() else "change"
+        message = f"{first_line}\n\nDelivered by Ratchet run {arg.run.run_id}.\n"
+        commit, branch = await asyncio.to_thread(
+            workspace.deliver,
+            mirror,
+            arg.run.repo,
+            arg.run.run_id,
+            arg.run.base_sha,
+            arg.snapshot,
+            message,
+            arg.run.when,
+        )
+        files = await asyncio.to_thread(workspace.changed_files, mirror, arg.run.base_sha, commit)
+        return Delivery(branch, commit, patch_ref, len(files), attempt=_attempt())
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.prepare, self.run_tests, self.plan, self.patch, self.verify, self.deliver]
+
+
+def _outcome(report: TestReport) -> gates.TestOutcome:
+    return gates.TestOutcome(report.passed, report.exit_code, report.timed_out, report.summary)

@@ -1,0 +1,1 @@
+"""Policies: what decides the next change. No Temporal here; `activities/` calls these."""

@@ -1,0 +1,79 @@
+"""The scripted policy: a TEST DOUBLE that replays a script file instead of asking a model.
+
+It exists for deterministic tests and for the demo; every run that uses it says so.
+
+Script format (TOML):
+
+    label = "what this script demonstrates"   # optional
+    plan = '''the plan text'''
+    [[patch]]                                  # one entry per round, in order
+    patch = '''unified diff or search/replace blocks'''
+    [refactor]                                 # optional
+    patch = '''...'''
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+
+from agents.policy import PatchRequest, PlanRequest, PolicyError
+
+TEST_DOUBLE_LABEL = "scripted policy (TEST DOUBLE: replays a script, no model involved)"
+
+
+@dataclass(frozen=True)
+class Script:
+    plan: str
+    patches: tuple[str, ...]
+    refactor: str
+    description: str
+
+
+def parse_script(text: str) -> Script:
+    """Parse and check a script; PolicyError says what is wrong with it."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise PolicyError(f"policy script is not valid TOML: {err}") from None
+    patches = data.get("patch", [])
+    if not isinstance(patches, list) or not patches:
+        raise PolicyError("policy script needs at least one [[patch]] entry with patch = '...'")
+    texts = []
+    for number, entry in enumerate(patches, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("patch"), str):
+            raise PolicyError(f"policy script: [[patch]] entry {number} needs patch = '...'")
+        texts.append(entry["patch"])
+    refactor = data.get("refactor", {})
+    if not isinstance(refactor, dict) or not isinstance(refactor.get("patch", ""), str):
+        raise PolicyError("policy script: [refactor] needs patch = '...'")
+    plan = data.get("plan", "")
+    if not isinstance(plan, str):
+        raise PolicyError("policy script: plan must be a string")
+    return Script(
+        plan=plan,
+        patches=tuple(texts),
+        refactor=refactor.get("patch", ""),
+        description=str(data.get("label", "")),
+    )
+
+
+class ScriptedPolicy:
+    name = "scripted"
+    label = TEST_DOUBLE_LABEL
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def plan(self, request: PlanRequest) -> str:
+        return self.script.plan or f"(scripted plan) {request.goal}"
+
+    async def propose(self, request: PatchRequest) -> str:
+        if request.step == "refactor":
+            return self.script.refactor
+        if request.round > len(self.script.patches):
+            raise PolicyError(
+                f"the script has {len(self.script.patches)} patch rounds; round {request.round} "
+                "was asked for"
+            )
+        return self.script.patches[request.round - 1]

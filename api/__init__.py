@@ -1,0 +1,1 @@
+"""The gate: a FastAPI app in front of Temporal."""

@@ -1,0 +1,77 @@
+"""Builds the app: routers, auth, limits, tracing and error shapes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.deps import TemporalUnavailable
+from api.limits import BodySizeLimit
+from api.routers import health, runs, tasks
+from api.temporal import TemporalConnection
+from ratchet.artifacts import ArtifactStore, FilesystemArtifactStore
+from ratchet.settings import Settings, load_settings
+from ratchet.telemetry import build_tracer_provider
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
+    tracer_provider: TracerProvider | None = None,
+    store: ArtifactStore | None = None,
+) -> FastAPI:
+    settings = settings or load_settings()
+    owns_provider = tracer_provider is None
+    provider = tracer_provider or build_tracer_provider(settings, "ratchet-api")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_provider:
+            provider.shutdown()
+
+    app = FastAPI(title="Ratchet", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store or FilesystemArtifactStore(settings.artifacts_dir)
+    app.state.temporal = TemporalConnection(settings, provider.get_tracer("ratchet.api"), client)
+    _ = settings.token  # make or read the token now, not on the first request
+
+    app.include_router(health.router)
+    app.include_router(tasks.router)
+    app.include_router(runs.router)
+
+    @app.exception_handler(TemporalUnavailable)
+    async def _unavailable(_: Request, err: TemporalUnavailable) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"{err}; nothing was started"})
+
+    @app.exception_handler(RPCError)
+    async def _rpc(_: Request, err: RPCError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": f"Temporal error: {err.message}"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            problems.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        excluded_urls="healthz,readyz",
+        exclude_spans=["receive", "send"],
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    return app

@@ -1,0 +1,117 @@
+"""GET /runs/{run_id} and its patch, read from Temporal (describe + query): no second database."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
+from api.models import ErrorPublic, GatePublic, RunPublic, RunResultPublic, StepPublic
+from ratchet.artifacts import ArtifactNotFound
+from workflows.shared import RunState
+
+router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_STATUS = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING: "running",
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "running",
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: "completed",
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: "cancelled",
+}
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
+async def _load(
+    client: TemporalClientDep, run_id: str
+) -> tuple[WorkflowHandle[object, object], WorkflowExecutionDescription, RunState | None]:
+    if not _RUN_ID.match(run_id):
+        raise HTTPException(404, f"no run {run_id!r}")
+    handle = client.get_workflow_handle(run_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no run {run_id!r}") from None
+        raise
+    try:
+        state = await handle.query("state", result_type=RunState, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError:
+        state = None  # no worker to answer: the description alone still says how the run stands
+    return handle, description, state
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep) -> RunPublic:
+    _, description, state = await _load(client, run_id)
+    status = _STATUS.get(description.raw_description.workflow_execution_info.status, "failed")
+    steps = [
+        StepPublic(
+            name=s.name, status=s.status, attempts=s.attempts, started_at=s.started_at,
+            ended_at=s.ended_at, round=s.round, detail=s.detail,
+        )
+        for s in (state.steps if state else [])
+    ]  # fmt: skip
+    _merge_pending(steps, description)
+    result = None
+    if state and state.result:
+        r = state.result
+        result = RunResultPublic(
+            gates=[GatePublic(name=g.name, passed=g.passed, detail=g.detail) for g in r.gates],
+            patch_url=f"/runs/{run_id}/patch" if r.patch_ref else None,
+            branch=r.branch,
+            commit=r.commit,
+            refactor_kept=r.refactor_kept,
+        )
+    error = None
+    if state and state.error:
+        error = ErrorPublic(type=state.error["type"], message=state.error["message"])
+    elif status == "failed":
+        error = ErrorPublic(
+            type="WorkflowFailed", message=f"the workflow ended as {description.status}"
+        )
+    return RunPublic(
+        run_id=run_id,
+        workflow_id=description.id,
+        kind=state.kind if state else "task",
+        status=status,  # type: ignore[arg-type]
+        steps=steps,
+        result=result,
+        trace_id=state.trace_id if state else "",
+        temporal_ui_url=settings.workflow_ui_url(description.id),
+        policy=state.policy_label if state else "",
+        error=error,
+    )
+
+
+def _merge_pending(steps: list[StepPublic], description: WorkflowExecutionDescription) -> None:
+    """A running step's attempts and last failure are only known to Temporal: copy them in."""
+    pending = description.raw_description.pending_activities
+    running = [s for s in steps if s.status == "running"]
+    if not pending or not running:
+        return
+    activity = max(pending, key=lambda p: p.attempt)
+    step = running[-1]
+    step.attempts = max(step.attempts, activity.attempt)
+    if activity.attempt > 1 and activity.last_failure.message:
+        step.detail = f"retrying after: {activity.last_failure.message[:300]}"
+
+
+@router.get("/{run_id}/patch", response_class=Response)
+async def get_patch(run_id: str, client: TemporalClientDep, store: StoreDep) -> Response:
+    _, _, state = await _load(client, run_id)
+    if state is None or state.result is None or not state.result.patch_ref:
+        raise HTTPException(404, f"run {run_id} has not delivered a patch")
+    try:
+        data = store.get(state.result.patch_ref)
+    except ArtifactNotFound:
+        raise HTTPException(
+            404, f"the patch of run {run_id} is missing from the artifact store"
+        ) from None
+    return Response(content=data, media_type="text/x-diff")

@@ -1,0 +1,3 @@
+from statskit.stats import mean
+
+__all__ = ["mean"]

@@ -1,0 +1,81 @@
+"""A repository's own settings (`ratchet.toml` at its root) and what to assume without it.
+
+The configuration is always read from the base snapshot, never from a patched tree, so a patch
+cannot loosen the rules it is judged by; `ratchet.toml` itself is protected by default.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gym.errors import BadRepository
+from gym.paths import DEFAULT_PROTECTED
+
+ALWAYS_PROTECTED = ("ratchet.toml",)
+DEFAULT_TEST_GLOBS = ("tests/**", "test/**", "**/test_*.py", "**/*_test.py", "**/conftest.py")
+PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini")
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    test_command: str | None = None
+    protected: tuple[str, ...] = DEFAULT_PROTECTED + ALWAYS_PROTECTED
+    test_globs: tuple[str, ...] = DEFAULT_TEST_GLOBS
+    max_changed_lines: int = 2000
+    max_changed_files: int = 50
+    allow_test_changes: bool = False
+
+
+def load_config(workspace: Path) -> RepoConfig:
+    path = workspace / "ratchet.toml"
+    if not path.is_file():
+        return RepoConfig()
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise BadRepository(f"ratchet.toml is not valid TOML: {err}") from None
+    tests = data.get("tests", {})
+    patch = data.get("patch", {})
+    try:
+        return RepoConfig(
+            test_command=_opt_str(tests.get("command")),
+            protected=tuple(str(g) for g in patch.get("protected", DEFAULT_PROTECTED))
+            + ALWAYS_PROTECTED,
+            test_globs=tuple(str(g) for g in tests.get("files", DEFAULT_TEST_GLOBS)),
+            max_changed_lines=int(patch.get("max_changed_lines", 2000)),
+            max_changed_files=int(patch.get("max_changed_files", 50)),
+            allow_test_changes=bool(patch.get("allow_test_changes", False)),
+        )
+    except (TypeError, ValueError, AttributeError) as err:
+        raise BadRepository(f"ratchet.toml has a value of the wrong type: {err}") from None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def detect_test_command(workspace: Path, config: RepoConfig) -> tuple[str, str]:
+    """The command that runs the repository's tests and where it came from."""
+    if config.test_command:
+        return config.test_command, "ratchet.toml"
+    if any((workspace / m).exists() for m in PYTHON_MARKERS) or any(workspace.glob("**/test_*.py")):
+        return "python -m pytest -q", "detected: Python project"
+    package = workspace / "package.json"
+    if package.is_file():
+        try:
+            if json.loads(package.read_text()).get("scripts", {}).get("test"):
+                return "npm test", "detected: package.json"
+        except (ValueError, AttributeError):
+            pass
+    makefile = workspace / "Makefile"
+    if makefile.is_file() and any(
+        line.startswith("test:") for line in makefile.read_text(errors="replace").splitlines()
+    ):
+        return "make test", "detected: Makefile"
+    raise BadRepository(
+        "cannot tell how to run this repository's tests: pass test_command "
+        "or add [tests] command = '...' to ratchet.toml"
+    )

@@ -1,0 +1,1 @@
+"""Ratchet: settings, telemetry, the artifact store and the command line."""

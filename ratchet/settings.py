@@ -1,0 +1,114 @@
+"""One `Settings`, read from the environment once at start-up by each process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of Ratchet; the variables are `RATCHET_<FIELD>` unless noted."""
+
+    model_config = SettingsConfigDict(env_prefix="RATCHET_", extra="ignore")
+
+    home: Path = Field(default=Path(".ratchet"))
+    """Ratchet's state: Temporal's database, mirrors, workspaces, artifacts, traces."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    """Port of the embedded dev server (ignored when TEMPORAL_ADDRESS is set)."""
+    ui_port: int = 8233
+    ui_url: str | None = None
+    """Base URL of the Temporal UI; defaults to the dev server's UI on 127.0.0.1."""
+
+    temporal_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_ADDRESS", "RATCHET_TEMPORAL_ADDRESS")
+    )
+    """An existing Temporal cluster (host:port); when set, `ratchet up` starts no dev server."""
+    namespace: str = Field(
+        default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "RATCHET_NAMESPACE")
+    )
+    task_queue: str = "ratchet"
+
+    api_token: SecretStr | None = None
+    """Bearer token for the API; generated once into $RATCHET_HOME/api-token when unset."""
+
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
+    )
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_max_tokens: int = 8192
+    anthropic_temperature: float | None = None
+    """Sent only when set: recent models take no sampling temperature."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    """When set, spans go to this OTLP/HTTP collector instead of $RATCHET_HOME/traces.jsonl."""
+
+    max_repair_rounds: int = Field(default=3, ge=0, le=20)
+    """How many times a patch that fails verification goes back to the policy with the failure."""
+    test_timeout_s: float = Field(default=600.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+    """A step that stops heartbeating for this long (a dead worker) is retried elsewhere."""
+    max_goal_chars: int = 20_000
+    max_script_bytes: int = 1_000_000
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Every process (API, worker, CLI) must agree on the same directory whatever its cwd.
+        return value.expanduser().resolve()
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def ui_base(self) -> str:
+        return (self.ui_url or f"http://127.0.0.1:{self.ui_port}").rstrip("/")
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def traces_file(self) -> Path:
+        return self.home / "traces.jsonl"
+
+    def workflow_ui_url(self, workflow_id: str) -> str:
+        return f"{self.ui_base}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+    @cached_property
+    def token(self) -> str:
+        """The API token: RATCHET_API_TOKEN, else the one kept in $RATCHET_HOME/api-token."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value()
+        return _stored_token(self.home / "api-token")
+
+
+def _stored_token(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: when the API, the worker and the CLI start together only one token is ever made.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,70 @@
+"""Read a run's spans back from $RATCHET_HOME/traces.jsonl and print them as a tree."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ratchet.telemetry import RUN_ID_ATTRIBUTE
+
+Span = dict[str, Any]
+
+
+def load_spans(path: Path) -> list[Span]:
+    if not path.exists():
+        return []
+    spans = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            spans.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash: skip it, keep the rest
+    return spans
+
+
+def trace_id_for_run(spans: list[Span], run_id: str) -> str | None:
+    """The trace a run belongs to: the one whose spans carry its run id (API and activities
+    set ratchet.run_id; Temporal's own spans carry temporalWorkflowID)."""
+    best: dict[str, int] = defaultdict(int)
+    for span in spans:
+        attrs = span.get("attributes", {})
+        if run_id in (attrs.get(RUN_ID_ATTRIBUTE), attrs.get("temporalWorkflowID")):
+            best[span["trace_id"]] += 1
+    return max(best, key=lambda t: best[t]) if best else None
+
+
+def span_tree(spans: list[Span], trace_id: str) -> list[tuple[int, Span]]:
+    """Depth-first (depth, span) pairs of one trace, children ordered by start time."""
+    mine = [s for s in spans if s.get("trace_id") == trace_id]
+    ids = {s["span_id"] for s in mine}
+    children: dict[str | None, list[Span]] = defaultdict(list)
+    for span in mine:
+        parent = span.get("parent_span_id")
+        children[parent if parent in ids else None].append(span)
+    out: list[tuple[int, Span]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for span in sorted(children.get(parent, []), key=lambda s: s.get("start_ns") or 0):
+            out.append((depth, span))
+            walk(span["span_id"], depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def duration_ms(span: Span) -> float:
+    start, end = span.get("start_ns") or 0, span.get("end_ns") or 0
+    return max(end - start, 0) / 1e6
+
+
+def render_tree(tree: list[tuple[int, Span]]) -> str:
+    lines = []
+    for depth, span in tree:
+        status = "" if span.get("status") in ("UNSET", "OK") else f"  [{span.get('status')}]"
+        service = span.get("service") or "?"
+        lines.append(
+            f"{'  ' * depth}{span['name']}  {duration_ms(span):.1f} ms  ({service}){status}"
+        )
+    return "\n".join(lines)

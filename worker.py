@@ -1,0 +1,93 @@
+"""Composition root: builds the clients, the policies and the activities, and runs the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from opentelemetry.sdk.trace import TracerProvider
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.worker import Worker
+
+from activities.forward import ForwardActivities
+from agents.policy import Policy
+from ratchet.artifacts import FilesystemArtifactStore
+from ratchet.settings import Settings, load_settings
+from ratchet.telemetry import build_tracer_provider
+from workflows.forward import ForwardPlanningWorkflow
+
+log = logging.getLogger("ratchet.worker")
+
+
+def build_anthropic_policy(settings: Settings) -> Policy | None:
+    if settings.anthropic_api_key is None:
+        return None
+    import anthropic
+
+    from agents.anthropic_policy import AnthropicPolicy
+
+    # max_retries=0: Temporal owns retries, so every attempt shows in the workflow's history.
+    # ANTHROPIC_BASE_URL is read by the SDK itself, so a proxy or gateway can sit in front.
+    client = anthropic.AsyncAnthropic(
+        api_key=settings.anthropic_api_key.get_secret_value(), max_retries=0
+    )
+    return AnthropicPolicy(
+        client,
+        model=settings.anthropic_model,
+        max_tokens=settings.anthropic_max_tokens,
+        temperature=settings.anthropic_temperature,
+    )
+
+
+async def connect(settings: Settings, provider: TracerProvider) -> Client:
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.namespace,
+        interceptors=[TracingInterceptor(provider.get_tracer("ratchet.worker"))],
+    )
+
+
+def build_worker(client: Client, settings: Settings) -> Worker:
+    activities = ForwardActivities(
+        home=settings.home,
+        store=FilesystemArtifactStore(settings.artifacts_dir),
+        anthropic_policy=build_anthropic_policy(settings),
+    )
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[ForwardPlanningWorkflow],
+        activities=activities.all(),
+        max_concurrent_activities=8,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    provider = build_tracer_provider(settings, "ratchet-worker")
+    try:
+        client = await connect(settings, provider)
+        worker = build_worker(client, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+        async with worker:
+            await stop.wait()
+        log.info("worker stopped")
+    finally:
+        provider.shutdown()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(load_settings()))
+    # Leave without interpreter teardown: the Temporal client can abort at exit (sdk-python#300).
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workflows: the deterministic controller. Orchestration only; no I/O here."""

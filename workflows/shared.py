@@ -1,0 +1,209 @@
+"""Names and dataclasses shared by the API, the workflows and the activities (stdlib only).
+
+Every workflow, activity, signal and query takes one frozen dataclass and returns one; new
+fields get defaults so histories recorded earlier still decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FORWARD_WORKFLOW = "ForwardPlanningWorkflow"
+
+# Activity names are explicit and prefixed: renaming a Python function cannot break histories.
+PREPARE = "ratchet.prepare"
+RUN_TESTS = "ratchet.run_tests"
+PLAN = "ratchet.plan"
+PATCH = "ratchet.patch"
+VERIFY = "ratchet.verify"
+DELIVER = "ratchet.deliver"
+
+NON_RETRYABLE_TYPES = [
+    "BadRepository",
+    "PatchRefused",
+    "DeliveryConflict",
+    "PolicyError",
+    "ArtifactNotFound",
+    "GymError",
+]
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    name: str
+    script_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    run_id: str
+    repo: str
+    goal: str
+    policy: PolicyChoice
+    base_ref: str = "HEAD"
+    test_command: str | None = None
+    trace_id: str = ""
+    max_repair_rounds: int = 3
+    test_timeout_s: float = 600.0
+    heartbeat_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run's world is: enough for any worker to find the mirror and the base."""
+
+    run_id: str
+    repo: str
+    mirror: str
+    base_sha: str
+    when: str
+    """The run's fixed commit date (ISO 8601), so retried steps make identical commits."""
+
+
+@dataclass(frozen=True)
+class PrepareInput:
+    run_id: str
+    repo: str
+    base_ref: str
+    test_command: str | None
+    when: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    run: RunRef
+    test_command: str
+    test_command_source: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class TestInput:
+    run: RunRef
+    snapshot: str
+    test_command: str
+    timeout_s: float
+    label: str
+
+
+@dataclass(frozen=True)
+class TestReport:
+    passed: bool
+    exit_code: int
+    timed_out: bool
+    duration_s: float
+    log_ref: str
+    summary: str
+    isolation: str
+    attempt: int = 1
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    run: RunRef
+    goal: str
+    policy: PolicyChoice
+
+
+@dataclass(frozen=True)
+class PlanOutput:
+    plan_ref: str
+    policy_label: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class PatchInput:
+    run: RunRef
+    snapshot: str
+    step: str
+    """"patch" or "refactor"."""
+    round: int
+    goal: str
+    plan_ref: str
+    feedback_ref: str | None
+    policy: PolicyChoice
+
+
+@dataclass(frozen=True)
+class PatchOutput:
+    snapshot: str
+    applied: bool
+    changed: bool
+    message: str
+    patch_ref: str | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyInput:
+    run: RunRef
+    snapshot: str
+    tests: TestReport
+    baseline: TestReport
+
+
+@dataclass(frozen=True)
+class VerifyOutput:
+    passed: bool
+    gates: list[Gate]
+    feedback_ref: str | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class DeliverInput:
+    run: RunRef
+    snapshot: str
+    goal: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    branch: str
+    commit: str
+    patch_ref: str
+    files_changed: int
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    name: str
+    status: str
+    """"running", "completed" or "failed"."""
+    attempts: int
+    started_at: str
+    ended_at: str | None = None
+    round: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    gates: list[Gate]
+    patch_ref: str | None
+    branch: str | None
+    commit: str | None = None
+    plan_ref: str | None = None
+    refactor_kept: bool | None = None
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    kind: str
+    trace_id: str
+    policy_label: str
+    steps: list[StepRecord] = field(default_factory=list)
+    result: RunResult | None = None
+    error: dict[str, str] | None = None
