@@ -98,7 +98,7 @@ class ForwardActivities:
         _tag_span(arg.run.run_id)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "tests")
         result = await run_command(
-            arg.test_command, ws, timeout_s=arg.timeout_s, tick=activity.heartbeat
+            arg.test_command, ws, timeout_s=arg.timeout_s, tick=activity.heartbeat, tick_every_s=1.0
         )
         log_ref = self.store.put(result.output)
         tail = result.output[-SUMMARY_CHARS:].decode(errors="replace")

