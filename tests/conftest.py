@@ -107,14 +107,16 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app behind real HTTP on a loopback port."""
     app = create_app(settings, client=client, tracer_provider=tracer_provider)
-    async with serve_app(app) as base_url:
-        async with httpx.AsyncClient(
+    async with (
+        serve_app(app) as base_url,
+        httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as http:
-            yield http
+        ) as http,
+    ):
+        yield http
 
 
-class serve_app:  # noqa: N801 - used as a context manager, reads like a function
+class serve_app:
     def __init__(self, app: object) -> None:
         port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]

@@ -31,7 +31,12 @@ async def started(client: Client, settings: Settings) -> int:
 
 
 def good_body(repo: Path, script: Path) -> dict[str, object]:
-    return {"repo": str(repo), "goal": "add mul", "policy": "scripted", "policy_script": str(script)}
+    return {
+        "repo": str(repo),
+        "goal": "add mul",
+        "policy": "scripted",
+        "policy_script": str(script),
+    }
 
 
 @pytest.mark.parametrize(
@@ -82,7 +87,9 @@ async def test_not_a_git_repository(api: httpx.AsyncClient, tmp_path: Path, scri
     assert "not a git repository" in response.json()["detail"]
 
 
-async def test_invalid_script_is_refused(api: httpx.AsyncClient, repo: Path, tmp_path: Path) -> None:
+async def test_invalid_script_is_refused(
+    api: httpx.AsyncClient, repo: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("plan = 'no patches'\n")
     response = await api.post("/tasks", json=good_body(repo, bad))
@@ -142,9 +149,12 @@ async def test_without_temporal_health_is_up_ready_is_not_and_writes_say_why(
 
     settings = make_settings(tmp_path / "home", f"127.0.0.1:{free_port()}")
     app = create_app(settings)
-    async with serve_app(app) as base_url, httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": f"Bearer {settings.token}"}, timeout=30
-    ) as http:
+    async with (
+        serve_app(app) as base_url,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {settings.token}"}, timeout=30
+        ) as http,
+    ):
         assert (await http.get("/healthz")).status_code == 200
         ready = await http.get("/readyz")
         assert ready.status_code == 503

@@ -59,6 +59,8 @@ async def test_output_is_capped(tmp_path: Path) -> None:
 
 async def test_ticks_while_running(tmp_path: Path) -> None:
     ticks = []
-    await run_command("sleep 0.5", tmp_path, timeout_s=10, tick=lambda: ticks.append(1), tick_every_s=0.1)
+    await run_command(
+        "sleep 0.5", tmp_path, timeout_s=10, tick=lambda: ticks.append(1), tick_every_s=0.1
+    )
     assert len(ticks) >= 2
     assert os.getpid()  # the test process itself is untouched

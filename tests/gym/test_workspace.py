@@ -31,7 +31,9 @@ def test_sync_resolves_refs_and_refuses_unknown_ones(repo: Path, tmp_path: Path)
         mirrors.sync(str(tmp_path / "missing"), "HEAD")
 
 
-def test_snapshots_are_commits_on_private_refs_and_deterministic(repo: Path, tmp_path: Path) -> None:
+def test_snapshots_are_commits_on_private_refs_and_deterministic(
+    repo: Path, tmp_path: Path
+) -> None:
     mirrors = workspace.Mirrors(tmp_path / "home")
     mirror, base = mirrors.sync(str(repo), "HEAD")
     shas = []

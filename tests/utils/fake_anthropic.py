@@ -44,12 +44,16 @@ class FakeMessagesApi:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 fake.requests.append({"path": self.path, "headers": headers, "body": body})
-                status, payload = fake.answers.pop(0) if fake.answers else error(500, "api_error", "no answer scripted")
+                status, payload = (
+                    fake.answers.pop(0)
+                    if fake.answers
+                    else error(500, "api_error", "no answer scripted")
+                )
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ADD_MUL_WRONG = '''
+ADD_MUL_WRONG = """
 calc.py
 <<<<<<< SEARCH
 def add(a, b):
@@ -27,9 +27,9 @@ from calc import mul
 def test_mul():
     assert mul(3, 4) == 12
 >>>>>>> REPLACE
-'''
+"""
 
-FIX_MUL = '''
+FIX_MUL = """
 calc.py
 <<<<<<< SEARCH
 def mul(a, b):
@@ -38,7 +38,7 @@ def mul(a, b):
 def mul(a, b):
     return a * b
 >>>>>>> REPLACE
-'''
+"""
 
 
 def write_script(

@@ -6,7 +6,9 @@ from typing import Any
 import httpx
 
 
-async def wait_for_end(api: httpx.AsyncClient, run_id: str, timeout_s: float = 90) -> dict[str, Any]:
+async def wait_for_end(
+    api: httpx.AsyncClient, run_id: str, timeout_s: float = 90
+) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         response = await api.get(f"/runs/{run_id}")

@@ -91,8 +91,13 @@ async def test_a_patch_that_never_verifies_fails_the_run_with_the_last_gates(
     api: httpx.AsyncClient, worker: Worker, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "calc", PY_REPO)
-    retry = "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n# try {n}\ndef add(a, b):\n>>>>>>> REPLACE\n"
-    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, retry.format(n=2), retry.format(n=3)])
+    retry = (
+        "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n=======\n# try {n}\ndef add(a, b):\n"
+        ">>>>>>> REPLACE\n"
+    )
+    script = write_script(
+        tmp_path / "s.toml", [ADD_MUL_WRONG, retry.format(n=2), retry.format(n=3)]
+    )
     run_id = await submit(api, repo, script)
     run = await wait_for_end(api, run_id)
     assert run["status"] == "failed"
@@ -146,7 +151,9 @@ async def test_a_refused_patch_fails_at_once_without_retries(
     api: httpx.AsyncClient, worker: Worker, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "calc", PY_REPO)
-    evil = ".git/hooks/pre-commit\n<<<<<<< SEARCH\n=======\n#!/bin/sh\necho owned\n>>>>>>> REPLACE\n"
+    evil = (
+        ".git/hooks/pre-commit\n<<<<<<< SEARCH\n=======\n#!/bin/sh\necho owned\n>>>>>>> REPLACE\n"
+    )
     run_id = await submit(api, repo, write_script(tmp_path / "s.toml", [evil]))
     run = await wait_for_end(api, run_id)
     assert run["status"] == "failed"
@@ -161,7 +168,9 @@ async def test_refactor_that_breaks_tests_is_discarded(
     api: httpx.AsyncClient, worker: Worker, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "calc", PY_REPO)
-    breaking = "calc.py\n<<<<<<< SEARCH\n    return a * b\n=======\n    return a ** b\n>>>>>>> REPLACE\n"
+    breaking = (
+        "calc.py\n<<<<<<< SEARCH\n    return a * b\n=======\n    return a ** b\n>>>>>>> REPLACE\n"
+    )
     script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL], refactor=breaking)
     run_id = await submit(api, repo, script)
     run = await wait_for_end(api, run_id)
