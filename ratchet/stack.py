@@ -55,11 +55,11 @@ def wait_for_pid_exit(pid_file: Path, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
             return
-        except PermissionError:
-            pass
+        if b"temporal" not in cmdline:
+            return  # the pid was reused by something else: the old server is gone
         time.sleep(0.2)
 
 
