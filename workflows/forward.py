@@ -64,7 +64,9 @@ class ForwardPlanningWorkflow:
 
     @workflow.run
     async def run(self, task: TaskInput) -> RunResult:
-        self._state = replace(self._state, run_id=task.run_id, trace_id=task.trace_id)
+        self._state = replace(
+            self._state, run_id=task.run_id, trace_id=task.trace_id, policy_label=task.policy.name
+        )
         heartbeat = timedelta(seconds=task.heartbeat_timeout_s)
         when = workflow.now().replace(microsecond=0).isoformat()
 
@@ -232,5 +234,6 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
         f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in r.gates
     ),
     PatchOutput: lambda r: r.message,
+    PlanOutput: lambda r: f"by {r.policy_label}",
     Delivery: lambda r: f"branch {r.branch}, {r.files_changed} files",
 }

@@ -94,7 +94,11 @@ async def create_task(
             task,
             id=run_id,
             task_queue=settings.task_queue,
-            static_summary=body.goal[:200],
+            static_summary=(
+                f"[scripted policy: TEST DOUBLE] {body.goal[:180]}"
+                if policy.name == "scripted"
+                else body.goal[:200]
+            ),
         )
     except RPCError as err:
         raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
