@@ -9,6 +9,9 @@ STAMP := $(VENV)/.ratchet-installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (the test sandbox)"; \
+	  apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } || \
+	  echo "WARNING: bubblewrap could not be installed: tests run without a sandbox"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)

@@ -13,7 +13,10 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
 from activities.forward import ForwardActivities
+from activities.testing import RunnerConfig, TestActivities
 from agents.policy import Policy
+from gym.runner import Limits
+from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings, load_settings
 from ratchet.telemetry import build_tracer_provider
@@ -50,17 +53,34 @@ async def connect(settings: Settings, provider: TracerProvider) -> Client:
     )
 
 
+def runner_config(settings: Settings) -> RunnerConfig:
+    limits = Limits(
+        timeout_s=settings.test_timeout_s,
+        memory_bytes=settings.sandbox_memory_mb * 2**20,
+        cpu_seconds=settings.sandbox_cpu_seconds,
+        max_processes=settings.sandbox_max_processes,
+    )
+    sandbox = choose_sandbox(
+        require=settings.require_sandbox, allow=settings.sandbox.lower() != "none"
+    )
+    if sandbox.name == "none":
+        log.warning("NO SANDBOX: repository code will run unconfined (%s)", sandbox.description)
+    return RunnerConfig(limits=limits, sandbox=sandbox, reruns=settings.flaky_reruns)
+
+
 def build_worker(client: Client, settings: Settings) -> Worker:
-    activities = ForwardActivities(
+    store = FilesystemArtifactStore(settings.artifacts_dir)
+    forward = ForwardActivities(
         home=settings.home,
-        store=FilesystemArtifactStore(settings.artifacts_dir),
+        store=store,
         anthropic_policy=build_anthropic_policy(settings),
     )
+    tests = TestActivities(home=settings.home, store=store, runner=runner_config(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[ForwardPlanningWorkflow],
-        activities=activities.all(),
+        activities=[*forward.all(), tests.run_tests],
         max_concurrent_activities=8,
     )
 

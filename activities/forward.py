@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 
+from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
 from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
 from agents.scripted import ScriptedPolicy, parse_script
@@ -16,15 +18,12 @@ from gym import gates, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import PatchDoesNotApply
 from gym.patching import PatchRules, apply_patch
-from gym.runner import run_command
 from ratchet.artifacts import ArtifactStore
-from ratchet.telemetry import RUN_ID_ATTRIBUTE
 from workflows.shared import (
     DELIVER,
     PATCH,
     PLAN,
     PREPARE,
-    RUN_TESTS,
     VERIFY,
     DeliverInput,
     Delivery,
@@ -37,7 +36,6 @@ from workflows.shared import (
     Prepared,
     PrepareInput,
     RunRef,
-    TestInput,
     TestReport,
     VerifyInput,
     VerifyOutput,
@@ -50,12 +48,6 @@ def _attempt() -> int:
     return activity.info().attempt
 
 
-def _tag_span(run_id: str) -> None:
-    from opentelemetry import trace
-
-    trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
-
-
 class ForwardActivities:
     def __init__(
         self, *, home: Path, store: ArtifactStore, anthropic_policy: Policy | None = None
@@ -66,8 +58,7 @@ class ForwardActivities:
         self.anthropic_policy = anthropic_policy
 
     def _workspace(self, run: RunRef, snapshot: str, purpose: str) -> Path:
-        path = self.home / "workspaces" / run.run_id / purpose
-        return workspace.materialize(Path(run.mirror), snapshot, path)
+        return materialize(self.home, run, snapshot, purpose)
 
     def _policy(self, choice: PolicyChoice) -> Policy:
         if choice.name == "scripted":
@@ -83,7 +74,7 @@ class ForwardActivities:
     @activity.defn(name=PREPARE)
     @permanent_errors
     async def prepare(self, arg: PrepareInput) -> Prepared:
-        _tag_span(arg.run_id)
+        tag_span(arg.run_id)
         mirror, base = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.base_ref)
         run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when)
         ws = await asyncio.to_thread(self._workspace, run, base, "base")
@@ -92,31 +83,10 @@ class ForwardActivities:
             command, source = detect_test_command(ws, load_config(ws))
         return Prepared(run, command, source, attempt=_attempt())
 
-    @activity.defn(name=RUN_TESTS)
-    @permanent_errors
-    async def run_tests(self, arg: TestInput) -> TestReport:
-        _tag_span(arg.run.run_id)
-        ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "tests")
-        result = await run_command(
-            arg.test_command, ws, timeout_s=arg.timeout_s, tick=activity.heartbeat, tick_every_s=1.0
-        )
-        log_ref = self.store.put(result.output)
-        tail = result.output[-SUMMARY_CHARS:].decode(errors="replace")
-        return TestReport(
-            passed=result.exit_code == 0,
-            exit_code=result.exit_code,
-            timed_out=result.timed_out,
-            duration_s=result.duration_s,
-            log_ref=log_ref,
-            summary=tail,
-            isolation=result.isolation,
-            attempt=_attempt(),
-        )
-
     @activity.defn(name=PLAN)
     @permanent_errors
     async def plan(self, arg: PlanInput) -> PlanOutput:
-        _tag_span(arg.run.run_id)
+        tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "policy")
         text = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws))
@@ -125,7 +95,7 @@ class ForwardActivities:
     @activity.defn(name=PATCH)
     @permanent_errors
     async def patch(self, arg: PatchInput) -> PatchOutput:
-        _tag_span(arg.run.run_id)
+        tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "policy")
         feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
@@ -163,7 +133,7 @@ class ForwardActivities:
     @activity.defn(name=VERIFY)
     @permanent_errors
     async def verify(self, arg: VerifyInput) -> VerifyOutput:
-        _tag_span(arg.run.run_id)
+        tag_span(arg.run.run_id)
         base = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "base")
         config = load_config(base)
         mirror = Path(arg.run.mirror)
@@ -173,8 +143,8 @@ class ForwardActivities:
         results = gates.evaluate(
             changed=changed,
             config=config,
-            patched=_outcome(arg.tests),
-            baseline=_outcome(arg.baseline),
+            patched=_outcome(arg.tests, self.store),
+            baseline=_outcome(arg.baseline, self.store),
         )
         passed = all(g.passed for g in results)
         feedback_ref = None
@@ -195,7 +165,7 @@ class ForwardActivities:
     @activity.defn(name=DELIVER)
     @permanent_errors
     async def deliver(self, arg: DeliverInput) -> Delivery:
-        _tag_span(arg.run.run_id)
+        tag_span(arg.run.run_id)
         mirror = Path(arg.run.mirror)
         patch = await asyncio.to_thread(workspace.diff, mirror, arg.run.base_sha, arg.snapshot)
         patch_ref = self.store.put(patch)
@@ -215,8 +185,19 @@ class ForwardActivities:
         return Delivery(branch, commit, patch_ref, len(files), attempt=_attempt())
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare, self.run_tests, self.plan, self.patch, self.verify, self.deliver]
+        return [self.prepare, self.plan, self.patch, self.verify, self.deliver]
 
 
-def _outcome(report: TestReport) -> gates.TestOutcome:
-    return gates.TestOutcome(report.passed, report.exit_code, report.timed_out, report.summary)
+def _outcome(report: TestReport, store: ArtifactStore) -> gates.TestOutcome:
+    outcomes: dict[str, str] = {}
+    if report.results_ref:
+        tests = json.loads(store.get_text(report.results_ref)).get("tests", [])
+        outcomes = {t["id"]: t["outcome"] for t in tests}
+    return gates.TestOutcome(
+        passed=report.passed,
+        exit_code=report.exit_code,
+        timed_out=report.timed_out,
+        summary=report.summary,
+        outcomes=outcomes,
+        killed_by=tuple(report.killed_by),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gym.config import RepoConfig
 from gym.paths import matches_any
@@ -24,9 +24,62 @@ class TestOutcome:
     exit_code: int
     timed_out: bool
     summary: str
+    outcomes: dict[str, str] = field(default_factory=dict)
+    """Per-test outcome by test id, when the runner could read them (JUnit XML)."""
+    killed_by: tuple[str, ...] = ()
+
+
+def _listed(ids: list[str], limit: int = 8) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 def tests_gate(patched: TestOutcome, baseline: TestOutcome) -> GateResult:
+    """The patch's tests pass and no test that passed at baseline fails, vanishes or turns flaky."""
+    if patched.timed_out or patched.killed_by:
+        why = ", ".join(patched.killed_by) or "timeout"
+        return GateResult("tests", False, f"the test run was killed ({why}). {patched.summary}")
+    if not patched.outcomes or not baseline.outcomes:
+        return _exit_code_gate(patched, baseline)
+    failing = ("failed", "error")
+    broken = [
+        t
+        for t, o in patched.outcomes.items()
+        if o in failing and baseline.outcomes.get(t) not in failing
+    ]
+    still = [
+        t
+        for t, o in patched.outcomes.items()
+        if o in failing and baseline.outcomes.get(t) in failing
+    ]
+    vanished = [
+        t for t, o in baseline.outcomes.items()
+        if o == "passed" and patched.outcomes.get(t, "missing") in ("skipped", "missing")
+    ]  # fmt: skip
+    flaky = [t for t, o in patched.outcomes.items() if o == "flaky"]
+    new_flaky = [t for t in flaky if t not in baseline.outcomes]
+    problems = []
+    if broken:
+        problems.append(f"failing: {_listed(broken)}")
+    if vanished:
+        problems.append(f"passed at baseline but no longer run: {_listed(vanished)}")
+    if new_flaky:
+        problems.append(f"new tests are flaky: {_listed(new_flaky)}")
+    notes = []
+    if still:
+        notes.append(f"already failing at baseline: {_listed(still)}")
+    if flaky and not new_flaky:
+        notes.append(f"flaky (failed, then passed on a re-run): {_listed(flaky)}")
+    passed = sum(1 for o in patched.outcomes.values() if o == "passed")
+    if not patched.passed and not broken and not still and baseline.passed:
+        problems.append(f"the test command exited with {patched.exit_code} though no test failed")
+    if problems:
+        return GateResult("tests", False, "; ".join(problems + notes))
+    detail = f"{passed} tests passed, none newly failing"
+    return GateResult("tests", True, "; ".join([detail, *notes]))
+
+
+def _exit_code_gate(patched: TestOutcome, baseline: TestOutcome) -> GateResult:
     if patched.passed:
         detail = "the test command passed"
         if not baseline.passed:

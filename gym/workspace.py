@@ -155,6 +155,12 @@ def snapshot(workspace: Path, run_id: str, step: str, message: str, when: str) -
     return sha
 
 
+def restore_paths(workspace: Path, sha: str, paths: list[str]) -> None:
+    """Put `paths` back as they are at `sha` (used to grade with the original tests)."""
+    if paths:
+        git("checkout", sha, "--", *paths, cwd=workspace)
+
+
 def diff(mirror: Path, base: str, sha: str) -> bytes:
     return git_bytes("diff", "--binary", "--no-color", "--no-ext-diff", base, sha, git_dir=mirror)
 

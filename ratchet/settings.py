@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     test_timeout_s: float = Field(default=600.0, gt=0)
     heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     """A step that stops heartbeating for this long (a dead worker) is retried elsewhere."""
+    require_sandbox: bool = False
+    """RATCHET_REQUIRE_SANDBOX=1: refuse to run repository code when no sandbox works here."""
+    sandbox: str = "auto"
+    """"auto" uses bubblewrap when it works; "none" never sandboxes (trusted code only)."""
+    sandbox_memory_mb: int = Field(default=4096, ge=64)
+    sandbox_max_processes: int = Field(default=512, ge=8)
+    sandbox_cpu_seconds: int = Field(default=1200, ge=1)
+    flaky_reruns: int = Field(default=1, ge=0, le=5)
+    """How many times failing tests are re-run to tell a flaky test from a real failure."""
     max_goal_chars: int = 20_000
     max_script_bytes: int = 1_000_000
 

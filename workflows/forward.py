@@ -78,7 +78,10 @@ class ForwardPlanningWorkflow:
         run = prepared.run
 
         def tests(snapshot: str, label: str, round_: int | None) -> Awaitable[TestReport]:
-            arg = TestInput(run, snapshot, prepared.test_command, task.test_timeout_s, label)
+            arg = TestInput(
+                run, snapshot, prepared.test_command, task.test_timeout_s, label,
+                grade_with_base_tests=label != "baseline",
+            )  # fmt: skip
             limit = timedelta(seconds=task.test_timeout_s + 120)
             return self._step(label, RUN_TESTS, arg, TestReport, limit=limit,
                               heartbeat=heartbeat, round_=round_)  # fmt: skip
@@ -221,15 +224,27 @@ class ForwardPlanningWorkflow:
         return ApplicationError(message, type=kind, non_retryable=True)
 
 
+def _test_detail(r: TestReport) -> str:
+    verdict = "passed" if r.passed else f"failed (exit {r.exit_code})"
+    if r.passed_count or r.failed_count:
+        verdict += f": {r.passed_count} passed, {r.failed_count} failed"
+    if r.flaky:
+        verdict += f", {len(r.flaky)} flaky"
+    if r.killed_by:
+        verdict += f", killed by {', '.join(r.killed_by)}"
+    if r.restored_tests:
+        verdict += f"; graded with the original {', '.join(r.restored_tests)}"
+    sandbox = r.isolation.split(":", 1)[0]
+    return f"{verdict} in {r.duration_s:.1f}s [sandbox: {sandbox}]"
+
+
 def _detail(result: object) -> str:
     describe: Callable[[Any], str] | None = _DETAILS.get(type(result))
     return describe(result) if describe else ""
 
 
 _DETAILS: dict[type, Callable[[Any], str]] = {
-    TestReport: lambda r: (
-        ("passed" if r.passed else f"failed (exit {r.exit_code})") + f" in {r.duration_s:.1f}s"
-    ),
+    TestReport: lambda r: _test_detail(r),
     VerifyOutput: lambda r: ", ".join(
         f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in r.gates
     ),

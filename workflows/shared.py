@@ -84,6 +84,8 @@ class TestInput:
     test_command: str
     timeout_s: float
     label: str
+    grade_with_base_tests: bool = False
+    """Run existing tests as they are at the base, whatever the patch did to them."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,13 @@ class TestReport:
     summary: str
     isolation: str
     attempt: int = 1
+    results_ref: str | None = None
+    """JSON artifact: per-test outcomes, counts, flaky tests, isolation (`ratchet test --json`)."""
+    passed_count: int = 0
+    failed_count: int = 0
+    flaky: list[str] = field(default_factory=list)
+    killed_by: list[str] = field(default_factory=list)
+    restored_tests: list[str] = field(default_factory=list)
 
     __test__ = False  # not a pytest class
 

@@ -1,0 +1,88 @@
+"""The test step: the gym's sandboxed runner as an activity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from temporalio import activity
+
+from activities.common import materialize, tag_span
+from activities.errors import permanent_errors
+from gym import workspace
+from gym.config import load_config
+from gym.paths import matches_any
+from gym.runner import Limits
+from gym.sandbox import Sandbox
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
+from workflows.shared import RUN_TESTS, RunRef, TestInput, TestReport
+
+SUMMARY_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    limits: Limits
+    sandbox: Sandbox
+    reruns: int = 1
+
+
+class TestActivities:
+    __test__ = False  # not a pytest class
+
+    def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
+        self.home = home
+        self.store = store
+        self.runner = runner
+
+    def _restore_original_tests(self, run: RunRef, snapshot: str, ws: Path) -> list[str]:
+        """Existing tests the patch changed are put back: grading uses the original tests."""
+        base = materialize(self.home, run, run.base_sha, "base")
+        config = load_config(base)
+        if config.allow_test_changes or snapshot == run.base_sha:
+            return []
+        changed = workspace.changed_files(Path(run.mirror), run.base_sha, snapshot)
+        paths = [
+            f.path for f in changed if f.status != "A" and matches_any(f.path, config.test_globs)
+        ]
+        workspace.restore_paths(ws, run.base_sha, paths)
+        return paths
+
+    @activity.defn(name=RUN_TESTS)
+    @permanent_errors
+    async def run_tests(self, arg: TestInput) -> TestReport:
+        tag_span(arg.run.run_id)
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "tests")
+        restored: list[str] = []
+        if arg.grade_with_base_tests:
+            restored = await asyncio.to_thread(
+                self._restore_original_tests, arg.run, arg.snapshot, ws
+            )
+        run = await run_tests(
+            arg.test_command,
+            ws,
+            limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
+            sandbox=self.runner.sandbox,
+            reruns=self.runner.reruns,
+            tick=activity.heartbeat,
+        )
+        result = run.result
+        return TestReport(
+            passed=run.passed,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            duration_s=result.duration_s,
+            log_ref=self.store.put(result.output),
+            summary=result.output[-SUMMARY_CHARS:].decode(errors="replace"),
+            isolation=result.isolation,
+            attempt=activity.info().attempt,
+            results_ref=self.store.put_text(json.dumps(run.as_json())),
+            passed_count=run.count("passed"),
+            failed_count=run.count("failed") + run.count("error"),
+            flaky=run.flaky,
+            killed_by=result.killed_by,
+            restored_tests=restored,
+        )

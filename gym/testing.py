@@ -1,0 +1,113 @@
+"""Run a repository's tests: per-test outcomes from JUnit XML; re-runs tell flaky from failing."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gym.junit import TestCase, parse_junit
+from gym.runner import CommandResult, Limits, Tick, run_command
+from gym.sandbox import Sandbox
+
+FAILING = ("failed", "error")
+# pytest reads extra options from the environment, whatever wraps it (make, tox, a script).
+PYTEST_OPTIONS = "--junitxml={results}/junit.xml -o junit_family=xunit1 -p no:cacheprovider"
+
+
+@dataclass(frozen=True)
+class TestRun:
+    __test__ = False  # not a pytest class
+
+    result: CommandResult
+    tests: list[TestCase] = field(default_factory=list)
+    reruns: int = 0
+
+    @property
+    def flaky(self) -> list[str]:
+        return [t.id for t in self.tests if t.outcome == "flaky"]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for t in self.tests if t.outcome == outcome)
+
+    @property
+    def passed(self) -> bool:
+        """No real failure: per test when outcomes are known, else by the exit code."""
+        if self.result.timed_out or self.result.killed_by:
+            return False
+        if self.tests:
+            return not any(t.outcome in FAILING for t in self.tests) and (
+                self.result.exit_code == 0 or bool(self.flaky)
+            )
+        return self.result.exit_code == 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.count("passed"),
+            "failed": self.count("failed"),
+            "errors": self.count("error"),
+            "skipped": self.count("skipped"),
+            "flaky": self.flaky,
+            "tests": [
+                {"id": t.id, "outcome": t.outcome, "duration_s": t.duration_s} for t in self.tests
+            ],
+            "isolation": self.result.isolation,
+            "exit_code": self.result.exit_code,
+            "timed_out": self.result.timed_out,
+            "killed_by": self.result.killed_by,
+            "duration_s": self.result.duration_s,
+        }
+
+
+def rerun_command(command: str, failing: list[str]) -> str:
+    """Re-run only the failing tests when the command is a plain pytest call, else all of it."""
+    if re.search(r"\bpytest\b", command) and not re.search(r"[;&|`$()<>]", command):
+        return command + " " + " ".join(shlex.quote(t) for t in failing)
+    return command
+
+
+async def run_tests(
+    command: str,
+    workspace: Path,
+    *,
+    limits: Limits | None = None,
+    sandbox: Sandbox | None = None,
+    reruns: int = 1,
+    tick: Tick | None = None,
+    on_output: Callable[[bytes], None] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> TestRun:
+    results = Path(tempfile.mkdtemp(prefix="ratchet-results-"))
+    try:
+        env = {"PYTEST_ADDOPTS": PYTEST_OPTIONS, **(extra_env or {})}
+
+        async def once(cmd: str) -> tuple[CommandResult, list[TestCase]]:
+            (results / "junit.xml").unlink(missing_ok=True)
+            result = await run_command(
+                cmd, workspace, limits=limits, sandbox=sandbox, env=env, results=results,
+                tick=tick, on_output=on_output,
+            )  # fmt: skip
+            junit = results / "junit.xml"
+            return result, parse_junit(junit.read_bytes()) if junit.exists() else []
+
+        result, tests = await once(command)
+        run = TestRun(result, tests)
+        for attempt in range(1, reruns + 1):
+            failing = [t.id for t in run.tests if t.outcome in FAILING]
+            if not failing or result.timed_out or result.killed_by:
+                break
+            _, again = await once(rerun_command(command, failing))
+            passed_now = {t.id for t in again if t.outcome == "passed"}
+            run = replace(
+                run,
+                tests=[replace(t, outcome="flaky") if t.id in passed_now else t for t in run.tests],
+                reruns=attempt,
+            )
+        return run
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
