@@ -16,6 +16,9 @@ from typing import Protocol
 from gym.errors import GymError
 
 RESULTS_INSIDE = "/tmp/.ratchet"  # where the results directory appears inside the sandbox
+# The workspace appears at a neutral path: tools that search upwards for configuration (pytest,
+# ruff) must find the repository's, never that of whatever project holds $RATCHET_HOME.
+WORKSPACE_INSIDE = "/tmp/workspace"
 
 
 class SandboxUnavailable(GymError):
@@ -55,21 +58,21 @@ class BwrapSandbox:
     binary: str = "bwrap"
     name: str = "bwrap"
     description: str = (
-        "bwrap: no network, read-only root, private /tmp, only the workspace writable, "
-        "scrubbed environment"
+        f"bwrap: no network, read-only root, private /tmp, only the workspace writable "
+        f"(at {WORKSPACE_INSIDE}), scrubbed environment"
     )
 
     def wrap(
         self, argv: list[str], workspace: Path, env: dict[str, str], results: Path
     ) -> tuple[list[str], dict[str, str], str]:
-        ws = str(workspace.resolve())
+        ws = WORKSPACE_INSIDE
         args = [self.binary, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         args += ["--tmpfs", "/tmp"]
         # A private /tmp hides anything of ours that lives under /tmp: bind the interpreter back.
         for keep in sorted({sys.prefix, sys.base_prefix}):
             if keep.startswith("/tmp/"):
                 args += ["--ro-bind", keep, keep]
-        args += ["--bind", ws, ws, "--bind", str(results), RESULTS_INSIDE]
+        args += ["--bind", str(workspace.resolve()), ws, "--bind", str(results), RESULTS_INSIDE]
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         args += ["--clearenv"]
         inside_env = {**env, "HOME": "/tmp", "TMPDIR": "/tmp"}

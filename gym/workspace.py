@@ -136,6 +136,13 @@ def materialize(mirror: Path, sha: str, path: Path) -> Path:
     return path
 
 
+def discard(mirror: Path, path: Path) -> None:
+    """Remove a workspace made by `materialize`."""
+    git("worktree", "remove", "--force", str(path), git_dir=mirror, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    git("worktree", "prune", git_dir=mirror, check=False)
+
+
 def snapshot(workspace: Path, run_id: str, step: str, message: str, when: str) -> str:
     """Record the workspace as a commit on refs/ratchet/<run_id>/<step> and return its sha.
 

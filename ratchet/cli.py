@@ -42,6 +42,19 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_exec(args: argparse.Namespace) -> int:
+    from ratchet.gymcli import exec_command
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    return exec_command(load_settings(), args.repo, args.ref, args.timeout, argv)
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from ratchet.gymcli import test_command
+
+    return test_command(load_settings(), args.repo, args.ref, args.command, args.json)
+
+
 def _cmd_task(args: argparse.Namespace) -> int:
     from ratchet.apiclient import RatchetApi, follow
 
@@ -100,6 +113,20 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("run_id")
     t.add_argument("--json", action="store_true")
     t.set_defaults(fn=_cmd_trace)
+
+    ex = sub.add_parser("exec", help="run a command in a fresh sandboxed workspace of a repo")
+    ex.add_argument("--repo", required=True)
+    ex.add_argument("--ref", default="HEAD")
+    ex.add_argument("--timeout", type=float, help="wall-clock limit in seconds (exit 124)")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    ex.set_defaults(fn=_cmd_exec)
+
+    te = sub.add_parser("test", help="run a repo's tests through the sandboxed runner")
+    te.add_argument("--repo", required=True)
+    te.add_argument("--ref", default="HEAD")
+    te.add_argument("--command", help="test command (detected when absent)")
+    te.add_argument("--json", action="store_true")
+    te.set_defaults(fn=_cmd_test)
 
     task = sub.add_parser("task", help="submit a forward-planning task")
     task.add_argument("--repo", required=True)

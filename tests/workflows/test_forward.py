@@ -179,3 +179,44 @@ async def test_refactor_that_breaks_tests_is_discarded(
     assert run["result"]["refactor_kept"] is False
     assert "return a * b" in git("show", f"ratchet/{run_id}:calc.py", cwd=repo)
     assert all(g["passed"] for g in run["result"]["gates"])
+
+
+async def test_weakening_an_existing_test_is_flagged_and_graded_with_the_original(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    # Breaks add() and "fixes" the failing test by weakening it.
+    cheat = (
+        "calc.py\n<<<<<<< SEARCH\n    return a + b\n=======\n    return a - b\n>>>>>>> REPLACE\n"
+        "tests/test_calc.py\n<<<<<<< SEARCH\n    assert add(2, 3) == 5\n=======\n"
+        "    assert add(2, 3) is not None\n>>>>>>> REPLACE\n"
+    )
+    run_id = await submit(api, repo, write_script(tmp_path / "s.toml", [cheat, cheat, cheat]))
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "failed"
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert not gates["tamper"]["passed"]
+    assert "tests/test_calc.py (modified)" in gates["tamper"]["detail"]
+    # The weakened test was not used: the original one ran, and failed.
+    assert gates["tests"]["detail"].startswith("failing: tests/test_calc.py::test_add")
+    test_step = next(s for s in run["steps"] if s["name"] == "test")
+    assert "graded with the original tests/test_calc.py" in test_step["detail"]
+    assert "[sandbox: bwrap]" in test_step["detail"]
+
+
+async def test_a_test_failing_at_baseline_does_not_block_an_unrelated_change(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    files = dict(PY_REPO)
+    files["tests/test_known_bug.py"] = "def test_known_bug():\n    assert 0.1 + 0.2 == 0.3\n"
+    repo = make_repo(tmp_path / "calc", files)
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
+    run_id = await submit(api, repo, script)
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "completed", run
+    tests_gate = next(g for g in run["result"]["gates"] if g["name"] == "tests")
+    assert tests_gate["passed"]
+    assert (
+        "already failing at baseline: tests/test_known_bug.py::test_known_bug"
+        in tests_gate["detail"]
+    )
