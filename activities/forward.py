@@ -16,7 +16,7 @@ from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
 from agents.scripted import ScriptedPolicy, parse_script
 from gym import gates, workspace
 from gym.config import detect_test_command, load_config
-from gym.errors import PatchDoesNotApply
+from gym.errors import BadRepository, PatchDoesNotApply
 from gym.patching import PatchRules, apply_patch
 from ratchet.artifacts import ArtifactStore
 from workflows.shared import (
@@ -77,6 +77,8 @@ class ForwardActivities:
         tag_span(arg.run_id)
         mirror, base = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.base_ref)
         run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when)
+        if arg.start_snapshot and not self.mirrors.has_commit(mirror, arg.start_snapshot):
+            raise BadRepository(f"snapshot {arg.start_snapshot} is not in the mirror of {arg.repo}")
         ws = await asyncio.to_thread(self._workspace, run, base, "base")
         command, source = arg.test_command, "task"
         if not command:

@@ -26,6 +26,17 @@ class TaskAccepted(BaseModel):
     temporal_ui_url: str
     trace_id: str
     policy: str
+    forked_from: str | None = None
+
+
+class ForkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_step: str = Field(min_length=1, max_length=100, description='e.g. "base", "patch-1"')
+    goal: str | None = Field(default=None, min_length=1)
+    policy: Literal["anthropic", "scripted"] | None = None
+    policy_script: str | None = Field(default=None, max_length=4096)
+    max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
 
 
 class GatePublic(BaseModel):
@@ -68,3 +79,5 @@ class RunPublic(BaseModel):
     temporal_ui_url: str
     policy: str = ""
     error: ErrorPublic | None = None
+    snapshots: dict[str, str] = Field(default_factory=dict)
+    forked_from: str | None = None

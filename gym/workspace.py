@@ -114,9 +114,7 @@ class Mirrors:
 
     @staticmethod
     def has_commit(mirror: Path, sha: str) -> bool:
-        return git("cat-file", "-e", f"{sha}^{{commit}}", git_dir=mirror, check=False) == "" and (
-            git("cat-file", "-t", sha, git_dir=mirror, check=False) == "commit"
-        )
+        return git("cat-file", "-t", sha, git_dir=mirror, check=False) == "commit"
 
 
 def materialize(mirror: Path, sha: str, path: Path) -> Path:

@@ -65,17 +65,22 @@ class ForwardPlanningWorkflow:
     @workflow.run
     async def run(self, task: TaskInput) -> RunResult:
         self._state = replace(
-            self._state, run_id=task.run_id, trace_id=task.trace_id, policy_label=task.policy.name
+            self._state,
+            run_id=task.run_id,
+            trace_id=task.trace_id,
+            policy_label=task.policy.name,
+            task=task,
         )
         heartbeat = timedelta(seconds=task.heartbeat_timeout_s)
         when = workflow.now().replace(microsecond=0).isoformat()
 
         prepared: Prepared = await self._step(
             "prepare", PREPARE, PrepareInput(task.run_id, task.repo, task.base_ref,
-                                             task.test_command, when),
+                                             task.test_command, when, task.start_snapshot),
             Prepared, limit=timedelta(minutes=15), heartbeat=None,
         )  # fmt: skip
         run = prepared.run
+        self._record_snapshot("base", run.base_sha)
 
         def tests(snapshot: str, label: str, round_: int | None) -> Awaitable[TestReport]:
             arg = TestInput(
@@ -94,7 +99,8 @@ class ForwardPlanningWorkflow:
         self._state = replace(self._state, policy_label=plan.policy_label)
 
         # Each round patches the previous attempt, so feedback is about what is in front of it.
-        current, snapshot, feedback_ref = run.base_sha, run.base_sha, None
+        current = task.start_snapshot or run.base_sha
+        snapshot, feedback_ref = current, None
         verified: VerifyOutput | None = None
         last_gates: VerifyOutput | None = None
         rounds = task.max_repair_rounds + 1
@@ -109,6 +115,7 @@ class ForwardPlanningWorkflow:
                 feedback_ref = patch.patch_ref
                 continue
             current = patch.snapshot
+            self._record_snapshot(f"patch-{round_}", current)
             report = await tests(patch.snapshot, "test", round_)
             verify: VerifyOutput = await self._step(
                 "verify", VERIFY, VerifyInput(run, patch.snapshot, report, baseline),
@@ -138,6 +145,7 @@ class ForwardPlanningWorkflow:
         )  # fmt: skip
         refactor_kept = False
         if refactor.applied and refactor.changed:
+            self._record_snapshot("refactor-1", refactor.snapshot)
             report = await tests(refactor.snapshot, "test", None)
             verify = await self._step(
                 "verify", VERIFY, VerifyInput(run, refactor.snapshot, report, baseline),
@@ -210,6 +218,9 @@ class ForwardPlanningWorkflow:
                        _detail(result)),
         )  # fmt: skip
         return result
+
+    def _record_snapshot(self, step: str, sha: str) -> None:
+        self._state = replace(self._state, snapshots={**self._state.snapshots, step: sha})
 
     def _set_step(self, index: int, record: StepRecord) -> None:
         steps = list(self._state.steps)

@@ -46,6 +46,9 @@ class TaskInput:
     max_repair_rounds: int = 3
     test_timeout_s: float = 600.0
     heartbeat_timeout_s: float = 30.0
+    start_snapshot: str | None = None
+    """Begin at this snapshot of an earlier run (a fork) instead of at the base."""
+    forked_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class PrepareInput:
     base_ref: str
     test_command: str | None
     when: str
+    start_snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,3 +220,6 @@ class RunState:
     steps: list[StepRecord] = field(default_factory=list)
     result: RunResult | None = None
     error: dict[str, str] | None = None
+    snapshots: dict[str, str] = field(default_factory=dict)
+    """Snapshot id (commit sha) after each step that changed the tree: base, patch-N, refactor-1."""
+    task: TaskInput | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException
@@ -12,8 +13,18 @@ from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import ErrorPublic, GatePublic, RunPublic, RunResultPublic, StepPublic
+from api.models import (
+    ErrorPublic,
+    ForkCreate,
+    GatePublic,
+    RunPublic,
+    RunResultPublic,
+    StepPublic,
+    TaskAccepted,
+)
+from api.starting import choose_policy, new_run_id, start_forward
 from ratchet.artifacts import ArtifactNotFound
+from ratchet.telemetry import current_trace_id
 from workflows.shared import RunState
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
@@ -87,6 +98,8 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
         temporal_ui_url=settings.workflow_ui_url(description.id),
         policy=state.policy_label if state else "",
         error=error,
+        snapshots=state.snapshots if state else {},
+        forked_from=state.task.forked_from if state and state.task else None,
     )
 
 
@@ -115,3 +128,44 @@ async def get_patch(run_id: str, client: TemporalClientDep, store: StoreDep) -> 
             404, f"the patch of run {run_id} is missing from the artifact store"
         ) from None
     return Response(content=data, media_type="text/x-diff")
+
+
+@router.post("/{run_id}/fork", status_code=202, response_model=TaskAccepted)
+async def fork_run(
+    run_id: str,
+    body: ForkCreate,
+    client: TemporalClientDep,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> TaskAccepted:
+    """Start a new run from a snapshot another run recorded (e.g. to retry with another policy)."""
+    _, _, state = await _load(client, run_id)
+    if state is None or state.task is None:
+        raise HTTPException(409, f"run {run_id} cannot be read right now (is a worker running?)")
+    snapshot = state.snapshots.get(body.from_step)
+    if snapshot is None:
+        known = ", ".join(state.snapshots) or "none yet"
+        raise HTTPException(
+            422, f"run {run_id} has no snapshot {body.from_step!r}; recorded: {known}"
+        )
+    if body.goal is not None and len(body.goal) > settings.max_goal_chars:
+        raise HTTPException(422, f"goal is over the {settings.max_goal_chars}-character limit")
+    source = state.task
+    policy = source.policy
+    if body.policy is not None or body.policy_script is not None:
+        policy = choose_policy(
+            body.policy or source.policy.name, body.policy_script, settings, store
+        )
+    task = replace(
+        source,
+        run_id=new_run_id(),
+        goal=body.goal or source.goal,
+        policy=policy,
+        trace_id=current_trace_id(),
+        max_repair_rounds=(
+            source.max_repair_rounds if body.max_repair_rounds is None else body.max_repair_rounds
+        ),
+        start_snapshot=snapshot,
+        forked_from=f"{run_id}@{body.from_step}",
+    )
+    return await start_forward(client, settings, task)

@@ -1,0 +1,85 @@
+"""Starting a forward-planning run: shared by POST /tasks and POST /runs/{id}/fork."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from fastapi import HTTPException
+from opentelemetry import trace
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from agents.policy import PolicyError
+from agents.scripted import parse_script
+from api.deps import TemporalUnavailable
+from api.models import TaskAccepted
+from ratchet.artifacts import ArtifactStore
+from ratchet.settings import Settings
+from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
+from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, TaskInput
+
+
+def new_run_id() -> str:
+    run_id = f"task-{secrets.token_hex(6)}"
+    trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
+    return run_id
+
+
+def choose_policy(
+    name: str | None, script: str | None, settings: Settings, store: ArtifactStore
+) -> PolicyChoice:
+    """The policy a run will use; 422 with a way forward when the choice cannot work."""
+    if name is None:
+        if settings.anthropic_api_key is None:
+            raise HTTPException(
+                422,
+                "no policy chosen and ANTHROPIC_API_KEY is not set on the server: set it to use "
+                'Claude, or pass "policy": "scripted" with "policy_script": "<path>" '
+                "(a test double that replays a script)",
+            )
+        name = "anthropic"
+    if name == "anthropic":
+        if settings.anthropic_api_key is None:
+            raise HTTPException(422, 'policy "anthropic" needs ANTHROPIC_API_KEY on the server')
+        if script:
+            raise HTTPException(422, 'policy_script is only for "policy": "scripted"')
+        return PolicyChoice("anthropic")
+    if not script:
+        raise HTTPException(422, 'policy "scripted" needs "policy_script": "<path to script>"')
+    path = Path(script)
+    if not path.is_absolute() or not path.is_file():
+        raise HTTPException(422, f"policy_script must be an absolute path to a file: {path}")
+    if path.stat().st_size > settings.max_script_bytes:
+        raise HTTPException(413, f"policy_script is over {settings.max_script_bytes} bytes")
+    text = path.read_text(errors="replace")
+    try:
+        parse_script(text)
+    except PolicyError as err:
+        raise HTTPException(422, str(err)) from None
+    return PolicyChoice("scripted", store.put_text(text))
+
+
+async def start_forward(client: Client, settings: Settings, task: TaskInput) -> TaskAccepted:
+    summary = task.goal[:200]
+    if task.policy.name == "scripted":
+        summary = f"[scripted policy: TEST DOUBLE] {task.goal[:180]}"
+    try:
+        await client.start_workflow(
+            FORWARD_WORKFLOW,
+            task,
+            id=task.run_id,
+            task_queue=settings.task_queue,
+            static_summary=summary,
+        )
+    except RPCError as err:
+        raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
+    return TaskAccepted(
+        run_id=task.run_id,
+        workflow_id=task.run_id,
+        status_url=f"/runs/{task.run_id}",
+        temporal_ui_url=settings.workflow_ui_url(task.run_id),
+        trace_id=task.trace_id or current_trace_id(),
+        policy=task.policy.name,
+        forked_from=task.forked_from,
+    )
