@@ -17,6 +17,7 @@ from agents.scripted import ScriptedPolicy, parse_script
 from gym import gates, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository, PatchDoesNotApply
+from gym.lint import LintRun, lint_gate
 from gym.patching import PatchRules, apply_patch
 from ratchet.artifacts import ArtifactStore
 from workflows.shared import (
@@ -28,6 +29,7 @@ from workflows.shared import (
     DeliverInput,
     Delivery,
     Gate,
+    LintReport,
     PatchInput,
     PatchOutput,
     PlanInput,
@@ -148,6 +150,9 @@ class ForwardActivities:
             patched=_outcome(arg.tests, self.store),
             baseline=_outcome(arg.baseline, self.store),
         )
+        results.append(
+            lint_gate(_lint_run(arg.baseline_lint, self.store), _lint_run(arg.lint, self.store))
+        )
         passed = all(g.passed for g in results)
         feedback_ref = None
         if not passed:
@@ -188,6 +193,13 @@ class ForwardActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.prepare, self.plan, self.patch, self.verify, self.deliver]
+
+
+def _lint_run(report: LintReport | None, store: ArtifactStore) -> LintRun | None:
+    if report is None or not report.configured:
+        return None
+    findings = json.loads(store.get_text(report.findings_ref)) if report.findings_ref else []
+    return LintRun(report.command, report.ok, findings, report.detail)
 
 
 def _outcome(report: TestReport, store: ArtifactStore) -> gates.TestOutcome:

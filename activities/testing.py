@@ -12,13 +12,22 @@ from temporalio import activity
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
 from gym import workspace
-from gym.config import load_config
+from gym.config import detect_lint_command, load_config
+from gym.lint import run_lint
 from gym.paths import matches_any
 from gym.runner import Limits
 from gym.sandbox import Sandbox
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
-from workflows.shared import RUN_TESTS, RunRef, TestInput, TestReport
+from workflows.shared import (
+    LINT,
+    RUN_TESTS,
+    LintInput,
+    LintReport,
+    RunRef,
+    TestInput,
+    TestReport,
+)
 
 SUMMARY_CHARS = 1500
 
@@ -85,4 +94,30 @@ class TestActivities:
             flaky=run.flaky,
             killed_by=result.killed_by,
             restored_tests=restored,
+        )
+
+    @activity.defn(name=LINT)
+    @permanent_errors
+    async def lint(self, arg: LintInput) -> LintReport:
+        tag_span(arg.run.run_id)
+        # The lint command comes from the base snapshot, like every other rule.
+        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        chosen = detect_lint_command(base, load_config(base))
+        if chosen is None:
+            return LintReport(configured=False, attempt=activity.info().attempt)
+        command, fmt = chosen
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "lint")
+        run = await run_lint(
+            command, fmt, ws,
+            limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
+            sandbox=self.runner.sandbox,
+        )  # fmt: skip
+        return LintReport(
+            configured=True,
+            ok=run.ok,
+            findings_ref=self.store.put_text(json.dumps(run.findings)),
+            count=len(run.findings),
+            command=command,
+            detail=run.detail,
+            attempt=activity.info().attempt,
         )

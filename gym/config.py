@@ -27,6 +27,10 @@ class RepoConfig:
     max_changed_lines: int = 2000
     max_changed_files: int = 50
     allow_test_changes: bool = False
+    lint_command: str | None = None
+    lint_format: str = "lines"
+    """"ruff-json" (ruff's --output-format=json) or "lines" (one finding per output line)."""
+    lint_enabled: bool = True
 
 
 def load_config(workspace: Path) -> RepoConfig:
@@ -39,6 +43,7 @@ def load_config(workspace: Path) -> RepoConfig:
         raise BadRepository(f"ratchet.toml is not valid TOML: {err}") from None
     tests = data.get("tests", {})
     patch = data.get("patch", {})
+    lint = data.get("lint", {})
     try:
         return RepoConfig(
             test_command=_opt_str(tests.get("command")),
@@ -48,6 +53,9 @@ def load_config(workspace: Path) -> RepoConfig:
             max_changed_lines=int(patch.get("max_changed_lines", 2000)),
             max_changed_files=int(patch.get("max_changed_files", 50)),
             allow_test_changes=bool(patch.get("allow_test_changes", False)),
+            lint_command=_opt_str(lint.get("command")),
+            lint_format=str(lint.get("format", "lines")),
+            lint_enabled=bool(lint.get("enabled", True)),
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise BadRepository(f"ratchet.toml has a value of the wrong type: {err}") from None
@@ -79,3 +87,17 @@ def detect_test_command(workspace: Path, config: RepoConfig) -> tuple[str, str]:
         "cannot tell how to run this repository's tests: pass test_command "
         "or add [tests] command = '...' to ratchet.toml"
     )
+
+
+RUFF = "ruff check --output-format=json --exit-zero --no-cache --quiet ."
+
+
+def detect_lint_command(workspace: Path, config: RepoConfig) -> tuple[str, str] | None:
+    """The lint command and its output format, or None when the repository has none."""
+    if not config.lint_enabled:
+        return None
+    if config.lint_command:
+        return config.lint_command, config.lint_format
+    if any((workspace / m).exists() for m in PYTHON_MARKERS) or any(workspace.glob("**/*.py")):
+        return RUFF, "ruff-json"
+    return None

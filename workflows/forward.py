@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 with workflow.unsafe.imports_passed_through():
     from workflows.shared import (
         DELIVER,
+        LINT,
         NON_RETRYABLE_TYPES,
         PATCH,
         PLAN,
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         VERIFY,
         DeliverInput,
         Delivery,
+        LintInput,
+        LintReport,
         PatchInput,
         PatchOutput,
         PlanInput,
@@ -91,7 +94,14 @@ class ForwardPlanningWorkflow:
             return self._step(label, RUN_TESTS, arg, TestReport, limit=limit,
                               heartbeat=heartbeat, round_=round_)  # fmt: skip
 
+        def lint(snapshot: str, label: str, round_: int | None) -> Awaitable[LintReport]:
+            return self._step(
+                label, LINT, LintInput(run, snapshot), LintReport,
+                limit=timedelta(minutes=10), heartbeat=None, round_=round_,
+            )  # fmt: skip
+
         baseline = await tests(run.base_sha, "baseline", None)
+        baseline_lint = await lint(run.base_sha, "baseline lint", None)
         plan: PlanOutput = await self._step(
             "plan", PLAN, PlanInput(run, task.goal, task.policy), PlanOutput,
             limit=POLICY_CALL, heartbeat=heartbeat,
@@ -117,8 +127,10 @@ class ForwardPlanningWorkflow:
             current = patch.snapshot
             self._record_snapshot(f"patch-{round_}", current)
             report = await tests(patch.snapshot, "test", round_)
+            linted = await lint(patch.snapshot, "lint", round_)
             verify: VerifyOutput = await self._step(
-                "verify", VERIFY, VerifyInput(run, patch.snapshot, report, baseline),
+                "verify", VERIFY,
+                VerifyInput(run, patch.snapshot, report, baseline, linted, baseline_lint),
                 VerifyOutput, limit=QUICK, heartbeat=None, round_=round_,
             )  # fmt: skip
             last_gates = verify
@@ -147,8 +159,10 @@ class ForwardPlanningWorkflow:
         if refactor.applied and refactor.changed:
             self._record_snapshot("refactor-1", refactor.snapshot)
             report = await tests(refactor.snapshot, "test", None)
+            linted = await lint(refactor.snapshot, "lint", None)
             verify = await self._step(
-                "verify", VERIFY, VerifyInput(run, refactor.snapshot, report, baseline),
+                "verify", VERIFY, VerifyInput(run, refactor.snapshot, report, baseline, linted,
+                                      baseline_lint),
                 VerifyOutput, limit=QUICK, heartbeat=None,
             )  # fmt: skip
             if verify.passed:
@@ -261,5 +275,12 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
     ),
     PatchOutput: lambda r: r.message,
     PlanOutput: lambda r: f"by {r.policy_label}",
+    LintReport: lambda r: (
+        f"{r.count} findings ({r.command.split()[0]})"
+        if r.configured and r.ok
+        else r.detail[:200]
+        if r.configured
+        else "no lint command"
+    ),
     Delivery: lambda r: f"branch {r.branch}, {r.files_changed} files",
 }

@@ -15,6 +15,7 @@ PREPARE = "ratchet.prepare"
 RUN_TESTS = "ratchet.run_tests"
 PLAN = "ratchet.plan"
 PATCH = "ratchet.patch"
+LINT = "ratchet.lint"
 VERIFY = "ratchet.verify"
 DELIVER = "ratchet.deliver"
 
@@ -114,6 +115,25 @@ class TestReport:
 
 
 @dataclass(frozen=True)
+class LintInput:
+    run: RunRef
+    snapshot: str
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class LintReport:
+    configured: bool
+    """False when the repository has no lint command (the gate then passes and says so)."""
+    ok: bool = False
+    findings_ref: str | None = None
+    count: int = 0
+    command: str = ""
+    detail: str = ""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
 class PlanInput:
     run: RunRef
     goal: str
@@ -163,6 +183,8 @@ class VerifyInput:
     snapshot: str
     tests: TestReport
     baseline: TestReport
+    lint: LintReport | None = None
+    baseline_lint: LintReport | None = None
 
 
 @dataclass(frozen=True)

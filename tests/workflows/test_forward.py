@@ -42,15 +42,17 @@ async def test_demo_example_is_repaired_verified_and_delivered(
     assert run["status"] == "completed", run
     assert run["error"] is None
     gates = {g["name"]: g["passed"] for g in run["result"]["gates"]}
-    assert gates == {"tests": True, "tamper": True, "diff_budget": True, "protected_paths": True}
+    assert gates == {
+        "tests": True, "tamper": True, "diff_budget": True, "protected_paths": True, "lint": True,
+    }  # fmt: skip
     steps = [(s["name"], s["round"], s["status"]) for s in run["steps"]]
     # Round 1's patch is wrong on purpose: verify fails, the failure goes back, round 2 passes.
     verifies = [(s["round"], s["detail"]) for s in run["steps"] if s["name"] == "verify"]
     assert verifies[0][0] == 1 and "tests FAILED" in verifies[0][1]
     assert verifies[1][0] == 2 and "FAILED" not in verifies[1][1]
     assert [name for name, _, _ in steps] == [
-        "prepare", "baseline", "plan", "patch", "test", "verify", "patch", "test", "verify",
-        "refactor", "test", "verify", "deliver",
+        "prepare", "baseline", "baseline lint", "plan", "patch", "test", "lint", "verify",
+        "patch", "test", "lint", "verify", "refactor", "test", "lint", "verify", "deliver",
     ]  # fmt: skip
     assert all(status == "completed" for _, _, status in steps)
     assert run["result"]["refactor_kept"] is True
@@ -220,3 +222,25 @@ async def test_a_test_failing_at_baseline_does_not_block_an_unrelated_change(
         "already failing at baseline: tests/test_known_bug.py::test_known_bug"
         in tests_gate["detail"]
     )
+
+
+async def test_a_new_lint_finding_sends_the_patch_back(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    right = ADD_MUL_WRONG.replace(
+        "def mul(a, b):\n    return a + b", "def mul(a, b):\n    return a * b"
+    )
+    unused_import = (
+        "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n=======\nimport os\n\n\ndef add(a, b):\n"
+    )
+    sloppy = right + unused_import + ">>>>>>> REPLACE\n"
+    tidy = "calc.py\n<<<<<<< SEARCH\nimport os\n\n\n=======\n>>>>>>> REPLACE\n"
+    run_id = await submit(api, repo, write_script(tmp_path / "s.toml", [sloppy, tidy]))
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "completed", run
+    verifies = [s["detail"] for s in run["steps"] if s["name"] == "verify"]
+    assert verifies[0] == "tests ok, tamper ok, diff_budget ok, protected_paths ok, lint FAILED"
+    lint_gate = next(g for g in run["result"]["gates"] if g["name"] == "lint")
+    assert lint_gate["passed"]
+    assert "import os" not in git("show", f"ratchet/{run_id}:calc.py", cwd=repo)

@@ -1,0 +1,83 @@
+"""The lint gate: no new lint findings against the baseline (ruff for Python repositories)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from gym.gates import GateResult
+from gym.runner import Limits, run_command
+from gym.sandbox import WORKSPACE_INSIDE, Sandbox
+
+_POSITION = re.compile(r":\d+(:\d+)?(?=[:\s])")
+
+
+@dataclass(frozen=True)
+class LintRun:
+    command: str
+    ok: bool
+    """The command ran and its output could be read."""
+    findings: list[str]
+    """One key per finding, without line numbers, so moved code is not a new finding."""
+    detail: str = ""
+
+
+def _relative(path: str, workspace: Path) -> str:
+    for root in (str(workspace.resolve()), WORKSPACE_INSIDE):
+        if path.startswith(root + "/"):
+            return path[len(root) + 1 :]
+    return path
+
+
+def parse_findings(output: str, fmt: str, workspace: Path) -> list[str] | None:
+    if fmt == "ruff-json":
+        try:
+            items = json.loads(output or "[]")
+            return [
+                f"{_relative(i['filename'], workspace)}: {i.get('code') or 'syntax'} {i['message']}"
+                for i in items
+            ]
+        except (ValueError, KeyError, TypeError):
+            return None
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return [_POSITION.sub("", _relative(ln, workspace)) for ln in lines]
+
+
+async def run_lint(
+    command: str, fmt: str, workspace: Path, *, limits: Limits, sandbox: Sandbox
+) -> LintRun:
+    result = await run_command(command, workspace, limits=limits, sandbox=sandbox)
+    output = result.output.decode(errors="replace")
+    if result.timed_out or result.killed_by or result.exit_code in (126, 127):
+        return LintRun(
+            command, False, [], f"lint did not run (exit {result.exit_code}): {output[-300:]}"
+        )
+    findings = parse_findings(output, fmt, workspace)
+    if findings is None:
+        return LintRun(command, False, [], f"lint output was not {fmt}: {output[-300:]}")
+    return LintRun(command, True, findings)
+
+
+def lint_gate(baseline: LintRun | None, patched: LintRun | None) -> GateResult:
+    if patched is None or baseline is None:
+        return GateResult(
+            "lint", True, "no lint command for this repository (set [lint] in ratchet.toml)"
+        )
+    if not patched.ok:
+        if not baseline.ok:
+            return GateResult(
+                "lint", True, f"lint could not run at baseline either: {patched.detail}"
+            )
+        return GateResult("lint", False, patched.detail)
+    new = Counter(patched.findings) - Counter(baseline.findings if baseline.ok else [])
+    if new:
+        shown = "; ".join(sorted(new.elements())[:10])
+        more = f" (and {new.total() - 10} more)" if new.total() > 10 else ""
+        return GateResult("lint", False, f"{new.total()} new lint findings: {shown}{more}")
+    fixed = len(baseline.findings) - len(patched.findings) if baseline.ok else 0
+    detail = f"no new findings ({len(patched.findings)} in all"
+    detail += f", {fixed} fewer than at baseline)" if fixed > 0 else ")"
+    return GateResult("lint", True, detail)

@@ -1,0 +1,49 @@
+"""The lint gate: ruff on a real repository, new findings against the baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gym.config import RUFF, RepoConfig, detect_lint_command, load_config
+from gym.lint import LintRun, lint_gate, parse_findings, run_lint
+from gym.runner import Limits
+from gym.sandbox import BwrapSandbox
+from tests.utils.repos import PY_REPO, make_repo
+
+
+async def test_ruff_in_the_sandbox_finds_what_a_patch_introduces(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
+    assert (command, fmt) == (RUFF, "ruff-json")
+    limits, sandbox = Limits(timeout_s=60), BwrapSandbox()
+    before = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
+    assert before.ok and before.findings == []
+    (repo / "calc.py").write_text("import os\n\n\ndef add(a, b):\n    return a + b\n")
+    after = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
+    assert after.findings == ["calc.py: F401 `os` imported but unused"]
+    gate = lint_gate(before, after)
+    assert not gate.passed and "1 new lint findings: calc.py: F401" in gate.detail
+    assert lint_gate(after, after).passed  # already there at baseline: not new
+
+
+def test_line_findings_ignore_positions_so_moved_code_is_not_new(tmp_path: Path) -> None:
+    base = parse_findings("a.py:3:1: E1 bad\n", "lines", tmp_path) or []
+    moved = parse_findings("a.py:10:1: E1 bad\n", "lines", tmp_path) or []
+    assert base == moved == ["a.py: E1 bad"]
+
+
+def test_lint_that_cannot_run_fails_only_if_it_ran_at_baseline() -> None:
+    ok = LintRun("x", True, [])
+    broken = LintRun("x", False, [], "lint did not run (exit 127)")
+    assert not lint_gate(ok, broken).passed
+    assert lint_gate(broken, broken).passed
+    assert lint_gate(None, None).passed and "no lint command" in lint_gate(None, None).detail
+
+
+def test_lint_configuration(tmp_path: Path) -> None:
+    assert detect_lint_command(tmp_path, RepoConfig()) is None  # nothing to lint
+    (tmp_path / "ratchet.toml").write_text("[lint]\ncommand = 'eslint .'\n")
+    assert detect_lint_command(tmp_path, load_config(tmp_path)) == ("eslint .", "lines")
+    (tmp_path / "ratchet.toml").write_text("[lint]\nenabled = false\n")
+    (tmp_path / "x.py").write_text("")
+    assert detect_lint_command(tmp_path, load_config(tmp_path)) is None
