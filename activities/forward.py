@@ -153,6 +153,10 @@ class ForwardActivities:
         results.append(
             lint_gate(_lint_run(arg.baseline_lint, self.store), _lint_run(arg.lint, self.store))
         )
+        emitted = None
+        if arg.tests.spans_ref:
+            emitted = [s.get("name") for s in json.loads(self.store.get_text(arg.tests.spans_ref))]
+        results.append(gates.observability_gate(config.required_spans, emitted))
         passed = all(g.passed for g in results)
         feedback_ref = None
         if not passed:

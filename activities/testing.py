@@ -65,6 +65,8 @@ class TestActivities:
     async def run_tests(self, arg: TestInput) -> TestReport:
         tag_span(arg.run.run_id)
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "tests")
+        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        config = load_config(base)
         restored: list[str] = []
         if arg.grade_with_base_tests:
             restored = await asyncio.to_thread(
@@ -77,6 +79,7 @@ class TestActivities:
             sandbox=self.runner.sandbox,
             reruns=self.runner.reruns,
             tick=activity.heartbeat,
+            collect_spans=bool(config.required_spans),
         )
         result = run.result
         return TestReport(
@@ -94,6 +97,7 @@ class TestActivities:
             flaky=run.flaky,
             killed_by=result.killed_by,
             restored_tests=restored,
+            spans_ref=None if run.spans is None else self.store.put_text(json.dumps(run.spans)),
         )
 
     @activity.defn(name=LINT)

@@ -31,6 +31,8 @@ class RepoConfig:
     lint_format: str = "lines"
     """"ruff-json" (ruff's --output-format=json) or "lines" (one finding per output line)."""
     lint_enabled: bool = True
+    required_spans: tuple[str, ...] = ()
+    """Span names the repository's tests must emit (the observability gate)."""
 
 
 def load_config(workspace: Path) -> RepoConfig:
@@ -44,6 +46,7 @@ def load_config(workspace: Path) -> RepoConfig:
     tests = data.get("tests", {})
     patch = data.get("patch", {})
     lint = data.get("lint", {})
+    observability = data.get("observability", {})
     try:
         return RepoConfig(
             test_command=_opt_str(tests.get("command")),
@@ -56,6 +59,7 @@ def load_config(workspace: Path) -> RepoConfig:
             lint_command=_opt_str(lint.get("command")),
             lint_format=str(lint.get("format", "lines")),
             lint_enabled=bool(lint.get("enabled", True)),
+            required_spans=tuple(str(s) for s in observability.get("required_spans", ())),
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise BadRepository(f"ratchet.toml has a value of the wrong type: {err}") from None

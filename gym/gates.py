@@ -129,6 +129,24 @@ def protected_paths_gate(changed: list[ChangedFile], config: RepoConfig) -> Gate
     return GateResult("protected_paths", True, "no protected path changed")
 
 
+def observability_gate(required: tuple[str, ...], emitted: list[str] | None) -> GateResult:
+    if not required:
+        return GateResult("observability", True, "no required spans declared")
+    if emitted is None:
+        return GateResult("observability", False, "no spans were collected from the test run")
+    missing = [name for name in required if name not in set(emitted)]
+    if missing:
+        return GateResult(
+            "observability",
+            False,
+            f"required spans not emitted by the tests: {', '.join(missing)} "
+            f"({len(emitted)} spans seen)",
+        )
+    return GateResult(
+        "observability", True, f"all {len(required)} required spans emitted ({len(emitted)} seen)"
+    )
+
+
 def evaluate(
     *, changed: list[ChangedFile], config: RepoConfig, patched: TestOutcome, baseline: TestOutcome
 ) -> list[GateResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gym import collector
 from gym.junit import TestCase, parse_junit
 from gym.runner import CommandResult, Limits, Tick, run_command
 from gym.sandbox import Sandbox
@@ -27,6 +29,8 @@ class TestRun:
     result: CommandResult
     tests: list[TestCase] = field(default_factory=list)
     reruns: int = 0
+    spans: list[dict[str, Any]] | None = None
+    """Spans the tests exported to the run's collector; None when none was run."""
 
     @property
     def flaky(self) -> list[str]:
@@ -64,6 +68,39 @@ class TestRun:
         }
 
 
+# Runs the collector next to the tests, in the sandbox's own network namespace, and points the
+# test process's OpenTelemetry SDK at it.
+_WITH_COLLECTOR = """\
+python "$RATCHET_RESULTS/collector.py" "$RATCHET_RESULTS/collector.port" \\
+  "$RATCHET_RESULTS/spans.jsonl" & ratchet_collector=$!
+i=0
+while [ ! -s "$RATCHET_RESULTS/collector.port" ] && [ $i -lt 200 ]; do
+  sleep 0.05; i=$((i+1))
+done
+export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(cat "$RATCHET_RESULTS/collector.port")"
+export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_EXPORTER=otlp
+( %s ); ratchet_status=$?
+kill $ratchet_collector 2>/dev/null
+exit $ratchet_status
+"""
+
+
+def with_collector(command: str) -> str:
+    return _WITH_COLLECTOR % command
+
+
+def read_spans(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    spans = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            spans.append(json.loads(line))
+        except ValueError:
+            continue
+    return spans
+
+
 def rerun_command(command: str, failing: list[str]) -> str:
     """Re-run only the failing tests when the command is a plain pytest call, else all of it."""
     if re.search(r"\bpytest\b", command) and not re.search(r"[;&|`$()<>]", command):
@@ -81,22 +118,30 @@ async def run_tests(
     tick: Tick | None = None,
     on_output: Callable[[bytes], None] | None = None,
     extra_env: dict[str, str] | None = None,
+    collect_spans: bool = False,
 ) -> TestRun:
     results = Path(tempfile.mkdtemp(prefix="ratchet-results-"))
     try:
-        env = {"PYTEST_ADDOPTS": PYTEST_OPTIONS, **(extra_env or {})}
+        env = {
+            "PYTEST_ADDOPTS": PYTEST_OPTIONS,
+            "RATCHET_RESULTS": "{results}",
+            **(extra_env or {}),
+        }
+        if collect_spans:
+            shutil.copy(Path(collector.__file__), results / "collector.py")
 
         async def once(cmd: str) -> tuple[CommandResult, list[TestCase]]:
             (results / "junit.xml").unlink(missing_ok=True)
             result = await run_command(
-                cmd, workspace, limits=limits, sandbox=sandbox, env=env, results=results,
-                tick=tick, on_output=on_output,
+                with_collector(cmd) if collect_spans else cmd, workspace, limits=limits,
+                sandbox=sandbox, env=env, results=results, tick=tick, on_output=on_output,
             )  # fmt: skip
             junit = results / "junit.xml"
             return result, parse_junit(junit.read_bytes()) if junit.exists() else []
 
         result, tests = await once(command)
-        run = TestRun(result, tests)
+        spans = read_spans(results / "spans.jsonl") if collect_spans else None
+        run = TestRun(result, tests, spans=spans)
         for attempt in range(1, reruns + 1):
             failing = [t.id for t in run.tests if t.outcome in FAILING]
             if not failing or result.timed_out or result.killed_by:

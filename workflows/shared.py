@@ -110,6 +110,8 @@ class TestReport:
     flaky: list[str] = field(default_factory=list)
     killed_by: list[str] = field(default_factory=list)
     restored_tests: list[str] = field(default_factory=list)
+    spans_ref: str | None = None
+    """JSON list of the spans the tests exported, when the repository requires spans."""
 
     __test__ = False  # not a pytest class
 

@@ -44,6 +44,7 @@ async def test_demo_example_is_repaired_verified_and_delivered(
     gates = {g["name"]: g["passed"] for g in run["result"]["gates"]}
     assert gates == {
         "tests": True, "tamper": True, "diff_budget": True, "protected_paths": True, "lint": True,
+        "observability": True,
     }  # fmt: skip
     steps = [(s["name"], s["round"], s["status"]) for s in run["steps"]]
     # Round 1's patch is wrong on purpose: verify fails, the failure goes back, round 2 passes.
@@ -240,7 +241,50 @@ async def test_a_new_lint_finding_sends_the_patch_back(
     run = await wait_for_end(api, run_id)
     assert run["status"] == "completed", run
     verifies = [s["detail"] for s in run["steps"] if s["name"] == "verify"]
-    assert verifies[0] == "tests ok, tamper ok, diff_budget ok, protected_paths ok, lint FAILED"
+    assert verifies[0] == (
+        "tests ok, tamper ok, diff_budget ok, protected_paths ok, lint FAILED, observability ok"
+    )
     lint_gate = next(g for g in run["result"]["gates"] if g["name"] == "lint")
     assert lint_gate["passed"]
     assert "import os" not in git("show", f"ratchet/{run_id}:calc.py", cwd=repo)
+
+
+async def test_a_required_span_the_patch_drops_fails_the_observability_gate(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    from tests.gym.test_observability import INSTRUMENTED
+
+    files = {**INSTRUMENTED, "ratchet.toml": "[observability]\nrequired_spans = ['charge-card']\n"}
+    files["tests/test_shop.py"] = (
+        files["tests/test_shop.py"]
+        .replace(
+            "        with tracer.start_as_current_span('charge-card'):\n            pass\n",
+            "        charge(tracer)\n",
+        )
+        .replace(
+            "from opentelemetry.sdk.trace import",
+            "from shop import charge\nfrom opentelemetry.sdk.trace import",
+        )
+    )
+    files["shop.py"] = (
+        "def charge(tracer):\n    with tracer.start_as_current_span('charge-card'):\n        pass\n"
+    )
+    files["pyproject.toml"] += '\n[tool.pytest.ini_options]\npythonpath = ["."]\n'
+    repo = make_repo(tmp_path / "shop", files)
+    # The patch makes charge() skip its span: the tests still pass, the required span is gone.
+    drop = (
+        "shop.py\n<<<<<<< SEARCH\n    with tracer.start_as_current_span('charge-card'):\n"
+        "        pass\n=======\n    return None\n>>>>>>> REPLACE\n"
+    )
+    script = write_script(tmp_path / "s.toml", [drop])
+    response = await api.post("/tasks", json={
+        "repo": str(repo), "goal": "simplify", "policy": "scripted",
+        "policy_script": str(script), "max_repair_rounds": 0,
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"])
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert gates["tests"]["passed"], gates
+    assert not gates["observability"]["passed"], gates
+    assert "charge-card" in gates["observability"]["detail"]
+    baseline = next(s for s in run["steps"] if s["name"] == "baseline")
+    assert baseline["detail"].startswith("passed: 1 passed"), baseline
