@@ -80,7 +80,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=[ForwardPlanningWorkflow],
-        activities=[*forward.all(), tests.run_tests, tests.lint],
+        activities=[*forward.all(), tests.run_tests, tests.lint, tests.performance],
         max_concurrent_activities=8,
     )
 

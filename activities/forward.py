@@ -85,7 +85,10 @@ class ForwardActivities:
         command, source = arg.test_command, "task"
         if not command:
             command, source = detect_test_command(ws, load_config(ws))
-        return Prepared(run, command, source, attempt=_attempt())
+        config = load_config(ws)
+        return Prepared(
+            run, command, source, attempt=_attempt(), benchmark=bool(config.benchmark_command)
+        )
 
     @activity.defn(name=PLAN)
     @permanent_errors
@@ -157,6 +160,10 @@ class ForwardActivities:
         if arg.tests.spans_ref:
             emitted = [s.get("name") for s in json.loads(self.store.get_text(arg.tests.spans_ref))]
         results.append(gates.observability_gate(config.required_spans, emitted))
+        if arg.performance is not None:
+            results.append(
+                gates.GateResult("performance", arg.performance.passed, arg.performance.detail)
+            )
         passed = all(g.passed for g in results)
         feedback_ref = None
         if not passed:

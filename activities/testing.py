@@ -11,7 +11,7 @@ from temporalio import activity
 
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
-from gym import workspace
+from gym import perf, workspace
 from gym.config import detect_lint_command, load_config
 from gym.lint import run_lint
 from gym.paths import matches_any
@@ -21,9 +21,12 @@ from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 from workflows.shared import (
     LINT,
+    PERFORMANCE,
     RUN_TESTS,
     LintInput,
     LintReport,
+    PerfInput,
+    PerfReport,
     RunRef,
     TestInput,
     TestReport,
@@ -123,5 +126,40 @@ class TestActivities:
             count=len(run.findings),
             command=command,
             detail=run.detail,
+            attempt=activity.info().attempt,
+        )
+
+    @activity.defn(name=PERFORMANCE)
+    @permanent_errors
+    async def performance(self, arg: PerfInput) -> PerfReport:
+        tag_span(arg.run.run_id)
+        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        config = load_config(base)
+        if not config.benchmark_command:
+            return PerfReport(True, "no benchmark declared", attempt=activity.info().attempt)
+        perf_base = await asyncio.to_thread(
+            materialize, self.home, arg.run, arg.run.base_sha, "perf-base"
+        )
+        perf_new = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "perf")
+        samples = await perf.sample(
+            config.benchmark_command, perf_base, perf_new, runs=config.benchmark_runs,
+            limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
+            sandbox=self.runner.sandbox,
+        )  # fmt: skip
+        if samples.failures or len(samples.base) < 2 or len(samples.patched) < 2:
+            why = ", ".join(samples.failures) or "too few runs"
+            return PerfReport(
+                False, f"the benchmark did not run cleanly: {why}", samples.base,
+                samples.patched, attempt=activity.info().attempt,
+            )  # fmt: skip
+        verdict = perf.compare(samples.base, samples.patched, max_slowdown=config.max_slowdown)
+        return PerfReport(
+            passed=not verdict.slower,
+            detail=f"{verdict.detail} ({samples.unit})",
+            base=samples.base,
+            patched=samples.patched,
+            ratio=verdict.ratio,
+            p_value=verdict.p_value,
+            unit=samples.unit,
             attempt=activity.info().attempt,
         )

@@ -33,6 +33,10 @@ class RepoConfig:
     lint_enabled: bool = True
     required_spans: tuple[str, ...] = ()
     """Span names the repository's tests must emit (the observability gate)."""
+    benchmark_command: str | None = None
+    """Prints a number on its last line (lower is better), or is timed by the wall clock."""
+    benchmark_runs: int = 5
+    max_slowdown: float = 0.05
 
 
 def load_config(workspace: Path) -> RepoConfig:
@@ -47,6 +51,7 @@ def load_config(workspace: Path) -> RepoConfig:
     patch = data.get("patch", {})
     lint = data.get("lint", {})
     observability = data.get("observability", {})
+    performance = data.get("performance", {})
     try:
         return RepoConfig(
             test_command=_opt_str(tests.get("command")),
@@ -60,6 +65,9 @@ def load_config(workspace: Path) -> RepoConfig:
             lint_format=str(lint.get("format", "lines")),
             lint_enabled=bool(lint.get("enabled", True)),
             required_spans=tuple(str(s) for s in observability.get("required_spans", ())),
+            benchmark_command=_opt_str(performance.get("command")),
+            benchmark_runs=max(2, min(int(performance.get("runs", 5)), 30)),
+            max_slowdown=float(performance.get("max_slowdown", 0.05)),
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise BadRepository(f"ratchet.toml has a value of the wrong type: {err}") from None

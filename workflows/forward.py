@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         LINT,
         NON_RETRYABLE_TYPES,
         PATCH,
+        PERFORMANCE,
         PLAN,
         PREPARE,
         RUN_TESTS,
@@ -29,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         LintReport,
         PatchInput,
         PatchOutput,
+        PerfInput,
+        PerfReport,
         PlanInput,
         PlanOutput,
         Prepared,
@@ -100,6 +103,15 @@ class ForwardPlanningWorkflow:
                 limit=timedelta(minutes=10), heartbeat=None, round_=round_,
             )  # fmt: skip
 
+        async def performance(snapshot: str, round_: int | None) -> PerfReport | None:
+            if not prepared.benchmark:
+                return None
+            return await self._step(
+                "performance", PERFORMANCE, PerfInput(run, snapshot, task.test_timeout_s),
+                PerfReport, limit=timedelta(seconds=task.test_timeout_s * 4 + 300),
+                heartbeat=None, round_=round_,
+            )  # fmt: skip
+
         baseline = await tests(run.base_sha, "baseline", None)
         baseline_lint = await lint(run.base_sha, "baseline lint", None)
         plan: PlanOutput = await self._step(
@@ -128,9 +140,10 @@ class ForwardPlanningWorkflow:
             self._record_snapshot(f"patch-{round_}", current)
             report = await tests(patch.snapshot, "test", round_)
             linted = await lint(patch.snapshot, "lint", round_)
+            perf = await performance(patch.snapshot, round_)
             verify: VerifyOutput = await self._step(
                 "verify", VERIFY,
-                VerifyInput(run, patch.snapshot, report, baseline, linted, baseline_lint),
+                VerifyInput(run, patch.snapshot, report, baseline, linted, baseline_lint, perf),
                 VerifyOutput, limit=QUICK, heartbeat=None, round_=round_,
             )  # fmt: skip
             last_gates = verify
@@ -160,9 +173,10 @@ class ForwardPlanningWorkflow:
             self._record_snapshot("refactor-1", refactor.snapshot)
             report = await tests(refactor.snapshot, "test", None)
             linted = await lint(refactor.snapshot, "lint", None)
+            perf = await performance(refactor.snapshot, None)
             verify = await self._step(
                 "verify", VERIFY, VerifyInput(run, refactor.snapshot, report, baseline, linted,
-                                      baseline_lint),
+                                      baseline_lint, perf),
                 VerifyOutput, limit=QUICK, heartbeat=None,
             )  # fmt: skip
             if verify.passed:
@@ -275,6 +289,7 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
     ),
     PatchOutput: lambda r: r.message,
     PlanOutput: lambda r: f"by {r.policy_label}",
+    PerfReport: lambda r: r.detail[:200],
     LintReport: lambda r: (
         f"{r.count} findings ({r.command.split()[0]})"
         if r.configured and r.ok

@@ -16,6 +16,7 @@ RUN_TESTS = "ratchet.run_tests"
 PLAN = "ratchet.plan"
 PATCH = "ratchet.patch"
 LINT = "ratchet.lint"
+PERFORMANCE = "ratchet.performance"
 VERIFY = "ratchet.verify"
 DELIVER = "ratchet.deliver"
 
@@ -80,6 +81,8 @@ class Prepared:
     test_command: str
     test_command_source: str
     attempt: int = 1
+    benchmark: bool = False
+    """The repository declares a benchmark: the performance gate runs."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,25 @@ class LintReport:
 
 
 @dataclass(frozen=True)
+class PerfInput:
+    run: RunRef
+    snapshot: str
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class PerfReport:
+    passed: bool
+    detail: str
+    base: list[float] = field(default_factory=list)
+    patched: list[float] = field(default_factory=list)
+    ratio: float | None = None
+    p_value: float | None = None
+    unit: str = ""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
 class PlanInput:
     run: RunRef
     goal: str
@@ -187,6 +209,7 @@ class VerifyInput:
     baseline: TestReport
     lint: LintReport | None = None
     baseline_lint: LintReport | None = None
+    performance: PerfReport | None = None
 
 
 @dataclass(frozen=True)

@@ -288,3 +288,29 @@ async def test_a_required_span_the_patch_drops_fails_the_observability_gate(
     assert "charge-card" in gates["observability"]["detail"]
     baseline = next(s for s in run["steps"] if s["name"] == "baseline")
     assert baseline["detail"].startswith("passed: 1 passed"), baseline
+
+
+async def test_a_patch_that_makes_the_benchmark_slower_fails_the_performance_gate(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    files = dict(PY_REPO)
+    files["ratchet.toml"] = "[performance]\ncommand = 'python bench.py'\nruns = 5\n"
+    files["bench.py"] = (
+        "import time\nfrom calc import add\nt = time.perf_counter()\n"
+        "for i in range(20000):\n    add(i, i)\nprint(time.perf_counter() - t)\n"
+    )
+    repo = make_repo(tmp_path / "calc", files)
+    slower = (
+        "calc.py\n<<<<<<< SEARCH\n    return a + b\n=======\n"
+        "    return sum(1 for _ in range(a % 7 + 20)) * 0 + a + b\n>>>>>>> REPLACE\n"
+    )
+    response = await api.post("/tasks", json={
+        "repo": str(repo), "goal": "obfuscate add", "policy": "scripted", "max_repair_rounds": 0,
+        "policy_script": str(write_script(tmp_path / "s.toml", [slower])),
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=180)
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert gates["tests"]["passed"], gates
+    assert not gates["performance"]["passed"], gates["performance"]
+    assert "Mann-Whitney" in gates["performance"]["detail"]
+    assert any(s["name"] == "performance" for s in run["steps"])
