@@ -12,7 +12,7 @@ from temporalio import activity
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
 from gym import perf, workspace
-from gym.config import detect_lint_command, load_config
+from gym.config import RepoConfig, detect_lint_command, load_config
 from gym.lint import run_lint
 from gym.paths import matches_any
 from gym.runner import Limits
@@ -50,10 +50,11 @@ class TestActivities:
         self.store = store
         self.runner = runner
 
-    def _restore_original_tests(self, run: RunRef, snapshot: str, ws: Path) -> list[str]:
+    @staticmethod
+    def _restore_original_tests(
+        run: RunRef, snapshot: str, ws: Path, config: RepoConfig
+    ) -> list[str]:
         """Existing tests the patch changed are put back: grading uses the original tests."""
-        base = materialize(self.home, run, run.base_sha, "base")
-        config = load_config(base)
         if config.allow_test_changes or snapshot == run.base_sha:
             return []
         changed = workspace.changed_files(Path(run.mirror), run.base_sha, snapshot)
@@ -73,7 +74,7 @@ class TestActivities:
         restored: list[str] = []
         if arg.grade_with_base_tests:
             restored = await asyncio.to_thread(
-                self._restore_original_tests, arg.run, arg.snapshot, ws
+                self._restore_original_tests, arg.run, arg.snapshot, ws, config
             )
         run = await run_tests(
             arg.test_command,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gym import collector
+from gym.jsonl import read_jsonl
 from gym.junit import TestCase, parse_junit
 from gym.runner import CommandResult, Limits, Tick, run_command
 from gym.sandbox import Sandbox
@@ -89,18 +89,6 @@ def with_collector(command: str) -> str:
     return _WITH_COLLECTOR % command
 
 
-def read_spans(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    spans = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            spans.append(json.loads(line))
-        except ValueError:
-            continue
-    return spans
-
-
 def rerun_command(command: str, failing: list[str]) -> str:
     """Re-run only the failing tests when the command is a plain pytest call, else all of it."""
     if re.search(r"\bpytest\b", command) and not re.search(r"[;&|`$()<>]", command):
@@ -140,7 +128,7 @@ async def run_tests(
             return result, parse_junit(junit.read_bytes()) if junit.exists() else []
 
         result, tests = await once(command)
-        spans = read_spans(results / "spans.jsonl") if collect_spans else None
+        spans = read_jsonl(results / "spans.jsonl") if collect_spans else None
         run = TestRun(result, tests, spans=spans)
         for attempt in range(1, reruns + 1):
             failing = [t.id for t in run.tests if t.outcome in FAILING]

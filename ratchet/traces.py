@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from gym.jsonl import read_jsonl
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 
 Span = dict[str, Any]
 
 
 def load_spans(path: Path) -> list[Span]:
-    if not path.exists():
-        return []
-    spans = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            spans.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash: skip it, keep the rest
-    return spans
+    return read_jsonl(path)
 
 
 def trace_id_for_run(spans: list[Span], run_id: str) -> str | None:
