@@ -61,6 +61,7 @@ class RunResultPublic(BaseModel):
     branch: str | None
     commit: str | None = None
     refactor_kept: bool | None = None
+    isolation: str | None = None
 
 
 class ErrorPublic(BaseModel):

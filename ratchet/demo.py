@@ -98,6 +98,8 @@ def demo(settings: Settings) -> int:
         print("Gates:")
         for gate in result["gates"]:
             print(f"  [{'PASS' if gate['passed'] else 'FAIL'}] {gate['name']}: {gate['detail']}")
+    if result.get("isolation"):
+        print(f"Sandbox: {result['isolation']}")
     if result.get("branch"):
         print(f"\nBranch: {result['branch']} in {repo} (commit {str(result.get('commit'))[:12]})")
     print(f"Temporal UI: {accepted['temporal_ui_url']}")

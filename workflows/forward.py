@@ -125,6 +125,7 @@ class ForwardPlanningWorkflow:
         snapshot, feedback_ref = current, None
         verified: VerifyOutput | None = None
         last_gates: VerifyOutput | None = None
+        isolation = baseline.isolation
         rounds = task.max_repair_rounds + 1
         for round_ in range(1, rounds + 1):
             patch: PatchOutput = await self._step(
@@ -148,14 +149,14 @@ class ForwardPlanningWorkflow:
             )  # fmt: skip
             last_gates = verify
             if verify.passed:
-                snapshot, verified = patch.snapshot, verify
+                snapshot, verified, isolation = patch.snapshot, verify, report.isolation
                 break
             feedback_ref = verify.feedback_ref
         if verified is None:
             self._state = replace(
                 self._state,
                 result=RunResult(gates=last_gates.gates if last_gates else [], patch_ref=None,
-                                 branch=None, plan_ref=plan.plan_ref),
+                                 branch=None, plan_ref=plan.plan_ref, isolation=isolation),
             )  # fmt: skip
             raise self._fail(
                 "VerificationFailed",
@@ -181,6 +182,7 @@ class ForwardPlanningWorkflow:
             )  # fmt: skip
             if verify.passed:
                 snapshot, verified, refactor_kept = refactor.snapshot, verify, True
+                isolation = report.isolation
 
         delivery: Delivery = await self._step(
             "deliver", DELIVER, DeliverInput(run, snapshot, task.goal), Delivery,
@@ -193,6 +195,7 @@ class ForwardPlanningWorkflow:
             commit=delivery.commit,
             plan_ref=plan.plan_ref,
             refactor_kept=refactor_kept,
+            isolation=isolation,
         )
         self._state = replace(self._state, result=result)
         return result

@@ -256,6 +256,8 @@ class RunResult:
     commit: str | None = None
     plan_ref: str | None = None
     refactor_kept: bool | None = None
+    isolation: str | None = None
+    """Which sandbox and limits were in force for the test run that verified the result."""
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             branch=r.branch,
             commit=r.commit,
             refactor_kept=r.refactor_kept,
+            isolation=r.isolation,
         )
     error = None
     if state and state.error:

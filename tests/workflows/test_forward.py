@@ -57,6 +57,7 @@ async def test_demo_example_is_repaired_verified_and_delivered(
     ]  # fmt: skip
     assert all(status == "completed" for _, _, status in steps)
     assert run["result"]["refactor_kept"] is True
+    assert run["result"]["isolation"].startswith("bwrap: no network")
 
     # The branch holds one commit on top of the base; the user's checkout is untouched.
     branch = run["result"]["branch"]
