@@ -117,3 +117,13 @@ async def test_a_memory_eater_is_stopped(tmp_path: Path) -> None:
     assert exit_code != 0
     assert "MemoryError" in out or "memory" in killed_by, (out, killed_by)
     assert "3221225472" not in out
+
+
+def test_a_worker_that_requires_a_sandbox_refuses_to_start_without_one(tmp_path: Path) -> None:
+    from ratchet.settings import Settings
+    from worker import runner_config
+
+    settings = Settings(home=tmp_path, require_sandbox=True, sandbox="none")
+    with pytest.raises(SandboxUnavailable, match="refusing to run untrusted code"):
+        runner_config(settings)
+    assert runner_config(Settings(home=tmp_path, require_sandbox=True)).sandbox.name == "bwrap"

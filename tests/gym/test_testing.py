@@ -72,3 +72,18 @@ def test_rerun_command() -> None:
 def test_junit_garbage_gives_no_outcomes() -> None:
     assert parse_junit(b"<not xml") == []
     assert parse_junit(b'<!DOCTYPE x [<!ENTITY a "aaaa">]><testsuite/>') == []
+
+
+async def test_the_bundled_example_repositorys_own_suite(tmp_path: Path) -> None:
+    from ratchet.demo import build_example
+    from ratchet.settings import Settings
+
+    repo = build_example(Settings(home=tmp_path))
+    run = await run_tests(
+        "python -m pytest -q", repo, limits=Limits(timeout_s=60), sandbox=BwrapSandbox()
+    )
+    assert run.passed
+    assert [(t.id, t.outcome) for t in run.tests] == [
+        ("tests/test_stats.py::test_mean", "passed"),
+        ("tests/test_stats.py::test_mean_of_nothing_is_an_error", "passed"),
+    ]
