@@ -16,11 +16,11 @@ from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from tests.workflows.helpers import wait_for_end
 
 
-async def submit(api: httpx.AsyncClient, repo: Path, script: Path, goal: str = "add mul") -> str:
-    response = await api.post(
-        "/tasks",
-        json={"repo": str(repo), "goal": goal, "policy": "scripted", "policy_script": str(script)},
-    )
+async def submit(
+    api: httpx.AsyncClient, repo: Path, script: Path, goal: str = "add mul", **extra: object
+) -> str:
+    body = {"repo": str(repo), "goal": goal, "policy": "scripted", "policy_script": str(script)}
+    response = await api.post("/tasks", json=body | extra)
     assert response.status_code == 202, response.text
     body = response.json()
     assert set(body) >= {"run_id", "workflow_id", "status_url", "temporal_ui_url", "trace_id"}
@@ -278,11 +278,8 @@ async def test_a_required_span_the_patch_drops_fails_the_observability_gate(
         "        pass\n=======\n    return None\n>>>>>>> REPLACE\n"
     )
     script = write_script(tmp_path / "s.toml", [drop])
-    response = await api.post("/tasks", json={
-        "repo": str(repo), "goal": "simplify", "policy": "scripted",
-        "policy_script": str(script), "max_repair_rounds": 0,
-    })  # fmt: skip
-    run = await wait_for_end(api, response.json()["run_id"])
+    run_id = await submit(api, repo, script, "simplify", max_repair_rounds=0)
+    run = await wait_for_end(api, run_id)
     gates = {g["name"]: g for g in run["result"]["gates"]}
     assert gates["tests"]["passed"], gates
     assert not gates["observability"]["passed"], gates
@@ -305,11 +302,9 @@ async def test_a_patch_that_makes_the_benchmark_slower_fails_the_performance_gat
         "calc.py\n<<<<<<< SEARCH\n    return a + b\n=======\n"
         "    return sum(1 for _ in range(a % 7 + 20)) * 0 + a + b\n>>>>>>> REPLACE\n"
     )
-    response = await api.post("/tasks", json={
-        "repo": str(repo), "goal": "obfuscate add", "policy": "scripted", "max_repair_rounds": 0,
-        "policy_script": str(write_script(tmp_path / "s.toml", [slower])),
-    })  # fmt: skip
-    run = await wait_for_end(api, response.json()["run_id"], timeout_s=180)
+    script = write_script(tmp_path / "s.toml", [slower])
+    run_id = await submit(api, repo, script, "obfuscate add", max_repair_rounds=0)
+    run = await wait_for_end(api, run_id, timeout_s=180)
     gates = {g["name"]: g for g in run["result"]["gates"]}
     assert gates["tests"]["passed"], gates
     assert not gates["performance"]["passed"], gates["performance"]
