@@ -7,42 +7,45 @@ import logging
 import os
 import signal
 
+import anthropic
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
+from activities.agent import AgentActivities, RoleModel
 from activities.forward import ForwardActivities
 from activities.testing import RunnerConfig, TestActivities
+from agents.anthropic_policy import AnthropicPolicy
 from agents.policy import Policy
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings, load_settings
 from ratchet.telemetry import build_tracer_provider
+from workflows.agent import AgentLoopWorkflow
 from workflows.forward import ForwardPlanningWorkflow
 
 log = logging.getLogger("ratchet.worker")
 
 
-def build_anthropic_policy(settings: Settings) -> Policy | None:
+def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic | None:
     if settings.anthropic_api_key is None:
         return None
-    import anthropic
-
-    from agents.anthropic_policy import AnthropicPolicy
-
     # max_retries=0: Temporal owns retries, so every attempt shows in the workflow's history.
     # ANTHROPIC_BASE_URL is read by the SDK itself, so a proxy or gateway can sit in front.
-    client = anthropic.AsyncAnthropic(
+    return anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key.get_secret_value(), max_retries=0
     )
-    return AnthropicPolicy(
-        client,
-        model=settings.anthropic_model,
-        max_tokens=settings.anthropic_max_tokens,
-        temperature=settings.anthropic_temperature,
-    )
+
+
+def build_anthropic_policy(
+    settings: Settings, client: anthropic.AsyncAnthropic | None
+) -> Policy | None:
+    if client is None:
+        return None
+    model, max_tokens, temperature = settings.role_model("plan")
+    return AnthropicPolicy(client, model=model, max_tokens=max_tokens, temperature=temperature)
 
 
 async def connect(settings: Settings, provider: TracerProvider) -> Client:
@@ -70,17 +73,31 @@ def runner_config(settings: Settings) -> RunnerConfig:
 
 def build_worker(client: Client, settings: Settings) -> Worker:
     store = FilesystemArtifactStore(settings.artifacts_dir)
+    model_client = anthropic_client(settings)
+    runner = runner_config(settings)
     forward = ForwardActivities(
         home=settings.home,
         store=store,
-        anthropic_policy=build_anthropic_policy(settings),
+        anthropic_policy=build_anthropic_policy(settings, model_client),
+        prices=settings.model_prices,
     )
-    tests = TestActivities(home=settings.home, store=store, runner=runner_config(settings))
+    tests = TestActivities(home=settings.home, store=store, runner=runner)
+    roles = {role: RoleModel(*settings.role_model(role)) for role in ("plan", "code", "refactor")}
+    agent = AgentActivities(
+        home=settings.home, store=store, runner=runner, client=model_client, roles=roles,
+        prices=settings.model_prices,
+    )  # fmt: skip
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[ForwardPlanningWorkflow],
-        activities=[*forward.all(), tests.run_tests, tests.lint, tests.performance],
+        workflows=[ForwardPlanningWorkflow, AgentLoopWorkflow],
+        activities=[
+            *forward.all(),
+            tests.run_tests,
+            tests.lint,
+            tests.performance,
+            *agent.all(),
+        ],
         max_concurrent_activities=8,
     )
 

@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
+from agents.ledger import DEFAULT_PRICES, cost_usd
 from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
 from agents.scripted import ScriptedPolicy, parse_script
 from gym import gates, workspace
@@ -20,14 +21,18 @@ from gym.errors import BadRepository, PatchDoesNotApply
 from gym.lint import LintRun, lint_gate
 from gym.patching import PatchRules, apply_patch
 from ratchet.artifacts import ArtifactStore
+from workflows.budget import Usage
 from workflows.shared import (
     DELIVER,
     PATCH,
     PLAN,
     PREPARE,
+    SNAPSHOT_DIFF,
     VERIFY,
     DeliverInput,
     Delivery,
+    DiffInput,
+    DiffOutput,
     Gate,
     LintReport,
     PatchInput,
@@ -52,8 +57,14 @@ def _attempt() -> int:
 
 class ForwardActivities:
     def __init__(
-        self, *, home: Path, store: ArtifactStore, anthropic_policy: Policy | None = None
+        self,
+        *,
+        home: Path,
+        store: ArtifactStore,
+        anthropic_policy: Policy | None = None,
+        prices: dict[str, tuple[float, float, float, float]] | None = None,
     ) -> None:
+        self.prices = prices or DEFAULT_PRICES
         self.home = home
         self.mirrors = workspace.Mirrors(home)
         self.store = store
@@ -96,14 +107,25 @@ class ForwardActivities:
         tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "policy")
-        text = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws))
-        return PlanOutput(self.store.put_text(text), policy.label, attempt=_attempt())
+        answer = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws))
+        usage = Usage()
+        if answer.counts is not None:
+            c = answer.counts
+            usage = Usage(
+                turns=1, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                cache_creation_input_tokens=c.cache_creation_input_tokens,
+                cache_read_input_tokens=c.cache_read_input_tokens,
+                cost_usd=cost_usd(answer.model, c, self.prices),
+            )  # fmt: skip
+        return PlanOutput(self.store.put_text(answer.text), policy.label, _attempt(), usage)
 
     @activity.defn(name=PATCH)
     @permanent_errors
     async def patch(self, arg: PatchInput) -> PatchOutput:
         tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)
+        if not isinstance(policy, ScriptedPolicy):
+            raise PolicyError(f"policy {arg.policy.name!r} patches through the agent loop")
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "policy")
         feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
         request = PatchRequest(
@@ -180,6 +202,18 @@ class ForwardActivities:
             attempt=_attempt(),
         )
 
+    @activity.defn(name=SNAPSHOT_DIFF)
+    @permanent_errors
+    async def snapshot_diff(self, arg: DiffInput) -> DiffOutput:
+        """Keep a snapshot's change as a patch artifact (a paused run's partial patch)."""
+        tag_span(arg.run.run_id)
+        mirror = Path(arg.run.mirror)
+        patch = await asyncio.to_thread(workspace.diff, mirror, arg.run.base_sha, arg.snapshot)
+        files = await asyncio.to_thread(
+            workspace.changed_files, mirror, arg.run.base_sha, arg.snapshot
+        )
+        return DiffOutput(self.store.put(patch), len(files), attempt=_attempt())
+
     @activity.defn(name=DELIVER)
     @permanent_errors
     async def deliver(self, arg: DeliverInput) -> Delivery:
@@ -203,7 +237,9 @@ class ForwardActivities:
         return Delivery(branch, commit, patch_ref, len(files), attempt=_attempt())
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare, self.plan, self.patch, self.verify, self.deliver]
+        return [
+            self.prepare, self.plan, self.patch, self.verify, self.snapshot_diff, self.deliver,
+        ]  # fmt: skip
 
 
 def _lint_run(report: LintReport | None, store: ArtifactStore) -> LintRun | None:

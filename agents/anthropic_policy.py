@@ -1,4 +1,4 @@
-"""Claude as the policy, through the Messages API.
+"""Claude as the planner. (Patches come from the agent loop: one activity per model turn.)
 
 The client is built by the worker with max_retries=0: Temporal owns retries, so every attempt
 is visible in the workflow's history.
@@ -10,12 +10,10 @@ from xml.sax.saxutils import escape
 
 import anthropic
 
+from agents.claude import ModelCallError, anthropic_turn
 from agents.context import repository_context
-from agents.policy import PatchRequest, PlanRequest, PolicyError
+from agents.policy import PlanAnswer, PlanRequest, PolicyError
 from agents.prompts import load_prompt
-
-# Client errors that a retry cannot fix (bad request, auth, permission, unknown model).
-_PERMANENT = {400, 401, 403, 404}
 
 
 class AnthropicPolicy:
@@ -35,43 +33,21 @@ class AnthropicPolicy:
         self.temperature = temperature
         self.label = f"anthropic ({model})"
 
-    async def plan(self, request: PlanRequest) -> str:
+    async def plan(self, request: PlanRequest) -> PlanAnswer:
         content = (
             f"<goal>{escape(request.goal)}</goal>\n\n"
             f"<repository>\n{repository_context(request.workspace)}\n</repository>"
         )
-        return await self._ask(load_prompt("plan"), content)
-
-    async def propose(self, request: PatchRequest) -> str:
-        content = (
-            f"<goal>{escape(request.goal)}</goal>\n<plan>{escape(request.plan)}</plan>\n"
-            f"<step>{request.step}, round {request.round}</step>\n"
-        )
-        if request.feedback:
-            content += f"<feedback>{escape(request.feedback)}</feedback>\n"
-        if request.step == "refactor":
-            content += (
-                "Refactor only if it clearly helps readability without changing behaviour; "
-                "answer with no edit blocks otherwise.\n"
-            )
-        content += f"<repository>\n{repository_context(request.workspace)}\n</repository>"
-        answer = await self._ask(load_prompt("patch"), content)
-        return answer if "<<<<<<< SEARCH" in answer else ""
-
-    async def _ask(self, system: str, content: str) -> str:
         try:
-            message = await self.client.messages.create(
-                model=self.model,
-                max_tokens=self.max_tokens,
-                extra_body=None if self.temperature is None else {"temperature": self.temperature},
-                system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+            turn = await anthropic_turn(
+                self.client, model=self.model, max_tokens=self.max_tokens,
+                temperature=self.temperature, system=load_prompt("plan"), tools=[],
                 messages=[{"role": "user", "content": content}],
-            )
-        except anthropic.APIStatusError as err:
-            if err.status_code in _PERMANENT:
-                raise PolicyError(f"Anthropic API {err.status_code}: {err.message}") from None
+            )  # fmt: skip
+        except ModelCallError as err:
+            if not err.retryable:
+                raise PolicyError(str(err)) from err
             raise
-        text = "".join(block.text for block in message.content if block.type == "text")
-        if not text.strip():
-            raise PolicyError(f"the model returned no text (stop_reason={message.stop_reason})")
-        return text
+        if not turn.text.strip():
+            raise PolicyError(f"the model returned no plan (stop_reason={turn.stop_reason})")
+        return PlanAnswer(turn.text, turn.model or self.model, turn.counts)

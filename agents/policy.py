@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from agents.ledger import TokenCounts
+
 Step = Literal["patch", "refactor"]
 
 
@@ -32,15 +34,27 @@ class PatchRequest:
     """A checkout of the current snapshot; policies read it, the gym writes it."""
 
 
+@dataclass(frozen=True)
+class PlanAnswer:
+    text: str
+    model: str = ""
+    counts: TokenCounts | None = None
+    """Tokens the plan cost, for the ledger (None for policies that use no model)."""
+
+
 class Policy(Protocol):
     name: str
     """Short name, as chosen in a task's "policy" field."""
     label: str
     """What a person should be told about this policy (a test double says so here)."""
 
-    async def plan(self, request: PlanRequest) -> str:
+    async def plan(self, request: PlanRequest) -> PlanAnswer:
         """A plan in prose for the goal."""
         ...
+
+
+class ScriptPolicy(Policy, Protocol):
+    """A policy that answers each patch step in one go (the scripted test double)."""
 
     async def propose(self, request: PatchRequest) -> str:
         """A patch (unified diff or search/replace blocks); "" proposes no change."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 
-from agents.policy import PatchRequest, PlanRequest, PolicyError
+from agents.policy import PatchRequest, PlanAnswer, PlanRequest, PolicyError
 
 TEST_DOUBLE_LABEL = "scripted policy (TEST DOUBLE: replays a script, no model involved)"
 
@@ -65,8 +65,8 @@ class ScriptedPolicy:
     def __init__(self, script: Script) -> None:
         self.script = script
 
-    async def plan(self, request: PlanRequest) -> str:
-        return self.script.plan or f"(scripted plan) {request.goal}"
+    async def plan(self, request: PlanRequest) -> PlanAnswer:
+        return PlanAnswer(self.script.plan or f"(scripted plan) {request.goal}")
 
     async def propose(self, request: PatchRequest) -> str:
         if request.step == "refactor":

@@ -6,9 +6,12 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.ledger import DEFAULT_PRICES
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,15 @@ class Settings(BaseSettings):
     anthropic_max_tokens: int = 8192
     anthropic_temperature: float | None = None
     """Sent only when set: recent models take no sampling temperature."""
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per role ("plan", "code", "refactor"): {"model", "max_tokens", "temperature"} overriding the
+    anthropic_* defaults. RATCHET_MODELS as JSON."""
+    model_prices: dict[str, tuple[float, float, float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES)
+    )
+    """USD per million tokens (input, output, cache write, cache read) by model; "*" for any
+    other. RATCHET_MODEL_PRICES as JSON, so prices change without a release."""
+    model_retry_initial_s: float = Field(default=2.0, gt=0)
 
     otlp_endpoint: str | None = Field(
         default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -94,6 +106,15 @@ class Settings(BaseSettings):
     @property
     def traces_file(self) -> Path:
         return self.home / "traces.jsonl"
+
+    def role_model(self, role: str) -> tuple[str, int, float | None]:
+        """(model, max_tokens, temperature) for a role, from `models` or the defaults."""
+        chosen = self.models.get(role, {})
+        return (
+            str(chosen.get("model", self.anthropic_model)),
+            int(chosen.get("max_tokens", self.anthropic_max_tokens)),
+            chosen.get("temperature", self.anthropic_temperature),
+        )
 
     def workflow_ui_url(self, workflow_id: str) -> str:
         return f"{self.ui_base}/namespaces/{self.namespace}/workflows/{workflow_id}"

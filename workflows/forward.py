@@ -1,31 +1,37 @@
 """ForwardPlanningWorkflow: plan → patch → test → verify (→ repair) → refactor → test → verify
-→ deliver. Each step is an activity with an explicit name, a timeout and a retry policy.
+→ deliver. Each step is an activity (or, for a model, an agent-loop child workflow) with an
+explicit name, a timeout and a retry policy. A spent budget pauses the run with its work kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
+    from workflows.budget import Budget, Usage
     from workflows.shared import (
         DELIVER,
         LINT,
-        NON_RETRYABLE_TYPES,
         PATCH,
         PERFORMANCE,
         PLAN,
         PREPARE,
         RUN_TESTS,
+        SNAPSHOT_DIFF,
         VERIFY,
+        BudgetUpdate,
+        CancelRequest,
+        ControlAnswer,
         DeliverInput,
         Delivery,
+        DiffInput,
+        DiffOutput,
         LintInput,
         LintReport,
         PatchInput,
@@ -36,269 +42,288 @@ with workflow.unsafe.imports_passed_through():
         PlanOutput,
         Prepared,
         PrepareInput,
+        RunRef,
         RunResult,
         RunState,
-        StepRecord,
         TaskInput,
         TestInput,
         TestReport,
         VerifyInput,
         VerifyOutput,
-    )
+    )  # fmt: skip
+    from workflows.steps import StepRunner
 
-T = TypeVar("T")
-
-RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
 QUICK = timedelta(minutes=2)
 POLICY_CALL = timedelta(minutes=10)
 
 
+class _Cancelled(Exception):
+    """Raised inside the workflow to leave the pipeline and deliver a draft."""
+
+
 @workflow.defn(name="ForwardPlanningWorkflow")
-class ForwardPlanningWorkflow:
+class ForwardPlanningWorkflow(StepRunner):
     def __init__(self) -> None:
         self._state = RunState(run_id="", kind="task", trace_id="", policy_label="")
+        self._cancel_requested = False
+        self._resume = False
+        self._run: RunRef | None = None
+        self._latest: str | None = None
+        self._gates: VerifyOutput | None = None
+        self._child_id: str | None = None
 
     @workflow.query(name="state")
     def state(self) -> RunState:
         return self._state
 
+    @workflow.update(name="budget")
+    async def raise_budget(self, update: BudgetUpdate) -> ControlAnswer:
+        old = self._state.budget
+        budget = Budget(
+            max_cost_usd=update.max_cost_usd
+            if update.max_cost_usd is not None
+            else old.max_cost_usd,
+            max_tokens=update.max_tokens if update.max_tokens is not None else old.max_tokens,
+            max_turns=update.max_turns if update.max_turns is not None else old.max_turns,
+            max_wall_s=update.max_wall_s if update.max_wall_s is not None else old.max_wall_s,
+        )
+        self._state = replace(self._state, budget=budget)
+        message = "budget updated"
+        if self._state.phase == "paused":
+            still = budget.exhausted(self._state.usage, self._elapsed())
+            self._resume = still is None
+            message = f"still paused: {still}" if still else "resuming"
+        return ControlAnswer(self._state.phase, budget, self._state.usage, message)
+
+    @raise_budget.validator
+    def _check_budget(self, update: BudgetUpdate) -> None:
+        if self._state.phase not in ("running", "paused"):
+            raise ApplicationError(f"the run is {self._state.phase}: its budget cannot change")
+        for name, value in vars(update).items():
+            if value is not None and value <= 0:
+                raise ApplicationError(f"{name} must be positive")
+
+    @workflow.update(name="cancel")
+    async def cancel(self, request: CancelRequest) -> ControlAnswer:
+        self._cancel_requested = True
+        if self._child_id:
+            await workflow.get_external_workflow_handle(self._child_id).signal("stop")
+        return ControlAnswer("cancelling", self._state.budget, self._state.usage, request.reason)
+
+    @cancel.validator
+    def _check_cancel(self, request: CancelRequest) -> None:
+        if self._state.phase not in ("running", "paused"):
+            raise ApplicationError(f"the run is already {self._state.phase}")
+
+    def _before_step(self) -> None:
+        if self._cancel_requested:
+            raise _Cancelled
+
+    def _elapsed(self) -> float:
+        return (workflow.now() - workflow.info().start_time).total_seconds()
+
     @workflow.run
     async def run(self, task: TaskInput) -> RunResult:
         self._state = replace(
-            self._state,
-            run_id=task.run_id,
-            trace_id=task.trace_id,
-            policy_label=task.policy.name,
-            task=task,
-        )
-        heartbeat = timedelta(seconds=task.heartbeat_timeout_s)
-        when = workflow.now().replace(microsecond=0).isoformat()
+            self._state, run_id=task.run_id, trace_id=task.trace_id,
+            policy_label=task.policy.name, task=task, budget=task.budget,
+        )  # fmt: skip
+        try:
+            result = await self._pipeline(task)
+        except _Cancelled:
+            result = await self._deliver_draft(task)
+            self._state = replace(self._state, phase="cancelled", result=result)
+            return result
+        except ApplicationError:
+            self._state = replace(self._state, phase="failed")
+            raise
+        self._state = replace(self._state, phase="completed", result=result)
+        return result
 
+    async def _pipeline(self, task: TaskInput) -> RunResult:
+        when = workflow.now().replace(microsecond=0).isoformat()
         prepared: Prepared = await self._step(
             "prepare", PREPARE, PrepareInput(task.run_id, task.repo, task.base_ref,
                                              task.test_command, when, task.start_snapshot),
             Prepared, limit=timedelta(minutes=15), heartbeat=None,
         )  # fmt: skip
-        run = prepared.run
+        run = self._run = prepared.run
         self._record_snapshot("base", run.base_sha)
-
-        def tests(snapshot: str, label: str, round_: int | None) -> Awaitable[TestReport]:
-            arg = TestInput(
-                run, snapshot, prepared.test_command, task.test_timeout_s, label,
-                grade_with_base_tests=label != "baseline",
-            )  # fmt: skip
-            limit = timedelta(seconds=task.test_timeout_s + 120)
-            return self._step(label, RUN_TESTS, arg, TestReport, limit=limit,
-                              heartbeat=heartbeat, round_=round_)  # fmt: skip
-
-        def lint(snapshot: str, label: str, round_: int | None) -> Awaitable[LintReport]:
-            return self._step(
-                label, LINT, LintInput(run, snapshot), LintReport,
-                limit=timedelta(minutes=10), heartbeat=None, round_=round_,
-            )  # fmt: skip
-
-        async def performance(snapshot: str, round_: int | None) -> PerfReport | None:
-            if not prepared.benchmark:
-                return None
-            return await self._step(
-                "performance", PERFORMANCE, PerfInput(run, snapshot, task.test_timeout_s),
-                PerfReport, limit=timedelta(seconds=task.test_timeout_s * 4 + 300),
-                heartbeat=None, round_=round_,
-            )  # fmt: skip
-
-        baseline = await tests(run.base_sha, "baseline", None)
-        baseline_lint = await lint(run.base_sha, "baseline lint", None)
+        baseline = await self._tests(task, prepared, run.base_sha, "baseline", None)
+        baseline_lint = await self._lint(run, run.base_sha, "baseline lint", None)
         plan: PlanOutput = await self._step(
             "plan", PLAN, PlanInput(run, task.goal, task.policy), PlanOutput,
-            limit=POLICY_CALL, heartbeat=heartbeat,
+            limit=POLICY_CALL, heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
         )  # fmt: skip
+        self._add_usage(plan.usage)
         self._state = replace(self._state, policy_label=plan.policy_label)
 
+        async def verify(snapshot: str, round_: int | None) -> tuple[VerifyOutput, TestReport]:
+            report = await self._tests(task, prepared, snapshot, "test", round_)
+            linted = await self._lint(run, snapshot, "lint", round_)
+            perf = None
+            if prepared.benchmark:
+                perf = await self._step(
+                    "performance", PERFORMANCE, PerfInput(run, snapshot, task.test_timeout_s),
+                    PerfReport, limit=timedelta(seconds=task.test_timeout_s * 4 + 300),
+                    heartbeat=None, round_=round_,
+                )  # fmt: skip
+            verdict: VerifyOutput = await self._step(
+                "verify", VERIFY,
+                VerifyInput(run, snapshot, report, baseline, linted, baseline_lint, perf),
+                VerifyOutput, limit=QUICK, heartbeat=None, round_=round_,
+            )  # fmt: skip
+            self._gates = verdict
+            return verdict, report
+
         # Each round patches the previous attempt, so feedback is about what is in front of it.
-        current = task.start_snapshot or run.base_sha
-        snapshot, feedback_ref = current, None
+        current = self._latest = task.start_snapshot or run.base_sha
+        feedback_ref: str | None = None
         verified: VerifyOutput | None = None
-        last_gates: VerifyOutput | None = None
         isolation = baseline.isolation
         rounds = task.max_repair_rounds + 1
         for round_ in range(1, rounds + 1):
-            patch: PatchOutput = await self._step(
-                "patch", PATCH,
-                PatchInput(run, current, "patch", round_, task.goal, plan.plan_ref,
-                           feedback_ref, task.policy),
-                PatchOutput, limit=POLICY_CALL, heartbeat=heartbeat, round_=round_,
-            )  # fmt: skip
+            patch = await self._propose(
+                task, prepared, plan, "patch", round_, current, feedback_ref
+            )
             if not patch.applied:
                 feedback_ref = patch.patch_ref
                 continue
-            current = patch.snapshot
+            current = self._latest = patch.snapshot
             self._record_snapshot(f"patch-{round_}", current)
-            report = await tests(patch.snapshot, "test", round_)
-            linted = await lint(patch.snapshot, "lint", round_)
-            perf = await performance(patch.snapshot, round_)
-            verify: VerifyOutput = await self._step(
-                "verify", VERIFY,
-                VerifyInput(run, patch.snapshot, report, baseline, linted, baseline_lint, perf),
-                VerifyOutput, limit=QUICK, heartbeat=None, round_=round_,
-            )  # fmt: skip
-            last_gates = verify
-            if verify.passed:
-                snapshot, verified, isolation = patch.snapshot, verify, report.isolation
+            verdict, report = await verify(current, round_)
+            if verdict.passed:
+                verified, isolation = verdict, report.isolation
                 break
-            feedback_ref = verify.feedback_ref
+            feedback_ref = verdict.feedback_ref
         if verified is None:
-            self._state = replace(
-                self._state,
-                result=RunResult(gates=last_gates.gates if last_gates else [], patch_ref=None,
-                                 branch=None, plan_ref=plan.plan_ref, isolation=isolation),
-            )  # fmt: skip
+            gates = self._gates.gates if self._gates else []
+            self._state = replace(self._state, result=RunResult(
+                gates=gates, patch_ref=None, branch=None, plan_ref=plan.plan_ref,
+                isolation=isolation,
+            ))  # fmt: skip
             raise self._fail(
                 "VerificationFailed",
                 f"no patch passed verification in {rounds} rounds; see the last gates",
             )
+        snapshot = current
 
         # Refactor, and keep it only if it verifies too: quality only moves one way.
-        refactor: PatchOutput = await self._step(
-            "refactor", PATCH,
-            PatchInput(run, snapshot, "refactor", 1, task.goal, plan.plan_ref, None, task.policy),
-            PatchOutput, limit=POLICY_CALL, heartbeat=heartbeat,
-        )  # fmt: skip
+        refactor = await self._propose(task, prepared, plan, "refactor", 1, snapshot, None)
         refactor_kept = False
         if refactor.applied and refactor.changed:
             self._record_snapshot("refactor-1", refactor.snapshot)
-            report = await tests(refactor.snapshot, "test", None)
-            linted = await lint(refactor.snapshot, "lint", None)
-            perf = await performance(refactor.snapshot, None)
-            verify = await self._step(
-                "verify", VERIFY, VerifyInput(run, refactor.snapshot, report, baseline, linted,
-                                      baseline_lint, perf),
-                VerifyOutput, limit=QUICK, heartbeat=None,
-            )  # fmt: skip
-            if verify.passed:
-                snapshot, verified, refactor_kept = refactor.snapshot, verify, True
-                isolation = report.isolation
-
+            verdict, report = await verify(refactor.snapshot, None)
+            if verdict.passed:
+                snapshot, verified, isolation = refactor.snapshot, verdict, report.isolation
+                refactor_kept = True
+        self._latest = snapshot
         delivery: Delivery = await self._step(
             "deliver", DELIVER, DeliverInput(run, snapshot, task.goal), Delivery,
             limit=QUICK, heartbeat=None,
         )  # fmt: skip
-        result = RunResult(
-            gates=verified.gates,
-            patch_ref=delivery.patch_ref,
-            branch=delivery.branch,
-            commit=delivery.commit,
-            plan_ref=plan.plan_ref,
-            refactor_kept=refactor_kept,
+        return RunResult(
+            gates=verified.gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
+            commit=delivery.commit, plan_ref=plan.plan_ref, refactor_kept=refactor_kept,
             isolation=isolation,
-        )
-        self._state = replace(self._state, result=result)
-        return result
-
-    async def _step(
-        self,
-        name: str,
-        activity: str,
-        arg: Any,
-        result_type: type[T],
-        *,
-        limit: timedelta,
-        heartbeat: timedelta | None,
-        round_: int | None = None,
-    ) -> T:
-        """Run one activity and keep the step list that GET /runs/{id} shows."""
-        index = len(self._state.steps)
-        started = workflow.now().isoformat()
-        self._set_step(index, StepRecord(name, "running", 1, started, round=round_))
-        try:
-            result: T = await workflow.execute_activity(
-                activity,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=limit,
-                heartbeat_timeout=heartbeat,
-                retry_policy=RETRY,
-                summary=f"{name}" + (f" (round {round_})" if round_ else ""),
-            )
-        except ActivityError as err:
-            attempts = (
-                RETRY.maximum_attempts
-                if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-                else 1
-            )
-            cause = err.cause
-            message = str(cause) if cause else str(err)
-            kind = (
-                cause.type if isinstance(cause, ApplicationError) and cause.type else "StepFailed"
-            )
-            self._set_step(
-                index,
-                StepRecord(name, "failed", attempts, started, workflow.now().isoformat(),
-                           round_, message[:500]),
-            )  # fmt: skip
-            raise self._fail(kind, f"step {name} failed: {message}") from err
-        attempts = int(getattr(result, "attempt", 1))
-        self._set_step(
-            index,
-            StepRecord(name, "completed", attempts, started, workflow.now().isoformat(), round_,
-                       _detail(result)),
         )  # fmt: skip
-        return result
 
-    def _record_snapshot(self, step: str, sha: str) -> None:
-        self._state = replace(self._state, snapshots={**self._state.snapshots, step: sha})
+    def _tests(
+        self, task: TaskInput, prepared: Prepared, snapshot: str, label: str, round_: int | None
+    ) -> Awaitable[TestReport]:
+        arg = TestInput(prepared.run, snapshot, prepared.test_command, task.test_timeout_s,
+                        label, grade_with_base_tests=label != "baseline")  # fmt: skip
+        return self._step(
+            label, RUN_TESTS, arg, TestReport, limit=timedelta(seconds=task.test_timeout_s + 120),
+            heartbeat=timedelta(seconds=task.heartbeat_timeout_s), round_=round_,
+        )  # fmt: skip
 
-    def _set_step(self, index: int, record: StepRecord) -> None:
-        steps = list(self._state.steps)
-        if index < len(steps):
-            steps[index] = record
-        else:
-            steps.append(record)
-        self._state = replace(self._state, steps=steps)
+    def _lint(
+        self, run: RunRef, snapshot: str, label: str, round_: int | None
+    ) -> Awaitable[LintReport]:
+        return self._step(label, LINT, LintInput(run, snapshot), LintReport,
+                          limit=timedelta(minutes=10), heartbeat=None, round_=round_)  # fmt: skip
 
-    def _fail(self, kind: str, message: str) -> ApplicationError:
-        self._state = replace(self._state, error={"type": kind, "message": message})
-        return ApplicationError(message, type=kind, non_retryable=True)
+    def _add_usage(self, usage: Usage) -> None:
+        self._state = replace(self._state, usage=self._state.usage + usage)
 
+    async def _propose(
+        self, task: TaskInput, prepared: Prepared, plan: PlanOutput, step: str, round_: int,
+        snapshot: str, feedback_ref: str | None,
+    ) -> PatchOutput:  # fmt: skip
+        """The policy's next change: one activity for a script, an agent loop for a model."""
+        run = prepared.run
+        if task.policy.name == "scripted":
+            return await self._step(
+                step, PATCH,
+                PatchInput(run, snapshot, step, round_, task.goal, plan.plan_ref, feedback_ref,
+                           task.policy),
+                PatchOutput, limit=POLICY_CALL,
+                heartbeat=timedelta(seconds=task.heartbeat_timeout_s), round_=round_,
+            )  # fmt: skip
+        transcript_ref: str | None = None
+        pending: list[ToolResult] = []
+        for resumed in range(1000):
+            arg = AgentInput(
+                run=run, role="refactor" if step == "refactor" else "code",
+                provider=task.policy.name, goal=task.goal, plan_ref=plan.plan_ref,
+                feedback_ref=feedback_ref, snapshot=snapshot, test_command=prepared.test_command,
+                test_timeout_s=task.test_timeout_s, budget=self._state.budget,
+                usage=self._state.usage, started_at=workflow.info().start_time.isoformat(),
+                transcript_ref=transcript_ref, pending_results=pending,
+                retry_initial_s=task.model_retry_initial_s,
+            )  # fmt: skip
+            self._child_id = f"{task.run_id}-{step}-{round_}-{resumed}"
+            try:
+                out: AgentOutput = await self._child(
+                    step, AGENT_WORKFLOW, arg, AgentOutput, child_id=self._child_id, round_=round_
+                )
+            finally:
+                self._child_id = None
+            self._state = replace(self._state, usage=out.usage)
+            snapshot = self._latest = out.snapshot
+            if out.stop == "cancelled":
+                raise _Cancelled
+            if out.stop == "loop":
+                raise self._fail("LoopDetected", out.reason)
+            if out.stop != "budget":
+                changed = out.snapshot != arg.snapshot
+                message = out.summary[:300] or out.stop
+                return PatchOutput(out.snapshot, True, changed, message, attempt=1)
+            await self._pause(out.reason, out.snapshot)
+            transcript_ref, pending = out.transcript_ref, out.pending_results
+        raise self._fail("BudgetLoop", "the run was paused and resumed too many times")
 
-def _test_detail(r: TestReport) -> str:
-    verdict = "passed" if r.passed else f"failed (exit {r.exit_code})"
-    if r.passed_count or r.failed_count:
-        verdict += f": {r.passed_count} passed, {r.failed_count} failed"
-    if r.flaky:
-        verdict += f", {len(r.flaky)} flaky"
-    if r.killed_by:
-        verdict += f", killed by {', '.join(r.killed_by)}"
-    if r.restored_tests:
-        verdict += f"; graded with the original {', '.join(r.restored_tests)}"
-    sandbox = r.isolation.split(":", 1)[0]
-    return f"{verdict} in {r.duration_s:.1f}s [sandbox: {sandbox}]"
+    async def _pause(self, reason: str, snapshot: str) -> None:
+        """Keep the work (a partial patch) and wait for a raised budget or a cancel."""
+        if self._run is None:
+            raise self._fail("NotPrepared", "a run cannot pause before it is prepared")
+        partial: DiffOutput = await self._step(
+            "partial patch", SNAPSHOT_DIFF, DiffInput(self._run, snapshot), DiffOutput,
+            limit=QUICK, heartbeat=None,
+        )  # fmt: skip
+        gates = self._gates.gates if self._gates else []
+        self._resume = False
+        self._state = replace(
+            self._state, phase="paused", pause_reason=reason,
+            result=RunResult(gates=gates, patch_ref=partial.patch_ref, branch=None, draft=True),
+        )  # fmt: skip
+        await workflow.wait_condition(lambda: self._resume or self._cancel_requested)
+        self._state = replace(self._state, phase="running", pause_reason="")
+        if self._cancel_requested:
+            raise _Cancelled
 
-
-def _detail(result: object) -> str:
-    describe: Callable[[Any], str] | None = _DETAILS.get(type(result))
-    return describe(result) if describe else ""
-
-
-_DETAILS: dict[type, Callable[[Any], str]] = {
-    TestReport: lambda r: _test_detail(r),
-    VerifyOutput: lambda r: ", ".join(
-        f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in r.gates
-    ),
-    PatchOutput: lambda r: r.message,
-    PlanOutput: lambda r: f"by {r.policy_label}",
-    PerfReport: lambda r: r.detail[:200],
-    LintReport: lambda r: (
-        f"{r.count} findings ({r.command.split()[0]})"
-        if r.configured and r.ok
-        else r.detail[:200]
-        if r.configured
-        else "no lint command"
-    ),
-    Delivery: lambda r: f"branch {r.branch}, {r.files_changed} files",
-}
+    async def _deliver_draft(self, task: TaskInput) -> RunResult:
+        """A cancelled run delivers what it has, unverified, marked as a draft."""
+        gates = self._gates.gates if self._gates else []
+        self._cancel_requested = False  # let the delivery step itself run
+        if self._run is None or self._latest in (None, self._run.base_sha):
+            return RunResult(gates=gates, patch_ref=None, branch=None, draft=True)
+        delivery: Delivery = await self._step(
+            "deliver", DELIVER, DeliverInput(self._run, self._latest, f"[draft] {task.goal}"),
+            Delivery, limit=QUICK, heartbeat=None,
+        )  # fmt: skip
+        return RunResult(
+            gates=gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
+            commit=delivery.commit, draft=True,
+        )  # fmt: skip

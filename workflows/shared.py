@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workflows.budget import Budget, Usage
+
 FORWARD_WORKFLOW = "ForwardPlanningWorkflow"
 
 # Activity names are explicit and prefixed: renaming a Python function cannot break histories.
@@ -19,6 +21,7 @@ LINT = "ratchet.lint"
 PERFORMANCE = "ratchet.performance"
 VERIFY = "ratchet.verify"
 DELIVER = "ratchet.deliver"
+SNAPSHOT_DIFF = "ratchet.snapshot_diff"
 
 NON_RETRYABLE_TYPES = [
     "BadRepository",
@@ -51,6 +54,9 @@ class TaskInput:
     start_snapshot: str | None = None
     """Begin at this snapshot of an earlier run (a fork) instead of at the base."""
     forked_from: str | None = None
+    budget: Budget = field(default_factory=Budget)
+    model_retry_initial_s: float = 2.0
+    """First backoff of a failed model call (429/529/5xx), doubled up to two minutes."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,7 @@ class PlanOutput:
     plan_ref: str
     policy_label: str
     attempt: int = 1
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,44 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DiffInput:
+    run: RunRef
+    snapshot: str
+
+
+@dataclass(frozen=True)
+class DiffOutput:
+    patch_ref: str
+    files_changed: int
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class BudgetUpdate:
+    """New limits (None keeps the current one); raising a spent budget resumes a paused run."""
+
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_turns: int | None = None
+    max_wall_s: float | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ControlAnswer:
+    """What a budget or cancel update answers: the run's phase, budget and usage after it."""
+
+    phase: str
+    budget: Budget
+    usage: Usage
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class StepRecord:
     name: str
     status: str
@@ -258,6 +303,8 @@ class RunResult:
     refactor_kept: bool | None = None
     isolation: str | None = None
     """Which sandbox and limits were in force for the test run that verified the result."""
+    draft: bool = False
+    """Delivered unverified, as it stood when the run was cancelled or paused."""
 
 
 @dataclass(frozen=True)
@@ -272,3 +319,8 @@ class RunState:
     snapshots: dict[str, str] = field(default_factory=dict)
     """Snapshot id (commit sha) after each step that changed the tree: base, patch-N, refactor-1."""
     task: TaskInput | None = None
+    phase: str = "running"
+    """"running", "paused" (a budget is spent), "cancelled", "completed" or "failed"."""
+    pause_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
+    budget: Budget = field(default_factory=Budget)

@@ -10,54 +10,86 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Answer = tuple[int, dict[str, Any]]
+USAGE = {
+    "input_tokens": 100,
+    "output_tokens": 20,
+    "cache_creation_input_tokens": 50,
+    "cache_read_input_tokens": 0,
+}
 
 
-def text_message(text: str) -> Answer:
+def message(
+    content: list[dict[str, Any]], stop: str, usage: dict[str, int] | None = None
+) -> Answer:
     return 200, {
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": "claude-fake",
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": stop,
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": 100,
-            "output_tokens": 20,
-            "cache_creation_input_tokens": 50,
-            "cache_read_input_tokens": 0,
-        },
+        "usage": usage or USAGE,
     }
 
 
-def error(status: int, kind: str, message: str) -> Answer:
-    return status, {"type": "error", "error": {"type": kind, "message": message}}
+def text_message(text: str, usage: dict[str, int] | None = None) -> Answer:
+    return message([{"type": "text", "text": text}], "end_turn", usage)
+
+
+def tool_use(
+    name: str, args: dict[str, Any], *, call_id: str = "", usage: dict[str, int] | None = None
+) -> Answer:
+    block = {"type": "tool_use", "id": call_id or f"toolu_{name}", "name": name, "input": args}
+    return message([block], "tool_use", usage)
+
+
+def error(status: int, kind: str, text: str) -> Answer:
+    return status, {"type": "error", "error": {"type": kind, "message": text}}
 
 
 class FakeMessagesApi:
-    def __init__(self, answers: list[Answer]) -> None:
+    """Answers POST /v1/messages from a list, in order, and records every request.
+
+    Status 0 drops the connection in the middle of the answer.
+    """
+
+    def __init__(self, answers: list[Answer], headers: dict[str, str] | None = None) -> None:
         self.answers = list(answers)
+        self.headers = headers or {}
         self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def _next(self, path: str, headers: dict[str, str], body: Any) -> Answer:
+        with self._lock:
+            self.requests.append({"path": path, "headers": headers, "body": body})
+            if self.answers:
+                return self.answers.pop(0)
+        return error(500, "api_error", "no answer scripted")
 
     @contextmanager
     def serve(self) -> Iterator[str]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                fake.requests.append({"path": self.path, "headers": headers, "body": body})
-                status, payload = (
-                    fake.answers.pop(0)
-                    if fake.answers
-                    else error(500, "api_error", "no answer scripted")
-                )
+                status, payload = fake._next(self.path, headers, body)
                 data = json.dumps(payload).encode()
+                if status == 0:
+                    self.wfile.write(b'HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{"id"')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
+                for key, value in fake.headers.items():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -1,0 +1,195 @@
+"""The agent loop's steps as activities: one model turn, one tool call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anthropic
+from opentelemetry import trace
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.common import materialize, tag_span
+from activities.errors import permanent_errors
+from activities.testing import RunnerConfig
+from agents import transcript
+from agents.claude import anthropic_turn
+from agents.ledger import cost_usd
+from agents.prompts import load_prompt
+from agents.tools import (
+    EDITING,
+    RUN_TESTS,
+    TOOL_NAMES,
+    TOOL_SPECS,
+    edit_tool,
+    parse_input,
+    read_tool,
+)
+from gym import workspace
+from gym.config import load_config
+from gym.patching import PatchRules
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
+from workflows.agent_shared import (
+    MODEL_TURN,
+    RUN_TOOL,
+    ToolCall,
+    ToolInput,
+    ToolOutput,
+    ToolResult,
+    TurnInput,
+    TurnOutput,
+)
+from workflows.budget import Usage
+
+TEST_OUTPUT_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class RoleModel:
+    model: str
+    max_tokens: int
+    temperature: float | None = None
+
+
+class AgentActivities:
+    def __init__(
+        self,
+        *,
+        home: Path,
+        store: ArtifactStore,
+        runner: RunnerConfig,
+        client: anthropic.AsyncAnthropic | None,
+        roles: dict[str, RoleModel],
+        prices: dict[str, tuple[float, float, float, float]],
+    ) -> None:
+        self.home = home
+        self.store = store
+        self.runner = runner
+        self.client = client
+        self.roles = roles
+        self.prices = prices
+
+    @activity.defn(name=MODEL_TURN)
+    @permanent_errors
+    async def model_turn(self, arg: TurnInput) -> TurnOutput:
+        tag_span(arg.run.run_id)
+        if self.client is None:
+            raise ApplicationError(
+                "the worker has no ANTHROPIC_API_KEY, so it cannot run Claude",
+                type="ModelNotConfigured",
+                non_retryable=True,
+            )
+        role = self.roles.get(arg.role) or self.roles["code"]
+        if arg.transcript_ref:
+            messages = transcript.loads(self.store.get_text(arg.transcript_ref))
+        else:
+            ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
+            feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
+            messages = transcript.opening(
+                role=arg.role, goal=arg.goal, plan=self.store.get_text(arg.plan_ref),
+                feedback=feedback, workspace=ws,
+            )  # fmt: skip
+        results = [(r.tool_use_id, r.content, r.is_error) for r in arg.pending_results]
+        messages = transcript.with_tool_results(messages, results)
+        turn = await anthropic_turn(
+            self.client, model=role.model, max_tokens=role.max_tokens,
+            temperature=role.temperature, system=load_prompt("agent"), tools=TOOL_SPECS,
+            messages=transcript.for_call(messages),
+        )  # fmt: skip
+        messages = [*messages, {"role": "assistant", "content": turn.content}]
+        c = turn.counts
+        usage = Usage(
+            turns=1,
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            cache_creation_input_tokens=c.cache_creation_input_tokens,
+            cache_read_input_tokens=c.cache_read_input_tokens,
+            cost_usd=cost_usd(turn.model or role.model, c, self.prices),
+        )
+        _record_gen_ai(role.model, turn.model, usage)
+        return TurnOutput(
+            transcript_ref=self.store.put_text(transcript.dumps(messages)),
+            tool_calls=[ToolCall(i, n, j) for i, n, j in turn.tool_calls],
+            stop_reason=turn.stop_reason,
+            text=turn.text[:2000],
+            model=turn.model or role.model,
+            usage=usage,
+            attempt=activity.info().attempt,
+        )
+
+    @activity.defn(name=RUN_TOOL)
+    @permanent_errors
+    async def tool(self, arg: ToolInput) -> ToolOutput:
+        tag_span(arg.run.run_id)
+        call, attempt = arg.call, activity.info().attempt
+        trace.get_current_span().set_attribute("ratchet.tool", call.name)
+        if call.name not in TOOL_NAMES:
+            result = ToolResult(call.id, f"there is no tool {call.name!r}", is_error=True)
+            return ToolOutput(result, arg.snapshot, attempt)
+        args = parse_input(call.input_json)
+        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        rules = PatchRules(protected=load_config(base).protected)
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
+        if call.name == RUN_TESTS:
+            content = await self._run_tests(arg, ws)
+            return ToolOutput(ToolResult(call.id, content), arg.snapshot, attempt)
+        if call.name not in EDITING:
+            answer = await asyncio.to_thread(read_tool, ws, call.name, args, rules)
+            return ToolOutput(
+                ToolResult(call.id, answer.content, answer.is_error), arg.snapshot, attempt
+            )
+        answer = await asyncio.to_thread(edit_tool, ws, call.name, args, rules)
+        sha = arg.snapshot
+        if not answer.is_error:
+            step = "edit-" + "".join(ch for ch in call.id if ch.isalnum() or ch in "_-")[-40:]
+            sha = await asyncio.to_thread(
+                workspace.snapshot,
+                ws,
+                arg.run.run_id,
+                step,
+                f"{call.name} ({call.id})",
+                arg.run.when,
+            )
+        return ToolOutput(ToolResult(call.id, answer.content, answer.is_error), sha, attempt)
+
+    async def _run_tests(self, arg: ToolInput, ws: Path) -> str:
+        run = await run_tests(
+            arg.test_command, ws,
+            limits=replace(self.runner.limits, timeout_s=arg.test_timeout_s),
+            sandbox=self.runner.sandbox, reruns=self.runner.reruns, tick=activity.heartbeat,
+        )  # fmt: skip
+        report = run.as_json()
+        failing = [t["id"] for t in report["tests"] if t["outcome"] in ("failed", "error")]
+        lines = [
+            f"{'PASSED' if run.passed else 'FAILED'}: {report['passed']} passed, "
+            f"{report['failed']} failed, {report['errors']} errors, {len(report['flaky'])} flaky "
+            f"(exit {report['exit_code']})"
+        ]
+        if failing:
+            lines.append("failing: " + ", ".join(failing[:20]))
+        tail = run.result.output[-TEST_OUTPUT_TAIL:].decode(errors="replace")
+        return "\n".join([*lines, "output (tail):", tail])
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.model_turn, self.tool]
+
+
+def _record_gen_ai(requested: str, answered: str, usage: Usage) -> None:
+    span = trace.get_current_span()
+    attributes: dict[str, str | int | float] = {
+        "gen_ai.system": "anthropic",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": requested,
+        "gen_ai.response.model": answered or requested,
+        "gen_ai.usage.input_tokens": usage.input_tokens,
+        "gen_ai.usage.output_tokens": usage.output_tokens,
+        "gen_ai.usage.cache_creation.input_tokens": usage.cache_creation_input_tokens,
+        "gen_ai.usage.cache_read.input_tokens": usage.cache_read_input_tokens,
+        "ratchet.cost_usd": usage.cost_usd,
+    }
+    span.set_attributes(attributes)

@@ -1,0 +1,47 @@
+"""The cost of a model turn, from a price table that lives in settings (not in code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# USD per million tokens: input, output, cache write (5-minute), cache read. Overridden by
+# RATCHET_MODEL_PRICES; a model missing from the table costs what "*" says.
+DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
+    "claude-opus-4-5": (5.0, 25.0, 6.25, 0.50),
+    "claude-sonnet-4-5": (3.0, 15.0, 3.75, 0.30),
+    "claude-haiku-4-5": (1.0, 5.0, 1.25, 0.10),
+    "*": (3.0, 15.0, 3.75, 0.30),
+}
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+def price_for(
+    model: str, prices: dict[str, tuple[float, float, float, float]]
+) -> tuple[float, ...]:
+    if model in prices:
+        return prices[model]
+    # Dated snapshots ("claude-sonnet-4-5-20250929") are priced like their family.
+    for name, price in prices.items():
+        if name != "*" and model.startswith(name):
+            return price
+    return prices.get("*", (0.0, 0.0, 0.0, 0.0))
+
+
+def cost_usd(
+    model: str, counts: TokenCounts, prices: dict[str, tuple[float, float, float, float]]
+) -> float:
+    per_input, per_output, per_write, per_read = price_for(model, prices)
+    total = (
+        counts.input_tokens * per_input
+        + counts.output_tokens * per_output
+        + counts.cache_creation_input_tokens * per_write
+        + counts.cache_read_input_tokens * per_read
+    )
+    return round(total / 1_000_000, 6)

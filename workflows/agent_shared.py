@@ -1,0 +1,105 @@
+"""Contracts of the model-driven agent loop (stdlib only): turns, tool calls, usage, budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.budget import Budget, Usage
+from workflows.shared import RunRef
+
+AGENT_WORKFLOW = "AgentLoopWorkflow"
+MODEL_TURN = "ratchet.model_turn"
+RUN_TOOL = "ratchet.tool"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    input_json: str
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    run: RunRef
+    role: str
+    """"code" or "refactor": picks the model settings and the opening message."""
+    provider: str
+    transcript_ref: str | None
+    """None on the first turn: the activity opens the conversation."""
+    pending_results: list[ToolResult]
+    goal: str
+    plan_ref: str
+    feedback_ref: str | None
+    snapshot: str
+
+
+@dataclass(frozen=True)
+class TurnOutput:
+    transcript_ref: str
+    tool_calls: list[ToolCall]
+    stop_reason: str
+    text: str
+    model: str
+    usage: Usage
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ToolInput:
+    run: RunRef
+    snapshot: str
+    call: ToolCall
+    test_command: str
+    test_timeout_s: float
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    result: ToolResult
+    snapshot: str
+    """The workspace after the call (a new snapshot when it edited files)."""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class AgentInput:
+    run: RunRef
+    role: str
+    provider: str
+    goal: str
+    plan_ref: str
+    feedback_ref: str | None
+    snapshot: str
+    test_command: str
+    test_timeout_s: float
+    budget: Budget
+    usage: Usage
+    """Usage of the whole run so far (budgets are per run)."""
+    started_at: str
+    """ISO time the run started (the wall-clock budget counts from it)."""
+    transcript_ref: str | None = None
+    pending_results: list[ToolResult] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    max_turns_per_execution: int = 40
+    """Continue-as-new after this many turns, before the history grows large."""
+    retry_initial_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class AgentOutput:
+    stop: str
+    """"submitted", "budget", "loop" or "ended" (the model stopped without submitting)."""
+    snapshot: str
+    usage: Usage
+    transcript_ref: str | None
+    pending_results: list[ToolResult] = field(default_factory=list)
+    summary: str = ""
+    reason: str = ""

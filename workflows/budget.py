@@ -1,0 +1,59 @@
+"""The cost ledger and budgets of a run (stdlib only; used by workflows, activities and the API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens and cost, per turn and summed per run (the cost ledger)."""
+
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            turns=self.turns + other.turns,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+        )
+
+    @property
+    def tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits of a run's model use; None means no limit."""
+
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_turns: int | None = None
+    max_wall_s: float | None = None
+
+    def exhausted(self, usage: Usage, elapsed_s: float) -> str | None:
+        """Which limit is spent, checked before each turn (so one turn is the most overrun)."""
+        if self.max_turns is not None and usage.turns >= self.max_turns:
+            return f"turn budget spent ({usage.turns} of {self.max_turns})"
+        if self.max_tokens is not None and usage.tokens >= self.max_tokens:
+            return f"token budget spent ({usage.tokens} of {self.max_tokens})"
+        if self.max_cost_usd is not None and usage.cost_usd >= self.max_cost_usd:
+            return f"cost budget spent (${usage.cost_usd:.4f} of ${self.max_cost_usd:.4f})"
+        if self.max_wall_s is not None and elapsed_s >= self.max_wall_s:
+            return f"time budget spent ({elapsed_s:.0f}s of {self.max_wall_s:.0f}s)"
+        return None
