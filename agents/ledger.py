@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# USD per million tokens: input, output, cache write (5-minute), cache read. Overridden by
-# RATCHET_MODEL_PRICES; a model missing from the table costs what "*" says.
+# USD per million tokens: input, output, cache write (5-minute), cache read, by model name or
+# by family prefix. Overridden by RATCHET_MODEL_PRICES (check them against your contract); a
+# model that matches nothing costs what "*" says.
 DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
-    "claude-opus-4-5": (5.0, 25.0, 6.25, 0.50),
-    "claude-sonnet-4-5": (3.0, 15.0, 3.75, 0.30),
-    "claude-haiku-4-5": (1.0, 5.0, 1.25, 0.10),
+    "claude-opus": (5.0, 25.0, 6.25, 0.50),
+    "claude-sonnet": (3.0, 15.0, 3.75, 0.30),
+    "claude-haiku": (1.0, 5.0, 1.25, 0.10),
     "*": (3.0, 15.0, 3.75, 0.30),
 }
 
@@ -27,8 +28,8 @@ def price_for(
 ) -> tuple[float, ...]:
     if model in prices:
         return prices[model]
-    # Dated snapshots ("claude-sonnet-4-5-20250929") are priced like their family.
-    for name, price in prices.items():
+    # The longest matching prefix wins: "claude-sonnet-4-6" is priced as "claude-sonnet".
+    for name, price in sorted(prices.items(), key=lambda item: -len(item[0])):
         if name != "*" and model.startswith(name):
             return price
     return prices.get("*", (0.0, 0.0, 0.0, 0.0))
@@ -44,4 +45,4 @@ def cost_usd(
         + counts.cache_creation_input_tokens * per_write
         + counts.cache_read_input_tokens * per_read
     )
-    return round(total / 1_000_000, 6)
+    return total / 1_000_000

@@ -7,6 +7,38 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_turns: int | None = Field(default=None, gt=0)
+    max_wall_s: float | None = Field(default=None, gt=0)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class UsagePublic(BaseModel):
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ControlPublic(BaseModel):
+    run_id: str
+    phase: str
+    budget: BudgetIn
+    usage: UsagePublic
+    message: str = ""
+
+
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -17,6 +49,7 @@ class TaskCreate(BaseModel):
     policy: Literal["anthropic", "scripted"] | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
+    budget: BudgetIn | None = None
 
 
 class TaskAccepted(BaseModel):
@@ -62,6 +95,7 @@ class RunResultPublic(BaseModel):
     commit: str | None = None
     refactor_kept: bool | None = None
     isolation: str | None = None
+    draft: bool = False
 
 
 class ErrorPublic(BaseModel):
@@ -73,7 +107,7 @@ class RunPublic(BaseModel):
     run_id: str
     workflow_id: str
     kind: str
-    status: Literal["running", "completed", "failed", "cancelled"]
+    status: Literal["running", "paused", "completed", "failed", "cancelled"]
     steps: list[StepPublic]
     result: RunResultPublic | None
     trace_id: str
@@ -82,3 +116,6 @@ class RunPublic(BaseModel):
     error: ErrorPublic | None = None
     snapshots: dict[str, str] = Field(default_factory=dict)
     forked_from: str | None = None
+    usage: UsagePublic = Field(default_factory=UsagePublic)
+    budget: BudgetIn = Field(default_factory=BudgetIn)
+    pause_reason: str = ""

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
     )
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-4-6"
     anthropic_max_tokens: int = 8192
     anthropic_temperature: float | None = None
     """Sent only when set: recent models take no sampling temperature."""
@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     """USD per million tokens (input, output, cache write, cache read) by model; "*" for any
     other. RATCHET_MODEL_PRICES as JSON, so prices change without a release."""
     model_retry_initial_s: float = Field(default=2.0, gt=0)
+    agent_turns_per_execution: int = Field(default=40, ge=1)
+    """The agent loop continues-as-new after this many turns (Temporal history stays small)."""
 
     otlp_endpoint: str | None = Field(
         default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -24,7 +24,7 @@ class Usage:
             cache_creation_input_tokens=self.cache_creation_input_tokens
             + other.cache_creation_input_tokens,
             cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+            cost_usd=self.cost_usd + other.cost_usd,
         )
 
     @property

@@ -272,6 +272,7 @@ class ForwardPlanningWorkflow(StepRunner):
                 usage=self._state.usage, started_at=workflow.info().start_time.isoformat(),
                 transcript_ref=transcript_ref, pending_results=pending,
                 retry_initial_s=task.model_retry_initial_s,
+                max_turns_per_execution=task.turns_per_execution,
             )  # fmt: skip
             self._child_id = f"{task.run_id}-{step}-{round_}-{resumed}"
             try:

@@ -57,6 +57,8 @@ class TaskInput:
     budget: Budget = field(default_factory=Budget)
     model_retry_initial_s: float = 2.0
     """First backoff of a failed model call (429/529/5xx), doubled up to two minutes."""
+    turns_per_execution: int = 40
+    """The agent loop continues-as-new after this many turns, keeping its history short."""
 
 
 @dataclass(frozen=True)

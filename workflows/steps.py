@@ -79,11 +79,7 @@ class StepRunner:
                 if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
                 else 1
             )
-            cause = err.cause
-            message = str(cause) if cause else str(err)
-            kind = (
-                cause.type if isinstance(cause, ApplicationError) and cause.type else "StepFailed"
-            )
+            kind, message = _root_cause(err)
             self._set_step(
                 index,
                 StepRecord(name, "failed", attempts, started, workflow.now().isoformat(),
@@ -124,11 +120,7 @@ class StepRunner:
                 static_summary=f"{name}" + (f" (round {round_})" if round_ else ""),
             )  # fmt: skip
         except ChildWorkflowError as err:
-            cause = err.cause
-            message = str(cause) if cause else str(err)
-            kind = (
-                cause.type if isinstance(cause, ApplicationError) and cause.type else "StepFailed"
-            )
+            kind, message = _root_cause(err)
             self._set_step(index, StepRecord(name, "failed", 1, started, workflow.now().isoformat(),
                                              round_, message[:500]))  # fmt: skip
             raise self._fail(kind, f"step {name} failed: {message}") from err
@@ -178,3 +170,13 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
     Delivery: lambda r: f"branch {r.branch}, {r.files_changed} files",
     AgentOutput: lambda r: f"{r.stop}: {(r.reason or r.summary)[:200]}",
 }
+
+
+def _root_cause(err: BaseException) -> tuple[str, str]:
+    """The first application failure under the step (an activity's, possibly inside a child)."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.type or "StepFailed", cause.message
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return "StepFailed", str(err.__cause__ or err)

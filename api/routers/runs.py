@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException
@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import (
+    BudgetIn,
     ErrorPublic,
     ForkCreate,
     GatePublic,
@@ -21,6 +22,7 @@ from api.models import (
     RunResultPublic,
     StepPublic,
     TaskAccepted,
+    UsagePublic,
 )
 from api.starting import choose_policy, new_run_id, start_forward
 from ratchet.artifacts import ArtifactNotFound
@@ -62,6 +64,8 @@ async def _load(
 async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep) -> RunPublic:
     _, description, state = await _load(client, run_id)
     status = _STATUS.get(description.raw_description.workflow_execution_info.status, "failed")
+    if state and state.phase in ("paused", "cancelled") and status in ("running", "completed"):
+        status = state.phase
     steps = [
         StepPublic(
             name=s.name, status=s.status, attempts=s.attempts, started_at=s.started_at,
@@ -80,6 +84,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             commit=r.commit,
             refactor_kept=r.refactor_kept,
             isolation=r.isolation,
+            draft=r.draft,
         )
     error = None
     if state and state.error:
@@ -101,6 +106,9 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
         error=error,
         snapshots=state.snapshots if state else {},
         forked_from=state.task.forked_from if state and state.task else None,
+        usage=UsagePublic(**asdict(state.usage)) if state else UsagePublic(),
+        budget=BudgetIn(**asdict(state.budget)) if state else BudgetIn(),
+        pause_reason=state.pause_reason if state else "",
     )
 
 

@@ -12,6 +12,7 @@ from api.starting import choose_policy, new_run_id, start_forward
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.telemetry import current_trace_id
+from workflows.budget import Budget
 from workflows.shared import TaskInput
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Authenticated])
@@ -46,5 +47,8 @@ async def create_task(
         ),
         test_timeout_s=settings.test_timeout_s,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        budget=Budget(**body.budget.model_dump()) if body.budget else Budget(),
+        model_retry_initial_s=settings.model_retry_initial_s,
+        turns_per_execution=settings.agent_turns_per_execution,
     )
     return await start_forward(client, settings, task)

@@ -1,0 +1,63 @@
+"""Steering a run: raise its budget (a paused run resumes) or cancel it (a draft is delivered).
+
+Both are Temporal updates with validators: a refused one writes nothing to the run's history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+
+from fastapi import APIRouter, HTTPException
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import Authenticated, TemporalClientDep
+from api.models import BudgetIn, CancelIn, ControlPublic, UsagePublic
+from workflows.shared import BudgetUpdate, CancelRequest, ControlAnswer
+
+router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+async def _update(client: TemporalClientDep, run_id: str, name: str, arg: object) -> ControlPublic:
+    if not _RUN_ID.match(run_id):
+        raise HTTPException(404, f"no run {run_id!r}")
+    handle = client.get_workflow_handle(run_id)
+    try:
+        answer = await handle.execute_update(name, arg, result_type=ControlAnswer)
+    except WorkflowUpdateFailedError as err:
+        raise HTTPException(409, str(err.cause or err)) from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            try:
+                await handle.describe()
+            except RPCError:
+                raise HTTPException(404, f"no run {run_id!r}") from None
+            raise HTTPException(409, f"run {run_id} has ended: nothing to change") from None
+        if err.status == RPCStatusCode.FAILED_PRECONDITION:
+            raise HTTPException(409, f"run {run_id} has ended: {err.message}") from None
+        raise
+    return ControlPublic(
+        run_id=run_id,
+        phase=answer.phase,
+        budget=BudgetIn(**asdict(answer.budget)),
+        usage=UsagePublic(**asdict(answer.usage)),
+        message=answer.message,
+    )
+
+
+@router.post("/{run_id}/budget", response_model=ControlPublic)
+async def raise_budget(run_id: str, body: BudgetIn, client: TemporalClientDep) -> ControlPublic:
+    """Set new limits; a run paused on a spent budget continues when the new one allows it."""
+    if not any(v is not None for v in body.model_dump().values()):
+        raise HTTPException(
+            422, "give at least one of max_cost_usd, max_tokens, max_turns, max_wall_s"
+        )
+    return await _update(client, run_id, "budget", BudgetUpdate(**body.model_dump()))
+
+
+@router.post("/{run_id}/cancel", status_code=202, response_model=ControlPublic)
+async def cancel(run_id: str, body: CancelIn | None, client: TemporalClientDep) -> ControlPublic:
+    """Stop the run after its current step and deliver what is there as a draft."""
+    return await _update(client, run_id, "cancel", CancelRequest(body.reason if body else ""))

@@ -1,0 +1,222 @@
+"""Claude as the policy, end to end: the real anthropic SDK against a fake Messages API on
+loopback, through the API, the workflow, one activity per model turn and per tool call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from gym.git import git
+from ratchet.settings import Settings
+from tests.conftest import make_settings
+from tests.utils.fake_anthropic import Answer, FakeMessagesApi, error, text_message, tool_use
+from tests.utils.repos import PY_REPO, make_repo
+from tests.workflows.helpers import wait_for_end
+from worker import build_worker
+
+MUL = "    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
+TEST_MUL = "from calc import mul\n\n\ndef test_mul():\n    assert mul(3, 4) == 12\n"
+
+
+def happy_path() -> list[Answer]:
+    return [
+        text_message("1. add mul to calc.py\n2. test it"),  # plan
+        tool_use("read_file", {"path": "calc.py"}, call_id="toolu_1"),
+        tool_use(
+            "edit_file",
+            {"path": "calc.py", "search": "    return a + b\n", "replace": MUL},
+            call_id="toolu_2",
+        ),
+        tool_use(
+            "create_file", {"path": "tests/test_mul.py", "content": TEST_MUL}, call_id="toolu_3"
+        ),
+        tool_use("run_tests", {}, call_id="toolu_4"),
+        tool_use("submit", {"summary": "added mul with a test"}, call_id="toolu_5"),
+        tool_use("submit", {"summary": "nothing to refactor"}, call_id="toolu_6"),  # refactor
+    ]
+
+
+class Harness:
+    def __init__(self, fake: FakeMessagesApi, api: httpx.AsyncClient, repo: Path) -> None:
+        self.fake, self.api, self.repo = fake, api, repo
+
+    async def submit(self, **extra: Any) -> str:
+        body = {"repo": str(self.repo), "goal": "add mul(a, b)", "policy": "anthropic"} | extra
+        response = await self.api.post("/tasks", json=body)
+        assert response.status_code == 202, response.text
+        return str(response.json()["run_id"])
+
+
+@pytest_asyncio.fixture
+async def harness(
+    tmp_path: Path, temporal_target: str, client: Client, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Harness]:  # fmt: skip
+    from api.main import create_app
+    from tests.conftest import TOKEN, serve_app
+
+    answers: list[Answer] = getattr(request, "param", None) or happy_path()
+    fake = FakeMessagesApi(answers, headers={"retry-after": "0"})
+    settings: Settings = make_settings(
+        tmp_path / "home", temporal_target, anthropic_api_key=SecretStr("sk-test"),
+        model_retry_initial_s=0.1, agent_turns_per_execution=2,
+    )  # fmt: skip
+    with fake.serve() as url:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", url)  # honoured by the SDK in the worker
+        worker = build_worker(client, settings)
+        app = create_app(
+            settings, client=client, tracer_provider=request.getfixturevalue("tracer_provider")
+        )
+        async with (
+            worker,
+            serve_app(app) as base_url,
+            httpx.AsyncClient(
+                base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+            ) as api,
+        ):
+            yield Harness(fake, api, make_repo(tmp_path / "calc", PY_REPO))
+
+
+async def test_claude_reaches_a_verified_patch_through_the_sdk(
+    harness: Harness, span_exporter: InMemorySpanExporter
+) -> None:
+    run_id = await harness.submit()
+    run = await wait_for_end(harness.api, run_id)
+    assert run["status"] == "completed", run
+    assert all(g["passed"] for g in run["result"]["gates"])
+    assert "return a * b" in git("show", f"ratchet/{run_id}:calc.py", cwd=harness.repo)
+    # 7 turns: plan, 5 in the coding loop (continued-as-new every 2 turns), 1 refactor.
+    assert run["usage"] == {
+        "turns": 7, "input_tokens": 700, "output_tokens": 140,
+        "cache_creation_input_tokens": 350, "cache_read_input_tokens": 0,
+        "cost_usd": pytest.approx(7 * (100 * 3 + 20 * 15 + 50 * 3.75) / 1e6, rel=1e-6),
+    }  # fmt: skip
+    requests = harness.fake.requests
+    assert len(requests) == 7
+    turn = requests[2]["body"]
+    assert [t["name"] for t in turn["tools"]] == [
+        "read_file", "list_files", "search", "edit_file", "create_file", "run_tests", "submit",
+    ]  # fmt: skip
+    assert turn["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert turn["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert turn["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    # The read_file result went back to the model as a tool_result, numbered lines of calc.py.
+    result = turn["messages"][-1]["content"][-1]
+    assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_1"
+    assert "def add(a, b):" in result["content"] and result["cache_control"]
+    tests_result = requests[5]["body"]["messages"][-1]["content"][-1]["content"]
+    assert tests_result.startswith("PASSED: 2 passed")
+    turn_spans = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "RunActivity:ratchet.model_turn"
+        and s.attributes.get("ratchet.run_id") == run_id
+    ]
+    assert len(turn_spans) == 6
+    assert turn_spans[0].attributes["gen_ai.usage.cache_creation.input_tokens"] == 50
+    assert turn_spans[0].attributes["gen_ai.request.model"] == "claude-sonnet-4-6"
+
+
+STORM = [happy_path()[0], *[error(529, "overloaded_error", "Overloaded")] * 4, *happy_path()[1:]]
+
+
+@pytest.mark.parametrize("harness", [STORM], indirect=True)
+async def test_a_529_storm_delays_the_run_but_does_not_fail_it(harness: Harness) -> None:
+    run = await wait_for_end(harness.api, await harness.submit())
+    assert run["status"] == "completed", run
+    assert len(harness.fake.requests) == 7 + 4
+    assert run["usage"]["turns"] == 7  # failed attempts are not turns and cost nothing
+
+
+AUTH = [happy_path()[0], error(401, "authentication_error", "invalid x-api-key")]
+
+
+@pytest.mark.parametrize("harness", [AUTH], indirect=True)
+async def test_a_401_fails_the_run_at_once_with_the_message(harness: Harness) -> None:
+    run = await wait_for_end(harness.api, await harness.submit())
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "ModelRequestRejected"
+    assert "invalid x-api-key" in run["error"]["message"]
+    assert len(harness.fake.requests) == 2  # no retry of a permanent error
+
+
+async def test_a_turn_budget_pauses_with_the_work_kept_and_resumes_after_a_raise(
+    harness: Harness,
+) -> None:
+    run_id = await harness.submit(budget={"max_turns": 3})
+    for _ in range(300):
+        run = (await harness.api.get(f"/runs/{run_id}")).json()
+        if run["status"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert run["status"] == "paused", run
+    assert "turn budget spent (3 of 3)" in run["pause_reason"]
+    assert run["usage"]["turns"] == 3 and len(harness.fake.requests) == 3
+    assert run["result"]["draft"] is True
+    partial = await harness.api.get(f"/runs/{run_id}/patch")
+    assert "+def mul(a, b):" in partial.text  # the edit made before the pause is kept
+    too_small = await harness.api.post(f"/runs/{run_id}/budget", json={"max_turns": 3})
+    assert too_small.json()["phase"] == "paused" and "still paused" in too_small.json()["message"]
+    raised = await harness.api.post(f"/runs/{run_id}/budget", json={"max_turns": 50})
+    assert raised.status_code == 200 and raised.json()["message"] == "resuming"
+    run = await wait_for_end(harness.api, run_id)
+    assert run["status"] == "completed", run
+    assert len(harness.fake.requests) == 7  # no turn was paid for twice
+    assert run["budget"]["max_turns"] == 50
+
+
+async def test_cancel_while_paused_delivers_a_draft(harness: Harness) -> None:
+    run_id = await harness.submit(budget={"max_turns": 3})
+    for _ in range(300):
+        run = (await harness.api.get(f"/runs/{run_id}")).json()
+        if run["status"] == "paused":
+            break
+        await asyncio.sleep(0.1)
+    response = await harness.api.post(f"/runs/{run_id}/cancel", json={"reason": "enough"})
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(harness.api, run_id)
+    assert run["status"] == "cancelled", run
+    assert run["result"]["draft"] is True
+    assert "def mul" in git("show", f"ratchet/{run_id}:calc.py", cwd=harness.repo)
+    again = await harness.api.post(f"/runs/{run_id}/cancel", json={})
+    assert again.status_code == 409
+
+
+def looping() -> list[Answer]:
+    bad = {"path": "calc.py", "search": "no such text", "replace": "x"}
+    return [happy_path()[0], *[tool_use("edit_file", bad, call_id=f"toolu_{i}") for i in range(3)]]
+
+
+@pytest.mark.parametrize("harness", [looping()], indirect=True)
+async def test_the_loop_detector_stops_a_policy_repeating_a_failing_action(
+    harness: Harness,
+) -> None:
+    run = await wait_for_end(harness.api, await harness.submit())
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "LoopDetected"
+    assert "3 times" in run["error"]["message"]
+    assert len(harness.fake.requests) == 4
+
+
+async def test_budget_and_cancel_refuse_bad_requests(harness: Harness) -> None:
+    assert (
+        await harness.api.post("/runs/task-nope/budget", json={"max_turns": 1})
+    ).status_code == 404
+    assert (await harness.api.post("/runs/task-nope/cancel", json={})).status_code == 404
+    run_id = await harness.submit()
+    assert (await harness.api.post(f"/runs/{run_id}/budget", json={})).status_code == 422
+    response = await harness.api.post(f"/runs/{run_id}/budget", json={"max_turns": -1})
+    assert response.status_code == 422
+    await wait_for_end(harness.api, run_id)
+    late = await harness.api.post(f"/runs/{run_id}/budget", json={"max_turns": 5})
+    assert late.status_code == 409
