@@ -121,8 +121,18 @@ async def anthropic_turn(
             messages=messages,  # type: ignore[arg-type]
             **options,
         )
+    except anthropic.APIResponseValidationError as err:
+        raise ModelCallError(
+            f"the model API's answer did not match its schema: {err}",
+            retryable=False, kind="ModelAnswerUnreadable",
+        ) from err  # fmt: skip
     except (anthropic.APIError, anthropic.APIConnectionError) as err:
         raise classify(err) from err
+    except ValueError as err:  # a body that is not JSON at all
+        raise ModelCallError(
+            f"the model API's answer could not be read: {err}",
+            retryable=False, kind="ModelAnswerUnreadable",
+        ) from err  # fmt: skip
     try:
         content = [block.model_dump(exclude_none=True) for block in message.content]
         calls = [

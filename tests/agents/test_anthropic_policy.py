@@ -90,3 +90,13 @@ async def test_a_permanent_plan_error_is_a_policy_error(tmp_path: Path) -> None:
     fake = FakeMessagesApi([error(401, "authentication_error", "invalid x-api-key")])
     with fake.serve() as url, pytest.raises(PolicyError, match=r"401.*invalid x-api-key"):
         await policy(url).plan(PlanRequest(goal="g", workspace=ws))
+
+
+async def test_an_unreadable_answer_is_permanent() -> None:
+    fake = FakeMessagesApi([(200, b"this is not json")])
+    with fake.serve() as url, pytest.raises(ModelCallError) as caught:
+        await anthropic_turn(
+            client(url), model="m", max_tokens=10, temperature=None, system="s", tools=[],
+            messages=[{"role": "user", "content": "hi"}],
+        )  # fmt: skip
+    assert not caught.value.retryable and caught.value.kind == "ModelAnswerUnreadable"

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Answer = tuple[int, dict[str, Any]]
+Answer = tuple[int, Any]
+"""(status, body): a dict is sent as JSON, bytes as they are; status 0 drops the connection."""
 USAGE = {
     "input_tokens": 100,
     "output_tokens": 20,
@@ -79,7 +80,7 @@ class FakeMessagesApi:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, payload = fake._next(self.path, headers, body)
-                data = json.dumps(payload).encode()
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 if status == 0:
                     self.wfile.write(b'HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{"id"')
                     self.wfile.flush()
