@@ -8,15 +8,17 @@ import os
 import signal
 
 import anthropic
+import httpx
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
-from activities.agent import AgentActivities, RoleModel
+from activities.agent import AgentActivities, OpenAIServer, RoleModel
 from activities.forward import ForwardActivities
 from activities.testing import RunnerConfig, TestActivities
 from agents.anthropic_policy import AnthropicPolicy
+from agents.openai_compat import OpenAICompatPolicy
 from agents.policy import Policy
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
@@ -37,6 +39,18 @@ def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic | None:
     return anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key.get_secret_value(), max_retries=0
     )
+
+
+def openai_server(settings: Settings) -> OpenAIServer | None:
+    if not settings.openai_base_url:
+        return None
+    headers = {}
+    if settings.openai_api_key is not None:
+        headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+    http = httpx.AsyncClient(
+        base_url=settings.openai_base_url.rstrip("/") + "/", headers=headers, timeout=600
+    )
+    return OpenAIServer(http, settings.openai_model, settings.openai_max_tokens)
 
 
 def build_anthropic_policy(
@@ -75,17 +89,23 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     store = FilesystemArtifactStore(settings.artifacts_dir)
     model_client = anthropic_client(settings)
     runner = runner_config(settings)
+    openai = openai_server(settings)
     forward = ForwardActivities(
         home=settings.home,
         store=store,
         anthropic_policy=build_anthropic_policy(settings, model_client),
+        openai_policy=(
+            OpenAICompatPolicy(openai.http, model=openai.model, max_tokens=openai.max_tokens)
+            if openai
+            else None
+        ),
         prices=settings.model_prices,
     )
     tests = TestActivities(home=settings.home, store=store, runner=runner)
     roles = {role: RoleModel(*settings.role_model(role)) for role in ("plan", "code", "refactor")}
     agent = AgentActivities(
         home=settings.home, store=store, runner=runner, client=model_client, roles=roles,
-        prices=settings.model_prices,
+        prices=settings.model_prices, openai=openai,
     )  # fmt: skip
     return Worker(
         client,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -16,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
 from activities.testing import RunnerConfig
-from agents import transcript
+from agents import openai_compat, transcript
 from agents.claude import anthropic_turn
 from agents.ledger import cost_usd
 from agents.prompts import load_prompt
@@ -50,6 +51,14 @@ TEST_OUTPUT_TAIL = 4000
 
 
 @dataclass(frozen=True)
+class OpenAIServer:
+    http: httpx.AsyncClient
+    """Has the server's base URL (…/v1) and, when one is set, its API key."""
+    model: str
+    max_tokens: int
+
+
+@dataclass(frozen=True)
 class RoleModel:
     model: str
     max_tokens: int
@@ -66,7 +75,9 @@ class AgentActivities:
         client: anthropic.AsyncAnthropic | None,
         roles: dict[str, RoleModel],
         prices: dict[str, tuple[float, float, float, float]],
+        openai: OpenAIServer | None = None,
     ) -> None:
+        self.openai = openai
         self.home = home
         self.store = store
         self.runner = runner
@@ -78,13 +89,17 @@ class AgentActivities:
     @permanent_errors
     async def model_turn(self, arg: TurnInput) -> TurnOutput:
         tag_span(arg.run.run_id)
-        if self.client is None:
+        openai = arg.provider == "openai-compatible"
+        if (self.openai if openai else self.client) is None:
+            missing = "RATCHET_OPENAI_BASE_URL" if openai else "ANTHROPIC_API_KEY"
             raise ApplicationError(
-                "the worker has no ANTHROPIC_API_KEY, so it cannot run Claude",
+                f"the worker has no {missing}, so it cannot run the {arg.provider} policy",
                 type="ModelNotConfigured",
                 non_retryable=True,
             )
         role = self.roles.get(arg.role) or self.roles["code"]
+        if openai and self.openai is not None:
+            role = RoleModel(self.openai.model, self.openai.max_tokens)
         if arg.transcript_ref:
             messages = transcript.loads(self.store.get_text(arg.transcript_ref))
         else:
@@ -92,16 +107,25 @@ class AgentActivities:
             feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
             messages = transcript.opening(
                 role=arg.role, goal=arg.goal, plan=self.store.get_text(arg.plan_ref),
-                feedback=feedback, workspace=ws,
+                feedback=feedback, workspace=ws, provider=arg.provider,
             )  # fmt: skip
         results = [(r.tool_use_id, r.content, r.is_error) for r in arg.pending_results]
-        messages = transcript.with_tool_results(messages, results)
-        turn = await anthropic_turn(
-            self.client, model=role.model, max_tokens=role.max_tokens,
-            temperature=role.temperature, system=load_prompt("agent"), tools=TOOL_SPECS,
-            messages=transcript.for_call(messages),
-        )  # fmt: skip
-        messages = [*messages, {"role": "assistant", "content": turn.content}]
+        if openai and self.openai is not None:
+            messages = openai_compat.with_tool_results(messages, results)
+            turn = await openai_compat.openai_turn(
+                self.openai.http, model=role.model, max_tokens=role.max_tokens, temperature=None,
+                system=load_prompt("agent"), tools=TOOL_SPECS, messages=messages,
+            )  # fmt: skip
+            messages = [*messages, *turn.content]
+        else:
+            assert self.client is not None  # checked above; narrows the type for mypy
+            messages = transcript.with_tool_results(messages, results)
+            turn = await anthropic_turn(
+                self.client, model=role.model, max_tokens=role.max_tokens,
+                temperature=role.temperature, system=load_prompt("agent"), tools=TOOL_SPECS,
+                messages=transcript.for_call(messages),
+            )  # fmt: skip
+            messages = [*messages, {"role": "assistant", "content": turn.content}]
         c = turn.counts
         usage = Usage(
             turns=1,
@@ -109,9 +133,9 @@ class AgentActivities:
             output_tokens=c.output_tokens,
             cache_creation_input_tokens=c.cache_creation_input_tokens,
             cache_read_input_tokens=c.cache_read_input_tokens,
-            cost_usd=cost_usd(turn.model or role.model, c, self.prices),
+            cost_usd=cost_usd(turn.model or role.model, c, self.prices, unpriced_is_free=openai),
         )
-        _record_gen_ai(role.model, turn.model, usage)
+        _record_gen_ai(arg.provider, role.model, turn.model, usage)
         return TurnOutput(
             transcript_ref=self.store.put_text(transcript.dumps(messages)),
             tool_calls=[ToolCall(i, n, j) for i, n, j in turn.tool_calls],
@@ -179,10 +203,10 @@ class AgentActivities:
         return [self.model_turn, self.tool]
 
 
-def _record_gen_ai(requested: str, answered: str, usage: Usage) -> None:
+def _record_gen_ai(provider: str, requested: str, answered: str, usage: Usage) -> None:
     span = trace.get_current_span()
     attributes: dict[str, str | int | float] = {
-        "gen_ai.system": "anthropic",
+        "gen_ai.system": "openai" if provider == "openai-compatible" else "anthropic",
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": requested,
         "gen_ai.response.model": answered or requested,

@@ -62,9 +62,11 @@ class ForwardActivities:
         home: Path,
         store: ArtifactStore,
         anthropic_policy: Policy | None = None,
+        openai_policy: Policy | None = None,
         prices: dict[str, tuple[float, float, float, float]] | None = None,
     ) -> None:
         self.prices = prices or DEFAULT_PRICES
+        self.openai_policy = openai_policy
         self.home = home
         self.mirrors = workspace.Mirrors(home)
         self.store = store
@@ -82,6 +84,10 @@ class ForwardActivities:
             if self.anthropic_policy is None:
                 raise PolicyError("the worker has no ANTHROPIC_API_KEY, so it cannot run Claude")
             return self.anthropic_policy
+        if choice.name == "openai-compatible":
+            if self.openai_policy is None:
+                raise PolicyError("the worker has no RATCHET_OPENAI_BASE_URL for this policy")
+            return self.openai_policy
         raise PolicyError(f"unknown policy {choice.name!r}")
 
     @activity.defn(name=PREPARE)
@@ -115,7 +121,10 @@ class ForwardActivities:
                 turns=1, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
                 cache_creation_input_tokens=c.cache_creation_input_tokens,
                 cache_read_input_tokens=c.cache_read_input_tokens,
-                cost_usd=cost_usd(answer.model, c, self.prices),
+                cost_usd=cost_usd(
+                    answer.model, c, self.prices,
+                    unpriced_is_free=arg.policy.name == "openai-compatible",
+                ),
             )  # fmt: skip
         return PlanOutput(self.store.put_text(answer.text), policy.label, _attempt(), usage)
 

@@ -36,8 +36,15 @@ def price_for(
 
 
 def cost_usd(
-    model: str, counts: TokenCounts, prices: dict[str, tuple[float, float, float, float]]
+    model: str,
+    counts: TokenCounts,
+    prices: dict[str, tuple[float, float, float, float]],
+    *,
+    unpriced_is_free: bool = False,
 ) -> float:
+    """Cost in USD; a self-hosted model missing from the table is free, not priced as "*"."""
+    if unpriced_is_free:
+        prices = {name: price for name, price in prices.items() if name != "*"}
     per_input, per_output, per_write, per_read = price_for(model, prices)
     total = (
         counts.input_tokens * per_input

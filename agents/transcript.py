@@ -16,7 +16,9 @@ Message = dict[str, Any]
 MAX_LISTED_FILES = 2000
 
 
-def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) -> list[Message]:
+def opening(
+    *, role: str, goal: str, plan: str, feedback: str, workspace: Path, provider: str = "anthropic"
+) -> list[Message]:
     files = tracked_files(workspace)
     listing = "\n".join(files[:MAX_LISTED_FILES])
     if len(files) > MAX_LISTED_FILES:
@@ -36,6 +38,8 @@ def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) 
         ask = (
             f"<feedback>{escape(feedback)}</feedback>\nThe last attempt failed verification. {ask}"
         )
+    if provider != "anthropic":
+        return [{"role": "user", "content": f"{context}\n\n{ask}"}]
     return [
         {
             "role": "user",

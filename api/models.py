@@ -46,7 +46,7 @@ class TaskCreate(BaseModel):
     goal: str = Field(min_length=1, description="what the change should achieve")
     base_ref: str = Field(default="HEAD", min_length=1, max_length=256)
     test_command: str | None = Field(default=None, max_length=4096)
-    policy: Literal["anthropic", "scripted"] | None = None
+    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
     budget: BudgetIn | None = None
@@ -67,7 +67,7 @@ class ForkCreate(BaseModel):
 
     from_step: str = Field(min_length=1, max_length=100, description='e.g. "base", "patch-1"')
     goal: str | None = Field(default=None, min_length=1)
-    policy: Literal["anthropic", "scripted"] | None = None
+    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
 

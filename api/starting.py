@@ -39,6 +39,14 @@ def choose_policy(
                 "(a test double that replays a script)",
             )
         name = "anthropic"
+    if name == "openai-compatible":
+        if not settings.openai_base_url:
+            raise HTTPException(
+                422, 'policy "openai-compatible" needs RATCHET_OPENAI_BASE_URL on the server'
+            )
+        if script:
+            raise HTTPException(422, 'policy_script is only for "policy": "scripted"')
+        return PolicyChoice("openai-compatible")
     if name == "anthropic":
         if settings.anthropic_api_key is None:
             raise HTTPException(422, 'policy "anthropic" needs ANTHROPIC_API_KEY on the server')

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     """USD per million tokens (input, output, cache write, cache read) by model; "*" for any
     other. RATCHET_MODEL_PRICES as JSON, so prices change without a release."""
+    openai_base_url: str | None = None
+    """An OpenAI-compatible server (vLLM, Ollama, llama.cpp) for policy "openai-compatible",
+    e.g. http://127.0.0.1:11434/v1."""
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "local-model"
+    openai_max_tokens: int = 4096
     model_retry_initial_s: float = Field(default=2.0, gt=0)
     agent_turns_per_execution: int = Field(default=40, ge=1)
     """The agent loop continues-as-new after this many turns (Temporal history stays small)."""
