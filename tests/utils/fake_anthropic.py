@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Answer = tuple[int, Any]
-"""(status, body): a dict is sent as JSON, bytes as they are; status 0 drops the connection."""
+Answer = tuple[Any, ...]
+"""(status, body[, headers]): a dict body is sent as JSON, bytes as they are; status 0 drops
+the connection."""
 USAGE = {
     "input_tokens": 100,
     "output_tokens": 20,
@@ -63,7 +65,9 @@ class FakeMessagesApi:
 
     def _next(self, path: str, headers: dict[str, str], body: Any) -> Answer:
         with self._lock:
-            self.requests.append({"path": path, "headers": headers, "body": body})
+            self.requests.append(
+                {"path": path, "headers": headers, "body": body, "at": time.monotonic()}
+            )
             if self.answers:
                 return self.answers.pop(0)
         return error(500, "api_error", "no answer scripted")
@@ -79,7 +83,8 @@ class FakeMessagesApi:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload = fake._next(self.path, headers, body)
+                status, payload, *rest = fake._next(self.path, headers, body)
+                extra = rest[0] if rest else {}
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 if status == 0:
                     self.wfile.write(b'HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{"id"')
@@ -89,7 +94,7 @@ class FakeMessagesApi:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
-                for key, value in fake.headers.items():
+                for key, value in (fake.headers | extra).items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)

@@ -138,6 +138,22 @@ async def test_a_529_storm_delays_the_run_but_does_not_fail_it(harness: Harness)
     assert run["usage"]["turns"] == 7  # failed attempts are not turns and cost nothing
 
 
+RATE_LIMITED = [
+    happy_path()[0],
+    (*error(429, "rate_limit_error", "slow down"), {"retry-after": "2"}),
+    *happy_path()[1:],
+]
+
+
+@pytest.mark.parametrize("harness", [RATE_LIMITED], indirect=True)
+async def test_a_429_waits_as_long_as_retry_after_says(harness: Harness) -> None:
+    run = await wait_for_end(harness.api, await harness.submit())
+    assert run["status"] == "completed", run
+    limited, retried = harness.fake.requests[1], harness.fake.requests[2]
+    # The workflow's own backoff starts at 0.1 s; the API asked for 2 s and got them.
+    assert retried["at"] - limited["at"] >= 2.0
+
+
 AUTH = [happy_path()[0], error(401, "authentication_error", "invalid x-api-key")]
 
 
