@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from activities.agent import AgentActivities, OpenAIServer, RoleModel
 from activities.forward import ForwardActivities
+from activities.investigation import InvestigationActivities
 from activities.testing import RunnerConfig, TestActivities
 from agents.anthropic_policy import AnthropicPolicy
 from agents.openai_compat import OpenAICompatPolicy
@@ -27,6 +28,7 @@ from ratchet.settings import Settings, load_settings
 from ratchet.telemetry import build_tracer_provider
 from workflows.agent import AgentLoopWorkflow
 from workflows.forward import ForwardPlanningWorkflow
+from workflows.investigation import InvestigationWorkflow
 
 log = logging.getLogger("ratchet.worker")
 
@@ -107,16 +109,18 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         home=settings.home, store=store, runner=runner, client=model_client, roles=roles,
         prices=settings.model_prices, openai=openai,
     )  # fmt: skip
+    investigation = InvestigationActivities(home=settings.home, store=store, runner=runner)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[ForwardPlanningWorkflow, AgentLoopWorkflow],
+        workflows=[ForwardPlanningWorkflow, AgentLoopWorkflow, InvestigationWorkflow],
         activities=[
             *forward.all(),
             tests.run_tests,
             tests.lint,
             tests.performance,
             *agent.all(),
+            *investigation.all(),
         ],
         max_concurrent_activities=8,
     )

@@ -52,6 +52,33 @@ class TaskCreate(BaseModel):
     budget: BudgetIn | None = None
 
 
+class Reproduce(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    test_command: str | None = Field(default=None, min_length=1, max_length=4096)
+    test_id: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class InvestigationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(min_length=1, max_length=4096)
+    good_ref: str | None = Field(default=None, min_length=1, max_length=256)
+    bad_ref: str = Field(default="HEAD", min_length=1, max_length=256)
+    reproduce: Reproduce = Field(default_factory=Reproduce)
+    kind: Literal["regression", "performance", "invariants"] = "regression"
+    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
+    policy_script: str | None = Field(default=None, max_length=4096)
+    parallel_probes: int | None = Field(default=None, ge=1, le=16)
+
+
+class CulpritPublic(BaseModel):
+    sha: str
+    author: str
+    message: str
+    confidence: str
+
+
 class TaskAccepted(BaseModel):
     run_id: str
     workflow_id: str
@@ -96,6 +123,10 @@ class RunResultPublic(BaseModel):
     refactor_kept: bool | None = None
     isolation: str | None = None
     draft: bool = False
+    culprit: CulpritPublic | None = None
+    rounds: int | None = None
+    probes: int | None = None
+    report_url: str | None = None
 
 
 class ErrorPublic(BaseModel):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException
 from opentelemetry import trace
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from agents.policy import PolicyError
@@ -17,6 +20,7 @@ from api.models import TaskAccepted
 from ratchet.artifacts import ArtifactStore
 from ratchet.settings import Settings
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
+from workflows.investigation_shared import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
 from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, TaskInput
 
 
@@ -90,4 +94,42 @@ async def start_forward(client: Client, settings: Settings, task: TaskInput) -> 
         trace_id=task.trace_id or current_trace_id(),
         policy=task.policy.name,
         forked_from=task.forked_from,
+    )
+
+
+async def start_investigation(
+    client: Client, settings: Settings, inp: InvestigationInput, *, join: bool = False
+) -> TaskAccepted:
+    """Start an investigation; with `join`, an investigation already running under the same id
+    gets the event as a signal instead (Sentry redeliveries and repeats land in one run)."""
+    title = inp.event.title if inp.event else f"{inp.kind} in {inp.repo}"
+    options: dict[str, Any] = {}
+    if join and inp.event is not None:
+        options = {
+            "start_signal": "event",
+            "start_signal_args": [EventSignal(inp.event)],
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished investigation is not redone by a redelivery; a failed one may be.
+            "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        }
+    try:
+        await client.start_workflow(
+            INVESTIGATION_WORKFLOW,
+            inp,
+            id=inp.run_id,
+            task_queue=settings.task_queue,
+            static_summary=f"[investigation] {title[:180]}",
+            **options,
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # completed before: the run id still answers GET /runs
+    except RPCError as err:
+        raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
+    return TaskAccepted(
+        run_id=inp.run_id,
+        workflow_id=inp.run_id,
+        status_url=f"/runs/{inp.run_id}",
+        temporal_ui_url=settings.workflow_ui_url(inp.run_id),
+        trace_id=inp.trace_id or current_trace_id(),
+        policy=inp.policy.name if inp.policy else "none",
     )

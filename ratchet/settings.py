@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     sandbox_cpu_seconds: int = Field(default=1200, ge=1)
     flaky_reruns: int = Field(default=1, ge=0, le=5)
     """How many times failing tests are re-run to tell a flaky test from a real failure."""
+    sentry_client_secret: SecretStr | None = None
+    """The Sentry integration's client secret: webhooks signed with anything else get 401."""
+    sentry_projects: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Sentry project slug (or id) → {"repo": path or URL, "test_command"?, "good_ref"?}."""
+    sentry_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    parallel_probes: int = Field(default=3, ge=1, le=16)
+    """Bisection probes run at once (k of the k-way multisection)."""
     max_goal_chars: int = 20_000
     max_script_bytes: int = 1_000_000
 

@@ -296,6 +296,14 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class Culprit:
+    sha: str
+    author: str
+    message: str
+    confidence: str
+
+
+@dataclass(frozen=True)
 class RunResult:
     gates: list[Gate]
     patch_ref: str | None
@@ -307,6 +315,10 @@ class RunResult:
     """Which sandbox and limits were in force for the test run that verified the result."""
     draft: bool = False
     """Delivered unverified, as it stood when the run was cancelled or paused."""
+    culprit: Culprit | None = None
+    rounds: int | None = None
+    probes: int | None = None
+    report_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,3 +338,5 @@ class RunState:
     pause_reason: str = ""
     usage: Usage = field(default_factory=Usage)
     budget: Budget = field(default_factory=Budget)
+    events: list[str] = field(default_factory=list)
+    """Sentry events that joined this investigation (ids, newest last)."""

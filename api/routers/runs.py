@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import (
     BudgetIn,
+    CulpritPublic,
     ErrorPublic,
     ForkCreate,
     GatePublic,
@@ -85,6 +86,10 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             refactor_kept=r.refactor_kept,
             isolation=r.isolation,
             draft=r.draft,
+            culprit=CulpritPublic(**asdict(r.culprit)) if r.culprit else None,
+            rounds=r.rounds,
+            probes=r.probes,
+            report_url=f"/runs/{run_id}/report" if r.report_ref else None,
         )
     error = None
     if state and state.error:
@@ -125,18 +130,29 @@ def _merge_pending(steps: list[StepPublic], description: WorkflowExecutionDescri
         step.detail = f"retrying after: {activity.last_failure.message[:300]}"
 
 
+async def _artifact(
+    client: TemporalClientDep, store: StoreDep, run_id: str, what: str, media_type: str
+) -> Response:
+    _, _, state = await _load(client, run_id)
+    ref = getattr(state.result, f"{what}_ref", None) if state and state.result else None
+    if not ref:
+        raise HTTPException(404, f"run {run_id} has no {what} (yet)")
+    try:
+        data = store.get(ref)
+    except ArtifactNotFound:
+        raise HTTPException(404, f"the {what} of run {run_id} is missing from the store") from None
+    return Response(content=data, media_type=media_type)
+
+
 @router.get("/{run_id}/patch", response_class=Response)
 async def get_patch(run_id: str, client: TemporalClientDep, store: StoreDep) -> Response:
-    _, _, state = await _load(client, run_id)
-    if state is None or state.result is None or not state.result.patch_ref:
-        raise HTTPException(404, f"run {run_id} has not delivered a patch")
-    try:
-        data = store.get(state.result.patch_ref)
-    except ArtifactNotFound:
-        raise HTTPException(
-            404, f"the patch of run {run_id} is missing from the artifact store"
-        ) from None
-    return Response(content=data, media_type="text/x-diff")
+    return await _artifact(client, store, run_id, "patch", "text/x-diff")
+
+
+@router.get("/{run_id}/report", response_class=Response)
+async def get_report(run_id: str, client: TemporalClientDep, store: StoreDep) -> Response:
+    """An investigation's root-cause report (markdown)."""
+    return await _artifact(client, store, run_id, "report", "text/markdown")
 
 
 @router.post("/{run_id}/fork", status_code=202, response_model=TaskAccepted)

@@ -1,0 +1,255 @@
+"""Investigation steps as activities: reproduce, read history, probe a commit, localize, revert,
+write the report."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from activities.common import materialize, tag_span
+from activities.errors import permanent_errors
+from activities.testing import RunnerConfig
+from agents.context import tracked_files
+from gym import investigate, perf, workspace
+from gym.config import detect_test_command, load_config
+from gym.errors import BadRepository
+from gym.report import quote, table
+from gym.testing import run_tests
+from gym.workspace import is_remote, resolve_local
+from ratchet.artifacts import ArtifactStore
+from workflows.investigation_shared import (
+    HISTORY,
+    INV_PREPARE,
+    LOCALIZE,
+    PROBE,
+    REPORT,
+    REVERT,
+    History,
+    HistoryInput,
+    InvPrepared,
+    InvPrepareInput,
+    Localized,
+    LocalizeInput,
+    ProbeInput,
+    ProbeResult,
+    ReportInput,
+    ReportOutput,
+    RevertInput,
+)
+from workflows.shared import PatchOutput, RunRef
+
+
+def _release_refs(release: str) -> list[str]:
+    """Refs a Sentry release may name: "app@2.14.3+9f3c2ab" → "9f3c2ab", "2.14.3", "v2.14.3"."""
+    if not release:
+        return []
+    version = release.split("@", 1)[-1]
+    version, _, build = version.partition("+")
+    return [r for r in (build, version, f"v{version}") if r and not r.startswith("-")]
+
+
+class InvestigationActivities:
+    def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
+        self.home = home
+        self.store = store
+        self.runner = runner
+        self.mirrors = workspace.Mirrors(home)
+
+    @activity.defn(name=INV_PREPARE)
+    @permanent_errors
+    async def prepare(self, arg: InvPrepareInput) -> InvPrepared:
+        tag_span(arg.run_id)
+        bad_ref = arg.bad_ref
+        if not is_remote(arg.repo):
+            # The event's release, when the repository knows it, is where the error happened.
+            for candidate in _release_refs(arg.release):
+                try:
+                    resolve_local(arg.repo, candidate)
+                except BadRepository:
+                    continue
+                bad_ref = candidate
+                break
+        mirror, bad = await asyncio.to_thread(self.mirrors.sync, arg.repo, bad_ref)
+        run = RunRef(arg.run_id, arg.repo, str(mirror), bad, arg.when)
+        ws = await asyncio.to_thread(materialize, self.home, run, bad, "base")
+        config = load_config(ws)
+        test_command = detect_test_command(ws, config)[0]
+        pairs = [(f.filename, f.abs_path) for f in arg.frames if f.in_app]
+        files, refused = investigate.resolve_frame_files(ws, pairs)
+        if arg.test_id:
+            reproduce = investigate.pytest_command([arg.test_id])
+        elif arg.test_command:
+            reproduce = arg.test_command
+        elif arg.kind == "performance" and config.benchmark_command:
+            reproduce = config.benchmark_command
+        else:
+            tests = investigate.tests_for(ws, files, tracked_files(ws)) if files else []
+            reproduce = investigate.pytest_command(tests) if tests else test_command
+        good = None
+        if arg.good_ref:
+            good = (await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.good_ref))[1]
+        return InvPrepared(run, reproduce, test_command, files, refused,
+                           activity.info().attempt, good)  # fmt: skip
+
+    @activity.defn(name=HISTORY)
+    @permanent_errors
+    async def history(self, arg: HistoryInput) -> History:
+        tag_span(arg.run.run_id)
+        commits = await asyncio.to_thread(
+            investigate.first_parent_history, Path(arg.run.mirror), arg.good, arg.run.base_sha,
+            arg.max_commits,
+        )  # fmt: skip
+        return History(commits, activity.info().attempt)
+
+    @activity.defn(name=PROBE)
+    @permanent_errors
+    async def probe(self, arg: ProbeInput) -> ProbeResult:
+        """Run the reproduction at one commit: good, bad, or skip (broken build, flaky, timeout)."""
+        tag_span(arg.run.run_id)
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.sha, f"probe-{arg.slot}")
+        limits = replace(self.runner.limits, timeout_s=arg.timeout_s)
+        if arg.kind == "performance":
+            return await self._measure(arg, ws, limits)
+        run = await run_tests(
+            arg.command, ws, limits=limits, sandbox=self.runner.sandbox, reruns=1,
+            tick=activity.heartbeat,
+        )  # fmt: skip
+        result, attempt = run.result, activity.info().attempt
+        if result.timed_out or result.killed_by:
+            return ProbeResult(arg.sha, "skip", f"killed: {', '.join(result.killed_by)}",
+                               result.duration_s, attempt=attempt)  # fmt: skip
+        failing = [t.id for t in run.tests if t.outcome in ("failed", "error")]
+        if run.flaky and not failing:
+            return ProbeResult(arg.sha, "skip", f"flaky: {', '.join(run.flaky[:3])}",
+                               result.duration_s, attempt=attempt)  # fmt: skip
+        if result.exit_code == 0:
+            return ProbeResult(arg.sha, "good", "passed", result.duration_s, attempt=attempt)
+        errors = [t.id for t in run.tests if t.outcome == "error"]
+        if result.exit_code != 1 or (errors and len(errors) == len(failing)):
+            # pytest's 2-5 (collection errors, usage, no tests) and shells' 126/127: no verdict.
+            tail = result.output[-200:].decode(errors="replace").strip().splitlines()[-1:] or [""]
+            return ProbeResult(arg.sha, "skip", f"does not build (exit {result.exit_code}): "
+                               f"{tail[0][:150]}", result.duration_s, attempt=attempt)  # fmt: skip
+        shown = ", ".join(failing[:3]) or f"exit {result.exit_code}"
+        return ProbeResult(arg.sha, "bad", f"failing: {shown}", result.duration_s, attempt=attempt)
+
+    async def _measure(self, arg: ProbeInput, ws: Path, limits: Any) -> ProbeResult:
+        from gym.runner import run_command
+
+        samples: list[float] = []
+        started = asyncio.get_running_loop().time()
+        for _ in range(arg.runs):
+            result = await run_command(arg.command, ws, limits=limits, sandbox=self.runner.sandbox)
+            activity.heartbeat()
+            if result.exit_code != 0:
+                return ProbeResult(arg.sha, "skip", f"benchmark exited {result.exit_code}",
+                                   result.duration_s, attempt=activity.info().attempt)  # fmt: skip
+            samples.append(perf.measure_value(result.output, result.duration_s)[0])
+        elapsed = asyncio.get_running_loop().time() - started
+        if not arg.baseline:
+            return ProbeResult(arg.sha, "good", f"median {statistics.median(samples):.4g}",
+                               elapsed, samples, activity.info().attempt)  # fmt: skip
+        verdict = perf.compare(arg.baseline, samples, max_slowdown=arg.max_slowdown)
+        outcome = "bad" if verdict.slower else "good"
+        return ProbeResult(arg.sha, outcome, verdict.detail, elapsed, samples,
+                           activity.info().attempt)  # fmt: skip
+
+    @activity.defn(name=LOCALIZE)
+    @permanent_errors
+    async def localize(self, arg: LocalizeInput) -> Localized:
+        tag_span(arg.run.run_id)
+        mirror = Path(arg.run.mirror)
+        author, message = await asyncio.to_thread(investigate.commit_info, mirror, arg.culprit)
+        changed = await asyncio.to_thread(investigate.changed_by, mirror, arg.culprit)
+        touched = [f for f in changed if f in arg.frame_files]
+        if not touched:  # the failing frames do not name its files: take its code, not its tests
+            touched = [f for f in changed if not investigate.TEST_FILE.search(f)] or changed
+        diff = await asyncio.to_thread(investigate.hunks, mirror, arg.culprit, touched)
+        return Localized(author, message, touched, self.store.put_text(diff),
+                         activity.info().attempt)  # fmt: skip
+
+    @activity.defn(name=REVERT)
+    @permanent_errors
+    async def revert(self, arg: RevertInput) -> PatchOutput:
+        """The fix without a model: undo the culprit's guilty hunks on top of the bad commit."""
+        tag_span(arg.run.run_id)
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "patch")
+        how = await asyncio.to_thread(
+            investigate.revert_hunks, ws, Path(arg.run.mirror), arg.culprit, arg.files
+        )
+        sha = await asyncio.to_thread(
+            workspace.snapshot, ws, arg.run.run_id, "revert-1", f"Revert {arg.culprit[:12]}: {how}",
+            arg.run.when,
+        )  # fmt: skip
+        return PatchOutput(sha, True, sha != arg.run.base_sha, how, attempt=activity.info().attempt)
+
+    @activity.defn(name=REPORT)
+    @permanent_errors
+    async def report(self, arg: ReportInput) -> ReportOutput:
+        tag_span(arg.run_id)
+        hunks = self.store.get_text(arg.hunks_ref) if arg.hunks_ref else ""
+        return ReportOutput(self.store.put_text(render_report(arg, hunks)), activity.info().attempt)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.prepare, self.history, self.probe, self.localize, self.revert, self.report]
+
+
+def render_report(arg: ReportInput, hunks: str) -> str:
+    lines = [f"# Root-cause report: {arg.run_id} ({arg.kind})", ""]
+    if arg.event:
+        e = arg.event
+        lines += [
+            "## Event", "",
+            f"Sentry issue {e.issue_id}, event {e.event_id or '?'}, release {e.release or '?'}"
+            + (f", trace {e.trace_id}" if e.trace_id else ""),
+            "", "Title, culprit and exception as reported (data from the event, quoted):", "",
+            quote(f"{e.title}\n{e.culprit}\n{e.exception_type}: {e.exception_value}"), "",
+            "### Frames (oldest first)", "",
+            table(["in app", "file", "function", "line"],
+                  [["yes" if f.in_app else "no", f.filename, f.function, str(f.lineno or "")]
+                   for f in e.frames]),
+            "", "Context lines (quoted):", "",
+            quote("\n".join(f.context_line for f in e.frames if f.context_line)), "",
+        ]  # fmt: skip
+    lines += ["## Reproduction", "", f"Command: `{arg.reproduce}`", ""]
+    if arg.frame_files:
+        lines += [f"Files from the in-app frames: {', '.join(arg.frame_files)}", ""]
+    if arg.refused_frames:
+        lines += ["Frame paths refused (outside the repository):", "",
+                  quote("\n".join(arg.refused_frames)), ""]  # fmt: skip
+    lines += ["## Culprit", ""]
+    if arg.culprit:
+        lines += [f"Commit `{arg.culprit}` by {arg.author}; confidence: {arg.confidence}.", "",
+                  quote(arg.message, 2000), ""]  # fmt: skip
+        if arg.suspects:
+            lines += [f"Other candidates: {', '.join(s[:12] for s in arg.suspects)}", ""]
+    else:
+        lines += ["Not found.", ""]
+    probes = [[str(p.round), p.sha[:12], p.outcome, p.detail] for p in arg.probes]
+    lines += [
+        "## Evidence (every probe)",
+        "",
+        table(["round", "commit", "outcome", "detail"], probes),
+    ]
+    lines += [""]
+    if hunks:
+        lines += [
+            "## Guilty hunks",
+            "",
+            "~~~diff",
+            hunks[:20000].replace("~~~", "~ ~ ~"),
+            "~~~",
+            "",
+        ]
+    lines += ["## Fix", "", arg.fix, ""]
+    if arg.branch:
+        lines += [f"Delivered on branch `{arg.branch}`.", ""]
+    gates = [[g.name, "yes" if g.passed else "NO", g.detail] for g in arg.gates]
+    lines += ["## Gates", "", table(["gate", "passed", "detail"], gates)]
+    return "\n".join(lines) + "\n"

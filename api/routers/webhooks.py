@@ -1,0 +1,104 @@
+"""POST /webhooks/sentry: signed Sentry webhooks start (or join, or cancel) investigations.
+
+Order matters: the size is checked before anything is read in full, the signature before the
+body is parsed, and the answer comes as soon as the workflow is started (well within a second).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import SettingsDep, TemporalClientDep
+from api.sentry import WebhookRefused, parse, verify_signature
+from api.starting import start_investigation
+from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
+from workflows.investigation_shared import InvestigationInput, SentryEvent
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+def _refuse(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": message})
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise WebhookRefused(413, f"body over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRefused(413, f"body over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _sentry_link(event: SentryEvent) -> list[Link]:
+    """A link from our trace to the Sentry event's own trace, when it carries one."""
+    try:
+        context = SpanContext(
+            trace_id=int(event.trace_id, 16), span_id=int(event.span_id or "1", 16),
+            is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )  # fmt: skip
+    except ValueError:
+        return []
+    return [Link(context, {"sentry.issue_id": event.issue_id})] if context.is_valid else []
+
+
+@router.post("/sentry", status_code=202, response_model=None)
+async def sentry_webhook(
+    request: Request, settings: SettingsDep, client: TemporalClientDep
+) -> JSONResponse | dict[str, Any]:
+    try:
+        raw = await _read_limited(request, settings.sentry_max_body_bytes)
+        if settings.sentry_client_secret is None:
+            raise WebhookRefused(
+                401, "Sentry webhooks are off: RATCHET_SENTRY_CLIENT_SECRET is unset"
+            )
+        verify_signature(raw, request.headers.get("sentry-hook-signature"),
+                         settings.sentry_client_secret.get_secret_value())  # fmt: skip
+        resource = request.headers.get("sentry-hook-resource", "")
+        if not resource:
+            raise WebhookRefused(400, "no Sentry-Hook-Resource header")
+        delivery = parse(resource, raw)
+    except WebhookRefused as refused:
+        return _refuse(refused.status, str(refused))
+    if resource == "installation":
+        return {"status": "acknowledged", "action": delivery.action}
+    run_id = f"sentry-{delivery.issue_id}"
+    if resource == "issue" and delivery.action in ("resolved", "ignored", "archived"):
+        try:
+            await client.get_workflow_handle(run_id).cancel()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return {"status": "nothing to cancel", "run_id": run_id}
+        return {"status": "cancelling", "run_id": run_id}
+    if resource == "issue" and delivery.action not in ("created", "unresolved"):
+        return _refuse(422, f"issue action {delivery.action[:50]!r} starts nothing")
+    mapping = settings.sentry_projects.get(delivery.project)
+    if not isinstance(mapping, dict) or not mapping.get("repo"):
+        project = delivery.project[:100]
+        return _refuse(422, f"Sentry project {project!r} is not mapped (RATCHET_SENTRY_PROJECTS)")
+    event = delivery.event
+    if event is None:
+        return _refuse(400, f"{resource} webhook without an event")
+    tracer: trace.Tracer = request.app.state.temporal.tracer
+    with tracer.start_as_current_span("sentry.webhook", links=_sentry_link(event)) as span:
+        span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
+        inp = InvestigationInput(
+            run_id=run_id, kind="regression", repo=str(mapping["repo"]),
+            good_ref=mapping.get("good_ref"), test_command=mapping.get("test_command"),
+            event=event, trace_id=current_trace_id(), parallel_probes=settings.parallel_probes,
+            test_timeout_s=settings.test_timeout_s,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        )  # fmt: skip
+        accepted = await start_investigation(client, settings, inp, join=True)
+    return accepted.model_dump()

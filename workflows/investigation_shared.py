@@ -1,0 +1,201 @@
+"""Contracts of InvestigationWorkflow (stdlib only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.shared import Gate, PolicyChoice, RunRef
+
+INVESTIGATION_WORKFLOW = "InvestigationWorkflow"
+INV_PREPARE = "ratchet.investigation.prepare"
+PROBE = "ratchet.investigation.probe"
+HISTORY = "ratchet.investigation.history"
+LOCALIZE = "ratchet.investigation.localize"
+REVERT = "ratchet.investigation.revert"
+REPORT = "ratchet.investigation.report"
+
+KINDS = ("regression", "performance", "invariants")
+
+
+@dataclass(frozen=True)
+class Frame:
+    filename: str
+    abs_path: str = ""
+    function: str = ""
+    lineno: int | None = None
+    in_app: bool = False
+    context_line: str = ""
+
+
+@dataclass(frozen=True)
+class SentryEvent:
+    """What Ratchet keeps of a Sentry event: data to reason about, never instructions."""
+
+    issue_id: str
+    event_id: str = ""
+    project: str = ""
+    title: str = ""
+    culprit: str = ""
+    release: str = ""
+    exception_type: str = ""
+    exception_value: str = ""
+    frames: list[Frame] = field(default_factory=list)
+    trace_id: str = ""
+    span_id: str = ""
+    web_url: str = ""
+
+
+@dataclass(frozen=True)
+class InvestigationInput:
+    run_id: str
+    kind: str
+    repo: str
+    bad_ref: str = "HEAD"
+    good_ref: str | None = None
+    test_command: str | None = None
+    """The reproduction: a command whose failure is the problem (or the benchmark to compare)."""
+    test_id: str | None = None
+    event: SentryEvent | None = None
+    policy: PolicyChoice | None = None
+    trace_id: str = ""
+    parallel_probes: int = 3
+    test_timeout_s: float = 600.0
+    heartbeat_timeout_s: float = 30.0
+    max_history: int = 4096
+    benchmark_runs: int = 5
+    max_slowdown: float = 0.10
+
+
+@dataclass(frozen=True)
+class InvPrepareInput:
+    run_id: str
+    repo: str
+    bad_ref: str
+    release: str
+    frames: list[Frame]
+    test_command: str | None
+    test_id: str | None
+    kind: str
+    when: str
+    good_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class InvPrepared:
+    run: RunRef
+    """base_sha is the bad commit: the fix is made on top of it."""
+    reproduce: str
+    """The command that shows the problem (full test command for the gates is `test_command`)."""
+    test_command: str
+    frame_files: list[str]
+    refused_frames: list[str]
+    attempt: int = 1
+    good_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryInput:
+    run: RunRef
+    good: str | None
+    max_commits: int
+
+
+@dataclass(frozen=True)
+class History:
+    commits: list[str]
+    """Oldest first, ending with the bad commit (first-parent line)."""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ProbeInput:
+    run: RunRef
+    sha: str
+    command: str
+    kind: str
+    slot: int
+    timeout_s: float
+    runs: int = 1
+    baseline: list[float] = field(default_factory=list)
+    """Performance mode: the good commit's samples to compare with."""
+    max_slowdown: float = 0.10
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    sha: str
+    outcome: str
+    """"good", "bad" or "skip" (does not build, flaky, timed out)."""
+    detail: str
+    duration_s: float
+    samples: list[float] = field(default_factory=list)
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class LocalizeInput:
+    run: RunRef
+    culprit: str
+    frame_files: list[str]
+
+
+@dataclass(frozen=True)
+class Localized:
+    author: str
+    message: str
+    files: list[str]
+    """Files of the culprit's change that the failure touches (all its files when none do)."""
+    hunks_ref: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class RevertInput:
+    run: RunRef
+    culprit: str
+    files: list[str]
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    round: int
+    sha: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    run_id: str
+    kind: str
+    event: SentryEvent | None
+    reproduce: str
+    frame_files: list[str]
+    refused_frames: list[str]
+    culprit: str | None
+    author: str
+    message: str
+    confidence: str
+    suspects: list[str]
+    probes: list[ProbeRecord]
+    fix: str
+    gates: list[Gate]
+    hunks_ref: str | None
+    patch_ref: str | None
+    branch: str | None
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    report_ref: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class EventSignal:
+    event: SentryEvent
+
+
+@dataclass(frozen=True)
+class ResolveSignal:
+    reason: str = ""
