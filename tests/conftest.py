@@ -28,6 +28,9 @@ from worker import build_worker
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 TOKEN = "test-token-0123456789"
+# Namespaces made at start-up for tests that need workflow ids of their own (fixed ids such as
+# sentry-<issue id> would otherwise collide across tests).
+ISOLATED_NAMESPACES = [f"isolated-{i}" for i in range(16)]
 
 
 def free_port() -> int:
@@ -44,6 +47,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(TEMPORAL_CLI),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=[arg for ns in ISOLATED_NAMESPACES for arg in ("--namespace", ns)],
     )
     yield env
     await env.shutdown()
@@ -136,3 +140,17 @@ class serve_app:
         self.server.should_exit = True
         if self.task:
             await self.task
+
+
+_free_namespaces = list(ISOLATED_NAMESPACES)
+
+
+@pytest_asyncio.fixture
+async def isolated_client(temporal_target: str, tracer_provider: TracerProvider) -> Client:
+    """A client on a namespace no other test uses."""
+    namespace = _free_namespaces.pop(0)
+    return await Client.connect(
+        temporal_target,
+        namespace=namespace,
+        interceptors=[TracingInterceptor(tracer_provider.get_tracer("tests"))],
+    )

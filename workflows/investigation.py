@@ -88,6 +88,10 @@ class InvestigationWorkflow(StepRunner):
                               policy_label=label, events=events)  # fmt: skip
         try:
             result = await self._investigate(inp)
+        except asyncio.CancelledError:
+            # The issue was resolved or ignored in Sentry: stop, keeping what was found.
+            self._state = replace(self._state, phase="cancelled")
+            raise
         except Exception:
             self._state = replace(self._state, phase="failed")
             raise

@@ -4,6 +4,7 @@ named step and keep the list that GET /runs/{id} shows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +12,13 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, RetryState
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    RetryState,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from workflows.agent_shared import AgentOutput
@@ -74,6 +81,10 @@ class StepRunner:
                 summary=f"{name}" + (f" (round {round_})" if round_ else ""),
             )
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                self._set_step(index, StepRecord(name, "cancelled", 1, started,
+                                                 workflow.now().isoformat(), round_))  # fmt: skip
+                raise asyncio.CancelledError from err
             attempts = (
                 RETRY.maximum_attempts
                 if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
@@ -120,6 +131,10 @@ class StepRunner:
                 static_summary=f"{name}" + (f" (round {round_})" if round_ else ""),
             )  # fmt: skip
         except ChildWorkflowError as err:
+            if is_cancelled_exception(err):
+                self._set_step(index, StepRecord(name, "cancelled", 1, started,
+                                                 workflow.now().isoformat(), round_))  # fmt: skip
+                raise asyncio.CancelledError from err
             kind, message = _root_cause(err)
             self._set_step(index, StepRecord(name, "failed", 1, started, workflow.now().isoformat(),
                                              round_, message[:500]))  # fmt: skip

@@ -1,0 +1,82 @@
+"""Investigations on real git histories built in the test, with no policy: the culprit is found
+by running the history, and its revert is verified by the gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from temporalio.worker import Worker
+
+from gym.git import git
+from tests.utils.history import CALC, CALC_BROKEN, planted
+from tests.workflows.helpers import wait_for_end
+
+
+async def test_a_regression_in_200_commits_is_found_reverted_and_verified(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    shas = planted(repo, CALC, commits=200, bad_at=137, breaking=CALC_BROKEN)
+    response = await api.post("/investigations", json={"repo": str(repo)})
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=240)
+    assert run["status"] == "completed", run
+    assert run["kind"] == "investigation"
+    result = run["result"]
+    assert result["culprit"]["sha"] == shas[137]
+    assert result["culprit"]["confidence"] == "high"
+    assert "refactor totals" in result["culprit"]["message"]
+    assert result["rounds"] <= 7  # 3 to find a good ancestor, then log_4 of the range
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    assert {g["name"] for g in result["gates"]} >= {"tests", "reproduction", "protected_paths"}
+    branch = result["branch"]
+    assert git("show", f"{branch}:calc.py", cwd=repo) == "def add(a, b):\n    return a + b"
+    assert git("rev-parse", f"{branch}^", cwd=repo) == shas[-1]
+    report = (await api.get(result["report_url"])).text
+    assert shas[137] in report and "## Evidence (every probe)" in report
+    assert report.count("| bad |") >= 2 and "| good |" in report
+    probes = [s for s in run["steps"] if s["name"] == "probe"]
+    assert len(probes) == result["probes"]
+
+
+async def test_with_a_good_ref_and_a_test_id(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    shas = planted(repo, CALC, commits=20, bad_at=9, breaking=CALC_BROKEN)
+    response = await api.post("/investigations", json={
+        "repo": str(repo), "good_ref": shas[3], "bad_ref": "main",
+        "reproduce": {"test_id": "tests/test_calc.py::test_add"}, "parallel_probes": 2,
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"])
+    assert run["status"] == "completed", run
+    assert run["result"]["culprit"]["sha"] == shas[9]
+
+
+async def test_a_problem_that_does_not_reproduce_says_so(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    planted(repo, CALC, commits=5, bad_at=99, breaking={})
+    response = await api.post("/investigations", json={"repo": str(repo)})
+    run = await wait_for_end(api, response.json()["run_id"])
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "NotReproduced"
+    assert "does not reproduce" in run["error"]["message"]
+
+
+async def test_bad_investigation_requests(api: httpx.AsyncClient, tmp_path: Path) -> None:
+    repo = tmp_path / "calc"
+    planted(repo, CALC, commits=2, bad_at=9, breaking={})
+    cases = [
+        ({"repo": str(repo), "good_ref": "nope"}, "unknown ref 'nope'"),
+        ({"repo": str(repo), "kind": "performance"}, "needs good_ref"),
+        ({"repo": str(repo), "kind": "bogus"}, "kind"),
+        ({"repo": str(repo), "reproduce": {"test_command": "x", "test_id": "y"}}, "not both"),
+        ({"repo": "/nowhere"}, "no such directory"),
+    ]
+    for body, message in cases:
+        response = await api.post("/investigations", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert message in response.json()["detail"]
