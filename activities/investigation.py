@@ -4,7 +4,6 @@ write the report."""
 from __future__ import annotations
 
 import asyncio
-import statistics
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from gym import investigate, perf, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.report import quote, table
+from gym.runner import Limits
 from gym.testing import run_tests
 from gym.workspace import is_remote, resolve_local
 from ratchet.artifacts import ArtifactStore
@@ -139,26 +139,26 @@ class InvestigationActivities:
         shown = ", ".join(failing[:3]) or f"exit {result.exit_code}"
         return ProbeResult(arg.sha, "bad", f"failing: {shown}", result.duration_s, attempt=attempt)
 
-    async def _measure(self, arg: ProbeInput, ws: Path, limits: Any) -> ProbeResult:
-        from gym.runner import run_command
-
-        samples: list[float] = []
+    async def _measure(self, arg: ProbeInput, ws: Path, limits: Limits) -> ProbeResult:
+        """Performance: the commit and the good reference, interleaved in one probe."""
+        attempt = activity.info().attempt
+        if arg.reference is None or arg.reference == arg.sha:
+            return ProbeResult(arg.sha, "good", "the reference itself", 0.0, attempt=attempt)
+        ref_ws = await asyncio.to_thread(
+            materialize, self.home, arg.run, arg.reference, f"probe-{arg.slot}-reference"
+        )
         started = asyncio.get_running_loop().time()
-        for _ in range(arg.runs):
-            result = await run_command(arg.command, ws, limits=limits, sandbox=self.runner.sandbox)
-            activity.heartbeat()
-            if result.exit_code != 0:
-                return ProbeResult(arg.sha, "skip", f"benchmark exited {result.exit_code}",
-                                   result.duration_s, attempt=activity.info().attempt)  # fmt: skip
-            samples.append(perf.measure_value(result.output, result.duration_s)[0])
+        samples = await perf.sample(
+            arg.command, ref_ws, ws, runs=arg.runs, limits=limits, sandbox=self.runner.sandbox
+        )
         elapsed = asyncio.get_running_loop().time() - started
-        if not arg.baseline:
-            return ProbeResult(arg.sha, "good", f"median {statistics.median(samples):.4g}",
-                               elapsed, samples, activity.info().attempt)  # fmt: skip
-        verdict = perf.compare(arg.baseline, samples, max_slowdown=arg.max_slowdown)
-        outcome = "bad" if verdict.slower else "good"
-        return ProbeResult(arg.sha, outcome, verdict.detail, elapsed, samples,
-                           activity.info().attempt)  # fmt: skip
+        if samples.failures or len(samples.patched) < 2 or len(samples.base) < 2:
+            why = ", ".join(samples.failures) or "too few runs"
+            return ProbeResult(arg.sha, "skip", f"benchmark did not run: {why}", elapsed,
+                               attempt=attempt)  # fmt: skip
+        verdict = perf.compare(samples.base, samples.patched, max_slowdown=arg.max_slowdown)
+        return ProbeResult(arg.sha, "bad" if verdict.slower else "good", verdict.detail, elapsed,
+                           samples.patched, attempt)  # fmt: skip
 
     @activity.defn(name=LOCALIZE)
     @permanent_errors

@@ -70,6 +70,10 @@ class InvestigationCreate(BaseModel):
     policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     parallel_probes: int | None = Field(default=None, ge=1, le=16)
+    benchmark_runs: int = Field(default=5, ge=2, le=30)
+    """Performance mode: runs of the benchmark per side of each comparison."""
+    max_slowdown: float = Field(default=0.10, gt=0, le=10)
+    """Performance mode: how much slower (median) counts as a regression, if significant."""
 
 
 class CulpritPublic(BaseModel):

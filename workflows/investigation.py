@@ -67,6 +67,8 @@ class InvestigationWorkflow(StepRunner):
     def __init__(self) -> None:
         self._state = RunState(run_id="", kind="investigation", trace_id="", policy_label="")
         self._probes: list[ProbeRecord] = []
+        self._reference: str | None = None
+        """Performance mode: the good commit every probe measures itself against."""
 
     @workflow.query(name="state")
     def state(self) -> RunState:
@@ -99,12 +101,12 @@ class InvestigationWorkflow(StepRunner):
         return result
 
     async def _probe(self, inp: InvestigationInput, prep: InvPrepared, sha: str, slot: int,
-                     round_: int, baseline: list[float] | None = None) -> ProbeResult:  # fmt: skip
+                     round_: int) -> ProbeResult:  # fmt: skip
         runs = inp.benchmark_runs if inp.kind == "performance" else 1
         result: ProbeResult = await self._step(
             "probe", PROBE,
             ProbeInput(prep.run, sha, prep.reproduce, inp.kind, slot, inp.test_timeout_s, runs,
-                       baseline or [], inp.max_slowdown),
+                       self._reference, inp.max_slowdown),
             ProbeResult, limit=timedelta(seconds=(inp.test_timeout_s + 60) * runs + 60),
             heartbeat=timedelta(seconds=inp.heartbeat_timeout_s), round_=round_,
         )  # fmt: skip
@@ -112,12 +114,11 @@ class InvestigationWorkflow(StepRunner):
         return result
 
     async def _probe_all(
-        self, inp: InvestigationInput, prep: InvPrepared, shas: list[str], round_: int,
-        baseline: list[float] | None,
-    ) -> list[ProbeResult]:  # fmt: skip
+        self, inp: InvestigationInput, prep: InvPrepared, shas: list[str], round_: int
+    ) -> list[ProbeResult]:
         """One round: the probes run in parallel, each in its own workspace slot."""
         return list(await asyncio.gather(*(
-            self._probe(inp, prep, sha, slot, round_, baseline) for slot, sha in enumerate(shas)
+            self._probe(inp, prep, sha, slot, round_) for slot, sha in enumerate(shas)
         )))  # fmt: skip
 
     async def _investigate(self, inp: InvestigationInput) -> RunResult:
@@ -131,14 +132,13 @@ class InvestigationWorkflow(StepRunner):
             InvPrepared, limit=timedelta(minutes=15), heartbeat=None,
         )  # fmt: skip
         bad = prep.run.base_sha
-        baseline: list[float] | None = None
         if inp.kind == "performance":
             if prep.good_sha is None:
                 raise self._fail("BadInput", "a performance investigation needs good_ref")
-            baseline = (await self._probe(inp, prep, prep.good_sha, 0, 0)).samples
+            self._reference = prep.good_sha
         # Confirm the problem at the bad commit, twice, so a flaky failure is not bisected.
         for attempt in range(1 if inp.kind == "performance" else 2):
-            seen = await self._probe(inp, prep, bad, attempt, 0, baseline)
+            seen = await self._probe(inp, prep, bad, attempt, 0)
             if seen.outcome != "bad":
                 raise self._fail(
                     "NotReproduced",
@@ -148,13 +148,15 @@ class InvestigationWorkflow(StepRunner):
             "history", HISTORY, HistoryInput(prep.run, prep.good_sha, inp.max_history), History,
             limit=QUICK, heartbeat=None,
         )  # fmt: skip
-        search = Multisection(history.commits, k=max(1, inp.parallel_probes))
+        # Benchmarks running side by side would slow each other down: one probe at a time.
+        k = 1 if inp.kind == "performance" else max(1, inp.parallel_probes)
+        search = Multisection(history.commits, k=k)
         search.record(bad, "bad")
-        rounds = await self._find_good(inp, prep, search, baseline)
+        rounds = await self._find_good(inp, prep, search)
         while not search.done():
             rounds += 1
             batch = search.next_probes()
-            results = await self._probe_all(inp, prep, batch, rounds, baseline)
+            results = await self._probe_all(inp, prep, batch, rounds)
             for probed in results:
                 search.record(probed.sha, probed.outcome)
         culprit, confidence, suspects = search.verdict()
@@ -185,11 +187,14 @@ class InvestigationWorkflow(StepRunner):
         return result
 
     async def _find_good(self, inp: InvestigationInput, prep: InvPrepared,
-                         search: Multisection, baseline: list[float] | None) -> int:  # fmt: skip
+                         search: Multisection) -> int:  # fmt: skip
         """Without a good_ref, probe k ancestors a round at doubling distances until one passes."""
         commits = search.commits
+        if prep.good_sha is not None and self._reference is not None:
+            search.record(commits[0], "good")  # the reference itself
+            return 0
         if prep.good_sha is not None:
-            first = await self._probe(inp, prep, commits[0], 0, 0, baseline)
+            first = await self._probe(inp, prep, commits[0], 0, 0)
             if first.outcome != "good":
                 raise self._fail("GoodRefFails", f"good_ref {commits[0][:12]} is not good: "
                                  f"{first.outcome} ({first.detail})")  # fmt: skip
@@ -208,7 +213,7 @@ class InvestigationWorkflow(StepRunner):
             if not picks:
                 raise self._fail("NoGoodCommit", f"no commit in the last {len(commits)} passes")
             rounds += 1
-            results = await self._probe_all(inp, prep, picks, rounds, baseline)
+            results = await self._probe_all(inp, prep, picks, rounds)
             for result in results:
                 search.record(result.sha, result.outcome)
             goods = [commits.index(r.sha) for r in results if r.outcome == "good"]

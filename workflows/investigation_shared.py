@@ -116,8 +116,9 @@ class ProbeInput:
     slot: int
     timeout_s: float
     runs: int = 1
-    baseline: list[float] = field(default_factory=list)
-    """Performance mode: the good commit's samples to compare with."""
+    reference: str | None = None
+    """Performance mode: the good commit, measured side by side with `sha` in the same probe
+    (so machine load hits both alike)."""
     max_slowdown: float = 0.10
 
 

@@ -47,5 +47,6 @@ async def create_investigation(
         trace_id=current_trace_id(),
         parallel_probes=body.parallel_probes or settings.parallel_probes,
         test_timeout_s=settings.test_timeout_s, heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        benchmark_runs=body.benchmark_runs, max_slowdown=body.max_slowdown,
     )  # fmt: skip
     return await start_investigation(client, settings, inp)

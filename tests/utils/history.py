@@ -49,3 +49,23 @@ BILLING_BROKEN = {
         "def compute_total(lines):\n    return sum(l.amount for l in lines) / len(lines)\n"
     )
 }
+
+PERF = {
+    "pyproject.toml": '[project]\nname = "perfkit"\nversion = "0"\n\n'
+    '[tool.pytest.ini_options]\npythonpath = ["."]\n',
+    "perfkit.py": "def work(n):\n    return sum(i * i for i in range(n))\n",
+    "bench.py": (
+        "import time\n\nfrom perfkit import work\n\nstart = time.perf_counter()\n"
+        "for _ in range(10):\n    work(20000)\nprint(time.perf_counter() - start)\n"
+    ),
+    "tests/test_perfkit.py": (
+        "from perfkit import work\n\n\ndef test_work():\n    assert work(4) == 14\n"
+    ),
+}
+# Same results, about twenty times the work.
+PERF_SLOW = {
+    "perfkit.py": (
+        "def work(n):\n    total = 0\n    for i in range(n):\n"
+        "        total += sum([i] * 20) // 20 * i\n    return total\n"
+    )
+}

@@ -80,3 +80,24 @@ async def test_bad_investigation_requests(api: httpx.AsyncClient, tmp_path: Path
         response = await api.post("/investigations", json=body)
         assert response.status_code == 422, (body, response.text)
         assert message in response.json()["detail"]
+
+
+async def test_a_performance_regression_is_found_by_its_distribution(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    from tests.utils.history import PERF, PERF_SLOW
+
+    repo = tmp_path / "perfkit"
+    shas = planted(repo, PERF, commits=24, bad_at=15, breaking=PERF_SLOW)
+    response = await api.post("/investigations", json={
+        "repo": str(repo), "kind": "performance", "good_ref": shas[0],
+        "reproduce": {"test_command": "python bench.py"},
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=240)
+    assert run["status"] == "completed", run
+    assert run["result"]["culprit"]["sha"] == shas[15]
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert gates["reproduction"]["passed"], gates["reproduction"]
+    assert "Mann-Whitney" in gates["reproduction"]["detail"]
+    assert "sum(i * i" in git("show", f"{run['result']['branch']}:perfkit.py", cwd=repo)
