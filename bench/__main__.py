@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import snapshots
+from bench import bisection, snapshots
 
-BENCHMARKS = {"snapshots": snapshots.main}
+BENCHMARKS = {"snapshots": snapshots.main, "bisection": bisection.main}
 
 
 def main() -> None:

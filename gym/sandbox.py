@@ -43,8 +43,8 @@ class Sandbox(Protocol):
 class NoSandbox:
     name: str = "none"
     description: str = (
-        "NONE: no sandbox works on this machine; the command ran with the worker's network and "
-        "filesystem access (scrubbed environment and resource limits only)"
+        "NONE: no sandbox in force; the command ran with the worker's network and filesystem "
+        "access (scrubbed environment and resource limits only)"
     )
 
     def wrap(
