@@ -88,6 +88,13 @@ class InvestigationActivities:
             reproduce = arg.test_command
         elif arg.kind == "performance" and config.benchmark_command:
             reproduce = config.benchmark_command
+        elif arg.kind == "invariants":
+            if not config.invariants_command:
+                raise BadRepository(
+                    "an invariants investigation needs reproduce.test_command or "
+                    "[invariants] command in ratchet.toml"
+                )
+            reproduce = config.invariants_command
         else:
             tests = investigate.tests_for(ws, files, tracked_files(ws)) if files else []
             reproduce = investigate.pytest_command(tests) if tests else test_command

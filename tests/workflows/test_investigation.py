@@ -101,3 +101,25 @@ async def test_a_performance_regression_is_found_by_its_distribution(
     assert gates["reproduction"]["passed"], gates["reproduction"]
     assert "Mann-Whitney" in gates["reproduction"]["detail"]
     assert "sum(i * i" in git("show", f"{run['result']['branch']}:perfkit.py", cwd=repo)
+
+
+async def test_invariants_mode_bisects_the_first_commit_that_breaks_a_declared_check(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    from tests.utils.history import CALC
+
+    files = dict(CALC)
+    files["ratchet.toml"] = "[invariants]\ncommand = 'python check_invariants.py'\n"
+    files["check_invariants.py"] = (
+        "from calc import add\n\n"
+        "# add is commutative\n"
+        "assert all(add(a, b) == add(b, a) for a in range(5) for b in range(5))\n"
+    )
+    repo = tmp_path / "calc"
+    shas = planted(repo, files, commits=40, bad_at=29, breaking=CALC_BROKEN)
+    response = await api.post("/investigations", json={"repo": str(repo), "kind": "invariants"})
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=180)
+    assert run["status"] == "completed", run
+    assert run["result"]["culprit"]["sha"] == shas[29]
+    report = (await api.get(run["result"]["report_url"])).text
+    assert "Command: `python check_invariants.py`" in report
