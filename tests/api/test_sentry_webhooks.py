@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from tests.utils.history import BILLING, BILLING_BROKEN, planted
 from tests.workflows.helpers import wait_for_end
 from worker import build_worker
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "sentry"
+# The shared fixtures sit beside the project's root (in CI too); RATCHET_SHARED_DIR overrides.
+SHARED = Path(os.environ.get("RATCHET_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
+FIXTURES = SHARED / "fixtures" / "sentry"
 SIGNATURES = json.loads((FIXTURES / "_signatures.json").read_text())
 SECRET = SIGNATURES["secret"]
 ISSUE_ID = "6543210987"
