@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.agent import AgentActivities, OpenAIServer, RoleModel
 from activities.forward import ForwardActivities
 from activities.investigation import InvestigationActivities
+from activities.roles import RoleActivities
 from activities.testing import RunnerConfig, TestActivities
 from agents.anthropic_policy import AnthropicPolicy
 from agents.openai_compat import OpenAICompatPolicy
@@ -110,6 +111,10 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         prices=settings.model_prices, openai=openai,
     )  # fmt: skip
     investigation = InvestigationActivities(home=settings.home, store=store, runner=runner)
+    roles_activities = RoleActivities(
+        home=settings.home, store=store, runner=runner, client=model_client, openai=openai,
+        model=roles["plan"], prices=settings.model_prices,
+    )  # fmt: skip
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -121,6 +126,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             tests.performance,
             *agent.all(),
             *investigation.all(),
+            *roles_activities.all(),
         ],
         max_concurrent_activities=8,
     )

@@ -15,7 +15,7 @@ Script format (TOML):
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.policy import PatchRequest, PlanAnswer, PlanRequest, PolicyError
 
@@ -28,6 +28,9 @@ class Script:
     patches: tuple[str, ...]
     refactor: str
     description: str
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Answers of the structured roles, in call order, by key ("perspective.security",
+    "synthesis", "adversary", "judge")."""
 
 
 def parse_script(text: str) -> Script:
@@ -50,12 +53,35 @@ def parse_script(text: str) -> Script:
     plan = data.get("plan", "")
     if not isinstance(plan, str):
         raise PolicyError("policy script: plan must be a string")
+    roles: dict[str, tuple[str, ...]] = {}
+    for key, entry in _flatten(data.get("roles", {})):
+        answers = entry.get("answers")
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise PolicyError(f"policy script: [roles.{key}] needs answers = ['...', ...]")
+        roles[key] = tuple(answers)
     return Script(
         plan=plan,
         patches=tuple(texts),
         refactor=refactor.get("patch", ""),
         description=str(data.get("label", "")),
+        roles=roles,
     )
+
+
+def _flatten(tables: object, prefix: str = "") -> list[tuple[str, dict[str, object]]]:
+    """[roles.perspective.security] → ("perspective.security", {...})."""
+    if not isinstance(tables, dict):
+        raise PolicyError("policy script: [roles] must be a table")
+    out: list[tuple[str, dict[str, object]]] = []
+    for name, value in tables.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and "answers" in value:
+            out.append((key, value))
+        elif isinstance(value, dict):
+            out += _flatten(value, f"{key}.")
+        else:
+            raise PolicyError(f"policy script: roles.{key} must be a table with answers")
+    return out
 
 
 class ScriptedPolicy:
@@ -67,6 +93,16 @@ class ScriptedPolicy:
 
     async def plan(self, request: PlanRequest) -> PlanAnswer:
         return PlanAnswer(self.script.plan or f"(scripted plan) {request.goal}")
+
+    def answer(self, key: str, index: int) -> str:
+        """The scripted answer number `index` (0-based) of a structured role."""
+        answers = self.script.roles.get(key, ())
+        if index >= len(answers):
+            raise PolicyError(
+                f"the script has {len(answers)} answers for role {key!r}; answer {index + 1} "
+                "was asked for"
+            )
+        return answers[index]
 
     async def propose(self, request: PatchRequest) -> str:
         if request.step == "refactor":

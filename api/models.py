@@ -50,6 +50,13 @@ class TaskCreate(BaseModel):
     policy_script: str | None = Field(default=None, max_length=4096)
     max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
     budget: BudgetIn | None = None
+    perspectives: int = Field(default=0, ge=0, le=10)
+    """Planners with distinct lenses drafting in parallel, merged by a synthesizer (0: off)."""
+    lenses: list[str] = Field(default_factory=list, max_length=10)
+    """The lenses, in order (default: correctness, simplicity, performance, security,
+    testability)."""
+    adversarial: bool = False
+    """A red team writes tests meant to break a passing patch; valid ones send it back."""
 
 
 class Reproduce(BaseModel):
@@ -131,6 +138,7 @@ class RunResultPublic(BaseModel):
     rounds: int | None = None
     probes: int | None = None
     report_url: str | None = None
+    plan_url: str | None = None
 
 
 class ErrorPublic(BaseModel):

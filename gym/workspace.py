@@ -76,10 +76,9 @@ class Mirrors:
 
     @contextmanager
     def _locked(self, mirror: Path) -> Iterator[None]:
+        # Two runs on one repository fetch into the same mirror: one at a time.
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(mirror.with_suffix(".lock"), "w") as lock:
-            # Two runs on one repository fetch into the same mirror: one at a time.
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _mirror_lock(mirror):
             yield
 
     def sync(self, repo: str, ref: str) -> tuple[Path, str]:
@@ -128,10 +127,20 @@ def materialize(mirror: Path, sha: str, path: Path) -> Path:
             shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         shutil.rmtree(path)
-    git("worktree", "prune", git_dir=mirror)
     path.parent.mkdir(parents=True, exist_ok=True)
-    git("worktree", "add", "--quiet", "--detach", "--force", str(path), sha, git_dir=mirror)
+    # Parallel steps (planners, bisection probes) add worktrees to one mirror: `prune` in one
+    # must not remove another's half-made entry, so adding is done one at a time.
+    with _mirror_lock(mirror):
+        git("worktree", "prune", git_dir=mirror)
+        git("worktree", "add", "--quiet", "--detach", "--force", str(path), sha, git_dir=mirror)
     return path
+
+
+@contextmanager
+def _mirror_lock(mirror: Path) -> Iterator[None]:
+    with open(mirror.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def discard(mirror: Path, path: Path) -> None:

@@ -13,8 +13,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # The sandbox decodes results by type hints found through its own module table: every
+    # module whose dataclasses this workflow receives must be imported here, not only inside
+    # the modules it imports.
+    from workflows import roles_shared  # noqa: F401
     from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
     from workflows.budget import Budget, Usage
+    from workflows.patterns import PatternSteps
     from workflows.shared import (
         DELIVER,
         LINT,
@@ -51,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyOutput,
     )  # fmt: skip
-    from workflows.steps import StepRunner
 
 QUICK = timedelta(minutes=2)
 POLICY_CALL = timedelta(minutes=10)
@@ -62,9 +66,10 @@ class _Cancelled(Exception):
 
 
 @workflow.defn(name="ForwardPlanningWorkflow")
-class ForwardPlanningWorkflow(StepRunner):
+class ForwardPlanningWorkflow(PatternSteps):
     def __init__(self) -> None:
         self._state = RunState(run_id="", kind="task", trace_id="", policy_label="")
+        self._init_patterns()
         self._cancel_requested = False
         self._resume = False
         self._run: RunRef | None = None
@@ -151,10 +156,13 @@ class ForwardPlanningWorkflow(StepRunner):
         self._record_snapshot("base", run.base_sha)
         baseline = await self._tests(task, prepared, run.base_sha, "baseline", None)
         baseline_lint = await self._lint(run, run.base_sha, "baseline lint", None)
-        plan: PlanOutput = await self._step(
-            "plan", PLAN, PlanInput(run, task.goal, task.policy), PlanOutput,
-            limit=POLICY_CALL, heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
-        )  # fmt: skip
+        if task.perspectives > 0:
+            plan = await self._plan_with_perspectives(task, run)
+        else:
+            plan = await self._step(
+                "plan", PLAN, PlanInput(run, task.goal, task.policy), PlanOutput,
+                limit=POLICY_CALL, heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
+            )  # fmt: skip
         self._add_usage(plan.usage)
         self._state = replace(self._state, policy_label=plan.policy_label)
 
@@ -192,8 +200,16 @@ class ForwardPlanningWorkflow(StepRunner):
             current = self._latest = patch.snapshot
             self._record_snapshot(f"patch-{round_}", current)
             verdict, report = await verify(current, round_)
+            gates = verdict.gates
+            if verdict.passed and task.adversarial:
+                red, red_feedback = await self._red_team(task, run, current, round_)
+                gates = [*gates, red]
+                if not red.passed:
+                    self._gates = replace(verdict, passed=False, gates=gates)
+                    feedback_ref = red_feedback
+                    continue
             if verdict.passed:
-                verified, isolation = verdict, report.isolation
+                verified, isolation = replace(verdict, gates=gates), report.isolation
                 break
             feedback_ref = verdict.feedback_ref
         if verified is None:
@@ -214,9 +230,14 @@ class ForwardPlanningWorkflow(StepRunner):
         if refactor.applied and refactor.changed:
             self._record_snapshot("refactor-1", refactor.snapshot)
             verdict, report = await verify(refactor.snapshot, None)
+            if verdict.passed and task.adversarial:
+                red, _ = await self._red_team(task, run, refactor.snapshot, 0)
+                verdict = replace(verdict, passed=red.passed, gates=[*verdict.gates, red])
             if verdict.passed:
                 snapshot, verified, isolation = refactor.snapshot, verdict, report.isolation
                 refactor_kept = True
+        if task.adversarial:
+            snapshot = await self._with_red_tests(run, snapshot)
         self._latest = snapshot
         delivery: Delivery = await self._step(
             "deliver", DELIVER, DeliverInput(run, snapshot, task.goal), Delivery,

@@ -59,6 +59,11 @@ class TaskInput:
     """First backoff of a failed model call (429/529/5xx), doubled up to two minutes."""
     turns_per_execution: int = 40
     """The agent loop continues-as-new after this many turns, keeping its history short."""
+    perspectives: int = 0
+    """Planners with distinct lenses drafting in parallel before a synthesizer merges them."""
+    lenses: list[str] = field(default_factory=list)
+    adversarial: bool = False
+    """After a patch passes, a red team writes tests meant to break it."""
 
 
 @dataclass(frozen=True)

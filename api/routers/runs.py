@@ -90,6 +90,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             rounds=r.rounds,
             probes=r.probes,
             report_url=f"/runs/{run_id}/report" if r.report_ref else None,
+            plan_url=f"/runs/{run_id}/plan" if r.plan_ref else None,
         )
     error = None
     if state and state.error:
@@ -147,6 +148,12 @@ async def _artifact(
 @router.get("/{run_id}/patch", response_class=Response)
 async def get_patch(run_id: str, client: TemporalClientDep, store: StoreDep) -> Response:
     return await _artifact(client, store, run_id, "patch", "text/x-diff")
+
+
+@router.get("/{run_id}/plan", response_class=Response)
+async def get_plan(run_id: str, client: TemporalClientDep, store: StoreDep) -> Response:
+    """The plan the run worked from (with many perspectives: who contributed what)."""
+    return await _artifact(client, store, run_id, "plan", "text/markdown")
 
 
 @router.get("/{run_id}/report", response_class=Response)

@@ -50,5 +50,8 @@ async def create_task(
         budget=Budget(**body.budget.model_dump()) if body.budget else Budget(),
         model_retry_initial_s=settings.model_retry_initial_s,
         turns_per_execution=settings.agent_turns_per_execution,
+        perspectives=body.perspectives,
+        lenses=[lens[:40] for lens in body.lenses],
+        adversarial=body.adversarial,
     )
     return await start_forward(client, settings, task)

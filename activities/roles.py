@@ -1,0 +1,240 @@
+"""Structured roles and the red team's test runs as activities."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import anthropic
+from temporalio import activity
+
+from activities.agent import OpenAIServer, RoleModel
+from activities.common import materialize, tag_span
+from activities.errors import permanent_errors
+from activities.testing import RunnerConfig
+from agents import openai_compat
+from agents.claude import anthropic_turn
+from agents.context import repository_context
+from agents.ledger import TokenCounts, cost_usd
+from agents.policy import PolicyError
+from agents.roles import ask, load_role
+from agents.scripted import ScriptedPolicy, parse_script
+from gym import workspace
+from gym.errors import PatchRefused
+from gym.paths import safe_path
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
+from workflows.budget import Usage
+from workflows.roles_shared import (
+    ADD_TESTS,
+    ADVERSARIAL_RUN,
+    ROLE_CALL,
+    AddTestsInput,
+    AddTestsOutput,
+    AdversarialInput,
+    AdversarialOutput,
+    RoleInput,
+    RoleOutput,
+)
+
+FAILURE_CHARS = 1500
+
+
+class RoleActivities:
+    def __init__(
+        self,
+        *,
+        home: Path,
+        store: ArtifactStore,
+        runner: RunnerConfig,
+        client: anthropic.AsyncAnthropic | None,
+        openai: OpenAIServer | None,
+        model: RoleModel,
+        prices: dict[str, tuple[float, float, float, float]],
+    ) -> None:
+        self.home, self.store, self.runner = home, store, runner
+        self.client, self.openai, self.model, self.prices = client, openai, model, prices
+
+    def _json(self, ref: str) -> Any:
+        return json.loads(self.store.get_text(ref))
+
+    async def _content(self, arg: RoleInput) -> str:
+        goal = f"<goal>{escape(arg.goal)}</goal>\n"
+        if arg.role == "perspective":
+            # Planners run in parallel: each reads the base from a workspace of its own.
+            ws = await asyncio.to_thread(
+                materialize, self.home, arg.run, arg.run.base_sha, f"role-{arg.key}"
+            )
+            lens = f"<lens>{escape(arg.lens)}</lens>\n"
+            return goal + lens + f"<repository>\n{repository_context(ws)}\n</repository>"
+        if arg.role == "synthesis":
+            drafts = [self._json(ref) for ref in arg.inputs]
+            return goal + "\n".join(
+                f'<draft lens="{escape(str(d.get("lens")))}">{escape(json.dumps(d))}</draft>'
+                for d in drafts
+            )
+        if arg.role == "adversary":
+            snapshot = arg.snapshot or arg.run.base_sha
+            diff = await asyncio.to_thread(
+                workspace.diff, Path(arg.run.mirror), arg.run.base_sha, snapshot
+            )
+            ws = await asyncio.to_thread(
+                materialize, self.home, arg.run, snapshot, f"role-{arg.key}"
+            )
+            return (goal + f"<diff>{escape(diff.decode(errors='replace'))}</diff>\n"
+                    f"<repository>\n{repository_context(ws)}\n</repository>")  # fmt: skip
+        if arg.role == "judge":
+            failing = [t for ref in arg.inputs for t in self._json(ref) if not t["passed"]]
+            return goal + "\n".join(
+                f'<test path="{escape(t["path"])}">{escape(t["content"])}</test>\n'
+                f"<failure>{escape(t['failure'])}</failure>"
+                for t in failing
+            )
+        raise PolicyError(f"unknown role {arg.role!r}")
+
+    @activity.defn(name=ROLE_CALL)
+    @permanent_errors
+    async def role_call(self, arg: RoleInput) -> RoleOutput:
+        tag_span(arg.run.run_id)
+        role = load_role(arg.role)
+        content = await self._content(arg)
+        counts: list[TokenCounts] = []
+        model = self.model.model
+        answered = 0
+
+        async def call(system: str, text: str) -> str:
+            nonlocal answered
+            answered += 1
+            if arg.policy.name == "scripted":
+                if not arg.policy.script_ref:
+                    raise PolicyError("the scripted policy needs a policy script")
+                script = ScriptedPolicy(parse_script(self.store.get_text(arg.policy.script_ref)))
+                return script.answer(arg.key, arg.offset + answered - 1)
+            messages = [{"role": "user", "content": text}]
+            if arg.policy.name == "openai-compatible" and self.openai is not None:
+                turn = await openai_compat.openai_turn(
+                    self.openai.http, model=self.openai.model, max_tokens=self.openai.max_tokens,
+                    temperature=None, system=system, tools=[], messages=messages,
+                )  # fmt: skip
+            elif self.client is not None:
+                turn = await anthropic_turn(
+                    self.client, model=model, max_tokens=self.model.max_tokens,
+                    temperature=self.model.temperature, system=system, tools=[], messages=messages,
+                )  # fmt: skip
+            else:
+                raise PolicyError(f"the worker cannot run the {arg.policy.name} policy")
+            counts.append(turn.counts)
+            return turn.text
+
+        answer, consumed = await ask(role, content, call)
+        usage = Usage()
+        for c in counts:
+            usage = usage + Usage(
+                turns=1, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                cache_creation_input_tokens=c.cache_creation_input_tokens,
+                cache_read_input_tokens=c.cache_read_input_tokens,
+                cost_usd=cost_usd(model, c, self.prices,
+                                  unpriced_is_free=arg.policy.name == "openai-compatible"),
+            )  # fmt: skip
+        text, summary = render(arg, answer, self)
+        verdicts = answer.get("verdicts", []) if arg.role == "judge" else []
+        return RoleOutput(
+            answer_ref=self.store.put_text(json.dumps(answer)),
+            text_ref=self.store.put_text(text),
+            summary=summary,
+            consumed=consumed,
+            usage=usage,
+            attempt=activity.info().attempt,
+            valid=sum(1 for v in verdicts if v["valid"]),
+            invalid=sum(1 for v in verdicts if not v["valid"]),
+        )
+
+    @activity.defn(name=ADVERSARIAL_RUN)
+    @permanent_errors
+    async def adversarial_tests(self, arg: AdversarialInput) -> AdversarialOutput:
+        """Run the red team's tests against a candidate, in their own workspace (the coder's
+        workspace never sees them)."""
+        tag_span(arg.run.run_id)
+        tests = [t for ref in arg.tests for t in self._json(ref)["tests"]]
+        if arg.only_valid_from:
+            valid = {v["path"] for v in self._json(arg.only_valid_from)["verdicts"] if v["valid"]}
+            tests = [t for t in tests if t["path"] in valid]
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "adversary")
+        results = []
+        for test in tests:
+            try:
+                target = safe_path(ws, test["path"], ("ratchet.toml",))
+            except PatchRefused as err:
+                results.append({**test, "passed": False, "failure": f"refused: {err}"})
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(test["content"])
+            run = await run_tests(
+                f"python -m pytest -q {test['path']}", ws,
+                limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
+                sandbox=self.runner.sandbox, reruns=1, tick=activity.heartbeat,
+            )  # fmt: skip
+            failure = (
+                "" if run.passed else run.result.output[-FAILURE_CHARS:].decode(errors="replace")
+            )
+            results.append({**test, "passed": run.passed, "failure": failure})
+        failing = [r for r in results if not r["passed"]]
+        feedback = ["Adversarial tests (written from the goal, not shown to you) still fail:"]
+        for r in failing:
+            feedback += [f"- {Path(r['path']).stem}: {r['rationale']}", r["failure"][-800:]]
+        return AdversarialOutput(
+            self.store.put_text(json.dumps(results)), len(results), len(failing),
+            activity.info().attempt,
+            self.store.put_text("\n".join(feedback)) if failing else None,
+        )  # fmt: skip
+
+    @activity.defn(name=ADD_TESTS)
+    @permanent_errors
+    async def add_tests(self, arg: AddTestsInput) -> AddTestsOutput:
+        """Deliver the valid adversarial tests (those that pass now) with the patch."""
+        tag_span(arg.run.run_id)
+        results = [r for r in self._json(arg.results_ref) if r["passed"]]
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "patch")
+        added = []
+        for test in results:
+            target = safe_path(ws, test["path"], ("ratchet.toml",))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(test["content"])
+            added.append(test["path"])
+        sha = await asyncio.to_thread(workspace.snapshot, ws, arg.run.run_id, "adversarial-tests",
+                                      "Add the red team's tests", arg.run.when)  # fmt: skip
+        return AddTestsOutput(sha, added, activity.info().attempt)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.role_call, self.adversarial_tests, self.add_tests]
+
+
+def render(arg: RoleInput, answer: dict[str, Any], roles: RoleActivities) -> tuple[str, str]:
+    """(text for people and the coder, one-line summary)."""
+    if arg.role == "perspective":
+        steps = "\n".join(f"{i}. {s}" for i, s in enumerate(answer["plan"], 1))
+        return f"## {answer['lens']}\n{steps}", f"{arg.lens}: {len(answer['plan'])} steps"
+    if arg.role == "synthesis":
+        lines = ["# Plan", ""] + [f"{i}. {s}" for i, s in enumerate(answer["plan"], 1)]
+        lines += ["", "## Contributions"]
+        lines += [f"- {c['lens']}: {c['contribution']}" for c in answer["contributions"]]
+        lines += ["", "## Objections overruled"]
+        lines += [f"- {o['lens']}: {o['objection']} — {o['reason']}" for o in answer["overruled"]]
+        lenses = sorted({c["lens"] for c in answer["contributions"]})
+        return "\n".join(lines) + "\n", f"merged {len(lenses)} perspectives: {', '.join(lenses)}"
+    if arg.role == "adversary":
+        return "\n".join(t["path"] for t in answer["tests"]), f"{len(answer['tests'])} tests"
+    # judge: feedback for the coder — failures of the valid tests, never their source.
+    failing = {t["path"]: t for ref in arg.inputs for t in roles._json(ref) if not t["passed"]}
+    valid = [v for v in answer["verdicts"] if v["valid"]]
+    invalid = [v for v in answer["verdicts"] if not v["valid"]]
+    lines = ["Adversarial tests (written from the goal, not shown to you) broke the change:"]
+    for v in valid:
+        failure = failing.get(v["path"], {}).get("failure", "")
+        lines += [f"- {Path(v['path']).stem}: {v['reason']}", "  failure:", failure[-800:]]
+    return "\n".join(lines), f"{len(valid)} valid, {len(invalid)} invalid"

@@ -1,0 +1,84 @@
+"""Structured roles (planners, synthesizer, red team, judge): a versioned prompt with the JSON
+schema its answer must match, and one retry with the parse error before the step fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from agents.policy import PolicyError
+from agents.prompts import PROMPTS
+
+_SCHEMA = re.compile(r"## Output schema\s*```json\s*(\{.*?\})\s*```", re.S)
+_JSON_BLOCK = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
+
+
+class AnswerInvalid(ValueError):
+    """The answer is not JSON or does not match the role's schema."""
+
+
+@dataclass(frozen=True)
+class RolePrompt:
+    name: str
+    version: int
+    text: str
+    schema: dict[str, Any]
+
+
+@cache
+def load_role(name: str, version: int = 1) -> RolePrompt:
+    raw = (PROMPTS / f"{name}.v{version}.md").read_text()
+    match = _SCHEMA.search(raw)
+    if match is None:
+        raise RuntimeError(f"prompt {name}.v{version} has no '## Output schema' json block")
+    text = raw.split("\n", 1)[1] if raw.startswith("<!--") else raw
+    return RolePrompt(name, version, text, json.loads(match.group(1)))
+
+
+def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
+    body = text.strip()
+    fenced = _JSON_BLOCK.search(body)
+    if fenced:
+        body = fenced.group(1)
+    elif "{" in body:
+        body = body[body.index("{") : body.rindex("}") + 1]
+    try:
+        answer = json.loads(body)
+    except ValueError as err:
+        raise AnswerInvalid(f"not JSON: {err}") from None
+    try:
+        jsonschema.validate(answer, schema)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "the answer"
+        raise AnswerInvalid(f"{where}: {err.message}") from None
+    if not isinstance(answer, dict):
+        raise AnswerInvalid("the answer is not a JSON object")
+    return answer
+
+
+async def ask(
+    role: RolePrompt, content: str, call: Callable[[str, str], Awaitable[str]]
+) -> tuple[dict[str, Any], int]:
+    """(answer, calls made): a malformed answer is retried once with the parse error."""
+    text = await call(role.text, content)
+    try:
+        return parse_answer(text, role.schema), 1
+    except AnswerInvalid as first:
+        retry = (
+            f"{content}\n\nYour previous answer could not be used: {first}. Answer again with one "
+            "JSON object that matches the output schema, and nothing else."
+        )
+        text = await call(role.text, retry)
+        try:
+            return parse_answer(text, role.schema), 2
+        except AnswerInvalid as second:
+            raise PolicyError(
+                f"the {role.name} answer did not match its schema, twice: {second}"
+            ) from None

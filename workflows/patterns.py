@@ -1,0 +1,119 @@
+"""Multi-agent patterns run by the controller: many perspectives in planning, and a red team
+whose tests, judged valid, send a patch back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.roles_shared import (
+        ADD_TESTS,
+        ADVERSARIAL_RUN,
+        DEFAULT_LENSES,
+        ROLE_CALL,
+        AddTestsInput,
+        AddTestsOutput,
+        AdversarialInput,
+        AdversarialOutput,
+        RoleInput,
+        RoleOutput,
+    )  # fmt: skip
+    from workflows.shared import Gate, PlanOutput, RunRef, TaskInput
+    from workflows.steps import StepRunner
+
+ROLE_LIMIT = timedelta(minutes=10)
+
+
+class PatternSteps(StepRunner):
+    """Mixed into a master workflow; keeps the red team's findings between rounds."""
+
+    def _init_patterns(self) -> None:
+        self._role_offsets: dict[str, int] = {}
+        self._red_tests: str | None = None
+        self._red_judge: str | None = None
+        self._red_results: str | None = None
+        self._red_stats = {"tried": 0, "broke": 0, "invalid": 0}
+
+    async def _role(
+        self, name: str, role: str, key: str, run: RunRef, task: TaskInput, *, lens: str = "",
+        snapshot: str | None = None, inputs: list[str] | None = None, round_: int | None = None,
+    ) -> RoleOutput:  # fmt: skip
+        offset = self._role_offsets.get(key, 0)
+        arg = RoleInput(
+            run, role, key, task.policy, offset, task.goal, lens, snapshot, inputs or []
+        )
+        out: RoleOutput = await self._step(
+            name, ROLE_CALL, arg, RoleOutput, limit=ROLE_LIMIT, heartbeat=None, round_=round_
+        )
+        self._role_offsets[key] = offset + out.consumed
+        self._state = replace(self._state, usage=self._state.usage + out.usage)
+        return out
+
+    async def _plan_with_perspectives(self, task: TaskInput, run: RunRef) -> PlanOutput:
+        lenses = (task.lenses or DEFAULT_LENSES)[: task.perspectives]
+        drafts = await asyncio.gather(*(
+            self._role(f"perspective ({lens})", "perspective", f"perspective.{lens}", run, task,
+                       lens=lens)
+            for lens in lenses
+        ))  # fmt: skip
+        merged = await self._role(
+            "synthesis", "synthesis", "synthesis", run, task, inputs=[d.answer_ref for d in drafts]
+        )
+        return PlanOutput(merged.text_ref, f"{task.policy.name}, {len(lenses)} perspectives")
+
+    async def _red_team(
+        self, task: TaskInput, run: RunRef, snapshot: str, round_: int
+    ) -> tuple[Gate, str | None]:
+        """The adversarial gate for a candidate, and feedback for the coder when it fails."""
+        limit = timedelta(seconds=task.test_timeout_s * 5 + 120)
+        if self._red_tests is None:
+            attack = await self._role("red team", "adversary", "adversary", run, task,
+                                      snapshot=snapshot, round_=round_)  # fmt: skip
+            self._red_tests = attack.answer_ref
+            tried: AdversarialOutput = await self._step(
+                "adversarial tests", ADVERSARIAL_RUN,
+                AdversarialInput(run, snapshot, [attack.answer_ref], task.test_timeout_s),
+                AdversarialOutput, limit=limit, heartbeat=None, round_=round_,
+            )  # fmt: skip
+            self._red_results = tried.results_ref
+            self._red_stats["tried"] = tried.tried
+            self._red_stats["broke"] = tried.failing
+            if tried.failing:
+                judged = await self._role("judge", "judge", "judge", run, task,
+                                          inputs=[tried.results_ref], round_=round_)  # fmt: skip
+                self._red_judge = judged.answer_ref
+                self._red_stats["invalid"] = judged.invalid
+                if judged.valid:
+                    return self._red_gate(judged.valid), judged.text_ref
+            return self._red_gate(0), None
+        again: AdversarialOutput = await self._step(
+            "adversarial tests", ADVERSARIAL_RUN,
+            AdversarialInput(run, snapshot, [self._red_tests], task.test_timeout_s,
+                             only_valid_from=self._red_judge),
+            AdversarialOutput, limit=limit, heartbeat=None, round_=round_,
+        )  # fmt: skip
+        self._red_results = again.results_ref
+        return self._red_gate(again.failing), again.feedback_ref
+
+    def _red_gate(self, still_failing: int) -> Gate:
+        s = self._red_stats
+        detail = f"tried {s['tried']}, broke the patch {s['broke']}, judged invalid {s['invalid']}"
+        if still_failing:
+            return Gate("adversarial", False, f"{detail}; {still_failing} valid tests fail")
+        return Gate("adversarial", True, f"{detail}; every valid test passes")
+
+    async def _with_red_tests(self, run: RunRef, snapshot: str) -> str:
+        """The verified snapshot with the red team's passing, valid tests added."""
+        if self._red_results is None:
+            return snapshot
+        added: AddTestsOutput = await self._step(
+            "add adversarial tests", ADD_TESTS,
+            AddTestsInput(run, snapshot, self._red_results, self._red_judge), AddTestsOutput,
+            limit=timedelta(minutes=5), heartbeat=None,
+        )  # fmt: skip
+        return added.snapshot

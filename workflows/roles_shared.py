@@ -1,0 +1,83 @@
+"""Contracts of the multi-agent patterns (stdlib only): structured roles and the red team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.budget import Usage
+from workflows.shared import PolicyChoice, RunRef
+
+ROLE_CALL = "ratchet.role"
+ADVERSARIAL_RUN = "ratchet.adversarial_tests"
+ADD_TESTS = "ratchet.add_tests"
+DEFAULT_LENSES = ["correctness", "simplicity", "performance", "security", "testability"]
+
+
+@dataclass(frozen=True)
+class RoleInput:
+    run: RunRef
+    role: str
+    """"perspective", "synthesis", "adversary" or "judge"."""
+    key: str
+    """Which answers a script gives: "perspective.security", "synthesis", ..."""
+    policy: PolicyChoice
+    offset: int
+    """How many scripted answers under `key` earlier calls used."""
+    goal: str
+    lens: str = ""
+    snapshot: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    """Artifact refs the role reads: the drafts (synthesis), the failing tests (judge)."""
+
+
+@dataclass(frozen=True)
+class RoleOutput:
+    answer_ref: str
+    """The answer, as JSON that matched the role's schema."""
+    text_ref: str
+    """What a person (or the coder) reads: the merged plan, the judge's feedback."""
+    summary: str
+    consumed: int
+    """Model calls (scripted answers) used: 2 when the first answer had to be retried."""
+    usage: Usage = field(default_factory=Usage)
+    attempt: int = 1
+    valid: int = 0
+    invalid: int = 0
+    """The judge's verdicts, counted."""
+
+
+@dataclass(frozen=True)
+class AdversarialInput:
+    run: RunRef
+    snapshot: str
+    tests: list[str]
+    """Refs of adversary answers whose tests to run."""
+    timeout_s: float
+    only_valid_from: str | None = None
+    """A judge's answer: run only the tests it judged valid."""
+
+
+@dataclass(frozen=True)
+class AdversarialOutput:
+    results_ref: str
+    """JSON list: {path, content, rationale, passed, failure}."""
+    tried: int
+    failing: int
+    attempt: int = 1
+    feedback_ref: str | None = None
+    """For the coder: which tests failed and how — never their source."""
+
+
+@dataclass(frozen=True)
+class AddTestsInput:
+    run: RunRef
+    snapshot: str
+    results_ref: str
+    judge_ref: str | None
+
+
+@dataclass(frozen=True)
+class AddTestsOutput:
+    snapshot: str
+    added: list[str]
+    attempt: int = 1
