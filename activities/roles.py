@@ -78,7 +78,7 @@ class RoleActivities:
                 f'<draft lens="{escape(str(d.get("lens")))}">{escape(json.dumps(d))}</draft>'
                 for d in drafts
             )
-        if arg.role == "adversary":
+        if arg.role in ("adversary", "invariants"):
             snapshot = arg.snapshot or arg.run.base_sha
             diff = await asyncio.to_thread(
                 workspace.diff, Path(arg.run.mirror), arg.run.base_sha, snapshot
@@ -164,6 +164,9 @@ class RoleActivities:
         if arg.only_valid_from:
             valid = {v["path"] for v in self._json(arg.only_valid_from)["verdicts"] if v["valid"]}
             tests = [t for t in tests if t["path"] in valid]
+        if arg.only_passing_from:
+            held = {r["path"] for r in self._json(arg.only_passing_from) if r["passed"]}
+            tests = [t for t in tests if t["path"] in held]
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "adversary")
         results = []
         for test in tests:
@@ -184,7 +187,7 @@ class RoleActivities:
             )
             results.append({**test, "passed": run.passed, "failure": failure})
         failing = [r for r in results if not r["passed"]]
-        feedback = ["Adversarial tests (written from the goal, not shown to you) still fail:"]
+        feedback = [f"{arg.label} fail:"]
         for r in failing:
             feedback += [f"- {Path(r['path']).stem}: {r['rationale']}", r["failure"][-800:]]
         return AdversarialOutput(
@@ -227,7 +230,7 @@ def render(arg: RoleInput, answer: dict[str, Any], roles: RoleActivities) -> tup
         lines += [f"- {o['lens']}: {o['objection']} — {o['reason']}" for o in answer["overruled"]]
         lenses = sorted({c["lens"] for c in answer["contributions"]})
         return "\n".join(lines) + "\n", f"merged {len(lenses)} perspectives: {', '.join(lenses)}"
-    if arg.role == "adversary":
+    if arg.role in ("adversary", "invariants"):
         return "\n".join(t["path"] for t in answer["tests"]), f"{len(answer['tests'])} tests"
     # judge: feedback for the coder — failures of the valid tests, never their source.
     failing = {t["path"]: t for ref in arg.inputs for t in roles._json(ref) if not t["passed"]}

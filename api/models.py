@@ -57,6 +57,8 @@ class TaskCreate(BaseModel):
     testability)."""
     adversarial: bool = False
     """A red team writes tests meant to break a passing patch; valid ones send it back."""
+    invariants: bool = False
+    """Property-based invariants that hold at base become guards the patch must keep."""
 
 
 class Reproduce(BaseModel):

@@ -164,6 +164,8 @@ class ForwardPlanningWorkflow(PatternSteps):
                 limit=POLICY_CALL, heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
             )  # fmt: skip
         self._add_usage(plan.usage)
+        if task.invariants:
+            await self._extract_invariants(task, run)
         self._state = replace(self._state, policy_label=plan.policy_label)
 
         async def verify(snapshot: str, round_: int | None) -> tuple[VerifyOutput, TestReport]:
@@ -201,6 +203,13 @@ class ForwardPlanningWorkflow(PatternSteps):
             self._record_snapshot(f"patch-{round_}", current)
             verdict, report = await verify(current, round_)
             gates = verdict.gates
+            if verdict.passed and task.invariants:
+                guard, guard_feedback = await self._check_invariants(task, run, current, round_)
+                gates = [*gates, guard]
+                if not guard.passed:
+                    self._gates = replace(verdict, passed=False, gates=gates)
+                    feedback_ref = guard_feedback
+                    continue
             if verdict.passed and task.adversarial:
                 red, red_feedback = await self._red_team(task, run, current, round_)
                 gates = [*gates, red]
@@ -230,6 +239,9 @@ class ForwardPlanningWorkflow(PatternSteps):
         if refactor.applied and refactor.changed:
             self._record_snapshot("refactor-1", refactor.snapshot)
             verdict, report = await verify(refactor.snapshot, None)
+            if verdict.passed and task.invariants:
+                guard, _ = await self._check_invariants(task, run, refactor.snapshot, None)
+                verdict = replace(verdict, passed=guard.passed, gates=[*verdict.gates, guard])
             if verdict.passed and task.adversarial:
                 red, _ = await self._red_team(task, run, refactor.snapshot, 0)
                 verdict = replace(verdict, passed=red.passed, gates=[*verdict.gates, red])

@@ -38,6 +38,9 @@ class PatternSteps(StepRunner):
         self._red_judge: str | None = None
         self._red_results: str | None = None
         self._red_stats = {"tried": 0, "broke": 0, "invalid": 0}
+        self._guards: tuple[str, str] | None = None
+        """(proposal, results at base): the invariants that held before any change."""
+        self._guard_note = ""
 
     async def _role(
         self, name: str, role: str, key: str, run: RunRef, task: TaskInput, *, lens: str = "",
@@ -117,3 +120,41 @@ class PatternSteps(StepRunner):
             limit=timedelta(minutes=5), heartbeat=None,
         )  # fmt: skip
         return added.snapshot
+
+    async def _extract_invariants(self, task: TaskInput, run: RunRef) -> None:
+        """Propose properties, keep those that hold at base as guards; report the others."""
+        proposal = await self._role("propose invariants", "invariants", "invariants", run, task,
+                                    snapshot=run.base_sha)  # fmt: skip
+        at_base: AdversarialOutput = await self._step(
+            "invariants at base", ADVERSARIAL_RUN,
+            AdversarialInput(run, run.base_sha, [proposal.answer_ref], task.test_timeout_s,
+                             label="Invariants"),
+            AdversarialOutput, limit=timedelta(seconds=task.test_timeout_s * 5 + 120),
+            heartbeat=None,
+        )  # fmt: skip
+        held = at_base.tried - at_base.failing
+        self._guard_note = (
+            f"{held} of {at_base.tried} proposed invariants hold at base and guard the change"
+            + (f"; {at_base.failing} fail at base (reported, not used)" if at_base.failing else "")
+        )
+        if held:
+            self._guards = (proposal.answer_ref, at_base.results_ref)
+
+    async def _check_invariants(
+        self, task: TaskInput, run: RunRef, snapshot: str, round_: int | None
+    ) -> tuple[Gate, str | None]:
+        if self._guards is None:
+            return Gate("invariants", True, self._guard_note or "no invariants hold at base"), None
+        proposal, at_base = self._guards
+        checked: AdversarialOutput = await self._step(
+            "invariants", ADVERSARIAL_RUN,
+            AdversarialInput(run, snapshot, [proposal], task.test_timeout_s,
+                             only_passing_from=at_base,
+                             label="Invariants that held before the change"),
+            AdversarialOutput, limit=timedelta(seconds=task.test_timeout_s * 5 + 120),
+            heartbeat=None, round_=round_,
+        )  # fmt: skip
+        if checked.failing:
+            detail = f"{checked.failing} invariants broken by the change; {self._guard_note}"
+            return Gate("invariants", False, detail), checked.feedback_ref
+        return Gate("invariants", True, self._guard_note), None

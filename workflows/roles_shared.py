@@ -55,6 +55,9 @@ class AdversarialInput:
     timeout_s: float
     only_valid_from: str | None = None
     """A judge's answer: run only the tests it judged valid."""
+    only_passing_from: str | None = None
+    """Earlier results: run only the tests that passed there (invariants that held at base)."""
+    label: str = "Adversarial tests (written from the goal, not shown to you)"
 
 
 @dataclass(frozen=True)

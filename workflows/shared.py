@@ -64,6 +64,8 @@ class TaskInput:
     lenses: list[str] = field(default_factory=list)
     adversarial: bool = False
     """After a patch passes, a red team writes tests meant to break it."""
+    invariants: bool = False
+    """Properties that hold at base become guards every patch must keep."""
 
 
 @dataclass(frozen=True)

@@ -53,5 +53,6 @@ async def create_task(
         perspectives=body.perspectives,
         lenses=[lens[:40] for lens in body.lenses],
         adversarial=body.adversarial,
+        invariants=body.invariants,
     )
     return await start_forward(client, settings, task)

@@ -126,3 +126,43 @@ async def test_a_valid_adversarial_test_sends_a_wrong_patch_back_and_ships_with_
     shipped = git("ls-tree", "-r", "--name-only", branch, "tests", cwd=repo).split()
     assert "tests/test_adversarial_negative.py" in shipped
     assert "tests/test_adversarial_ints.py" not in shipped  # judged invalid: discarded
+
+
+COMMUTES = json.dumps({"tests": [
+    {"path": "tests/test_invariant_commutes.py", "rationale": "add is commutative",
+     "content": "from hypothesis import given, strategies as st\n\nfrom calc import add\n\n\n"
+                "@given(st.integers(), st.integers())\ndef test_commutes(a, b):\n"
+                "    assert add(a, b) == add(b, a)\n"},
+    {"path": "tests/test_invariant_wrong.py", "rationale": "a false belief about add",
+     "content": "from hypothesis import given, strategies as st\n\nfrom calc import add\n\n\n"
+                "@given(st.integers())\ndef test_identity(a):\n    assert add(a, 1) == a\n"},
+]})  # fmt: skip
+BREAK_ADD = (
+    "calc.py\n<<<<<<< SEARCH\ndef add(a, b):\n    return a + b\n=======\n"
+    "def add(a, b):\n    return a + b + (1 if a > b else 0)\n\n\ndef mul(a, b):\n    return a * b\n"
+    ">>>>>>> REPLACE\n"
+)
+KEEP_ADD = (
+    "calc.py\n<<<<<<< SEARCH\n    return a + b + (1 if a > b else 0)\n=======\n    return a + b\n"
+    ">>>>>>> REPLACE\n"
+)
+
+
+async def test_an_invariant_that_holds_at_base_blocks_a_patch_that_breaks_it(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    script = roles_script(tmp_path / "s.toml", [BREAK_ADD, KEEP_ADD], {"invariants": [COMMUTES]})
+    run = await submit(api, repo, script, invariants=True)
+    assert run["status"] == "completed", run["error"]
+    at_base = next(s for s in run["steps"] if s["name"] == "invariants at base")
+    assert at_base["detail"] == "2 tests, 1 failing"
+    checks = [s for s in run["steps"] if s["name"] == "invariants"]
+    assert [c["detail"] for c in checks[:2]] == ["1 tests, 1 failing", "1 tests, 0 failing"]
+    gate = next(g for g in run["result"]["gates"] if g["name"] == "invariants")
+    assert gate["passed"]
+    assert gate["detail"] == (
+        "1 of 2 proposed invariants hold at base and guard the change; "
+        "1 fail at base (reported, not used)"
+    )
+    assert "return a + b\n" in git("show", f"{run['result']['branch']}:calc.py", cwd=repo) + "\n"
