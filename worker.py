@@ -15,6 +15,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
 from activities.agent import AgentActivities, OpenAIServer, RoleModel
+from activities.drift import DriftActivities
 from activities.forward import ForwardActivities
 from activities.investigation import InvestigationActivities
 from activities.roles import RoleActivities
@@ -28,6 +29,7 @@ from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings, load_settings
 from ratchet.telemetry import build_tracer_provider
 from workflows.agent import AgentLoopWorkflow
+from workflows.drift import DriftWorkflow
 from workflows.forward import ForwardPlanningWorkflow
 from workflows.investigation import InvestigationWorkflow
 
@@ -118,7 +120,12 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[ForwardPlanningWorkflow, AgentLoopWorkflow, InvestigationWorkflow],
+        workflows=[
+            ForwardPlanningWorkflow,
+            AgentLoopWorkflow,
+            InvestigationWorkflow,
+            DriftWorkflow,
+        ],
         activities=[
             *forward.all(),
             tests.run_tests,
@@ -127,6 +134,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             *agent.all(),
             *investigation.all(),
             *roles_activities.all(),
+            *DriftActivities(home=settings.home, store=store, runner=runner).all(),
         ],
         max_concurrent_activities=8,
     )

@@ -18,6 +18,7 @@ from agents.context import tracked_files
 from gym import investigate, perf, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
+from gym.paths import safe_path
 from gym.report import quote, table
 from gym.runner import Limits
 from gym.testing import run_tests
@@ -120,6 +121,10 @@ class InvestigationActivities:
         """Run the reproduction at one commit: good, bad, or skip (broken build, flaky, timeout)."""
         tag_span(arg.run.run_id)
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.sha, f"probe-{arg.slot}")
+        for path, content in arg.files.items():
+            target = safe_path(ws, path, ())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
         limits = replace(self.runner.limits, timeout_s=arg.timeout_s)
         if arg.kind == "performance":
             return await self._measure(arg, ws, limits)

@@ -88,6 +88,8 @@ class RoleActivities:
             )
             return (goal + f"<diff>{escape(diff.decode(errors='replace'))}</diff>\n"
                     f"<repository>\n{repository_context(ws)}\n</repository>")  # fmt: skip
+        if arg.role == "claims":
+            return self.store.get_text(arg.inputs[0]) if arg.inputs else ""
         if arg.role == "judge":
             failing = [t for ref in arg.inputs for t in self._json(ref) if not t["passed"]]
             return goal + "\n".join(
@@ -232,6 +234,9 @@ def render(arg: RoleInput, answer: dict[str, Any], roles: RoleActivities) -> tup
         return "\n".join(lines) + "\n", f"merged {len(lenses)} perspectives: {', '.join(lenses)}"
     if arg.role in ("adversary", "invariants"):
         return "\n".join(t["path"] for t in answer["tests"]), f"{len(answer['tests'])} tests"
+    if arg.role == "claims":
+        claims = answer["claims"]
+        return "\n".join(f"- {c['id']}: {c['text']}" for c in claims), f"{len(claims)} claims"
     # judge: feedback for the coder — failures of the valid tests, never their source.
     failing = {t["path"]: t for ref in arg.inputs for t in roles._json(ref) if not t["passed"]}
     valid = [v for v in answer["verdicts"] if v["valid"]]

@@ -141,6 +141,36 @@ class RunResultPublic(BaseModel):
     probes: int | None = None
     report_url: str | None = None
     plan_url: str | None = None
+    investigation_run_id: str | None = None
+
+
+class DriftCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(min_length=1, max_length=4096)
+    ref: str = Field(default="HEAD", min_length=1, max_length=256)
+    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
+    policy_script: str | None = Field(default=None, max_length=4096)
+    investigate: bool = True
+    """Start an investigation when a claim's test shows drift."""
+
+
+class ScheduleCreate(DriftCreate):
+    every_s: int = Field(ge=1, le=31 * 86400, description="seconds between drift checks")
+    kind: Literal["drift"] = "drift"
+
+
+class ScheduleCreated(BaseModel):
+    schedule_id: str
+    every_s: int
+    temporal_ui_url: str
+
+
+class SchedulePublic(BaseModel):
+    schedule_id: str
+    paused: bool
+    recent_runs: list[str]
+    next_runs: list[str]
 
 
 class ErrorPublic(BaseModel):

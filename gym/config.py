@@ -37,6 +37,8 @@ class RepoConfig:
     """Prints a number on its last line (lower is better), or is timed by the wall clock."""
     benchmark_runs: int = 5
     max_slowdown: float = 0.05
+    spec_globs: tuple[str, ...] = ("specs/**/*.md", "README.md")
+    spec_docstrings: bool = False
     invariants_command: str | None = None
     """Checks of the code's invariants (exit 0 when they hold), for invariants investigations."""
 
@@ -71,6 +73,10 @@ def load_config(workspace: Path) -> RepoConfig:
             benchmark_runs=max(2, min(int(performance.get("runs", 5)), 30)),
             max_slowdown=float(performance.get("max_slowdown", 0.05)),
             invariants_command=_opt_str(data.get("invariants", {}).get("command")),
+            spec_globs=tuple(
+                str(g) for g in data.get("specs", {}).get("paths", ("specs/**/*.md", "README.md"))
+            ),
+            spec_docstrings=bool(data.get("specs", {}).get("docstrings", False)),
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise BadRepository(f"ratchet.toml has a value of the wrong type: {err}") from None

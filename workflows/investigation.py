@@ -106,7 +106,8 @@ class InvestigationWorkflow(StepRunner):
         result: ProbeResult = await self._step(
             "probe", PROBE,
             ProbeInput(prep.run, sha, prep.reproduce, inp.kind, slot, inp.test_timeout_s, runs,
-                       self._reference, inp.max_slowdown),
+                       reference=self._reference, max_slowdown=inp.max_slowdown,
+                       files=inp.reproduction_files),
             ProbeResult, limit=timedelta(seconds=(inp.test_timeout_s + 60) * runs + 60),
             heartbeat=timedelta(seconds=inp.heartbeat_timeout_s), round_=round_,
         )  # fmt: skip

@@ -64,6 +64,8 @@ class InvestigationInput:
     max_history: int = 4096
     benchmark_runs: int = 5
     max_slowdown: float = 0.10
+    reproduction_files: dict[str, str] = field(default_factory=dict)
+    """Files written into every probe's workspace (e.g. the test of a drifted spec claim)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class ProbeInput:
     reference: str | None = None
     """Performance mode: the good commit, measured side by side with `sha` in the same probe
     (so machine load hits both alike)."""
+    files: dict[str, str] = field(default_factory=dict)
     max_slowdown: float = 0.10
 
 

@@ -326,6 +326,8 @@ class RunResult:
     rounds: int | None = None
     probes: int | None = None
     report_ref: str | None = None
+    investigation_run_id: str | None = None
+    """A drift check that found drift started this investigation."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from api.models import BudgetIn, CancelIn, ControlPublic, UsagePublic
 from workflows.shared import BudgetUpdate, CancelRequest, ControlAnswer
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+# Scheduled runs' ids end in a timestamp (…-2026-11-21T18:04:56Z): ':' is allowed.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,200}$")
 
 
 async def _update(client: TemporalClientDep, run_id: str, name: str, arg: object) -> ControlPublic:

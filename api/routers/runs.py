@@ -32,7 +32,8 @@ from workflows.shared import RunState
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+# Scheduled runs' ids end in a timestamp (…-2026-11-21T18:04:56Z): ':' is allowed.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,200}$")
 _STATUS = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING: "running",
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "running",
@@ -91,6 +92,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             probes=r.probes,
             report_url=f"/runs/{run_id}/report" if r.report_ref else None,
             plan_url=f"/runs/{run_id}/plan" if r.plan_ref else None,
+            investigation_run_id=r.investigation_run_id,
         )
     error = None
     if state and state.error:

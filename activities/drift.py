@@ -1,0 +1,118 @@
+"""Spec drift: gather the specification, check each claim by a test or an inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from activities.common import materialize, tag_span
+from activities.errors import permanent_errors
+from activities.testing import RunnerConfig
+from agents.context import tracked_files
+from gym import specs, workspace
+from gym.config import load_config
+from gym.errors import PatchRefused
+from gym.paths import safe_path
+from gym.report import quote, table
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
+from workflows.drift_shared import (
+    CHECK_CLAIMS,
+    DRIFT_PREPARE,
+    CheckInput,
+    CheckOutput,
+    DriftPrepared,
+    DriftPrepareInput,
+)
+from workflows.shared import RunRef
+
+
+class DriftActivities:
+    def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
+        self.home, self.store, self.runner = home, store, runner
+        self.mirrors = workspace.Mirrors(home)
+
+    @activity.defn(name=DRIFT_PREPARE)
+    @permanent_errors
+    async def prepare(self, arg: DriftPrepareInput) -> DriftPrepared:
+        tag_span(arg.run_id)
+        mirror, sha = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.ref)
+        run = RunRef(arg.run_id, arg.repo, str(mirror), sha, arg.when)
+        ws = await asyncio.to_thread(materialize, self.home, run, sha, "base")
+        config = load_config(ws)
+        text = specs.spec_text(ws, tracked_files(ws), config.spec_globs, config.spec_docstrings)
+        return DriftPrepared(run, self.store.put_text(text), len(text), activity.info().attempt)
+
+    @activity.defn(name=CHECK_CLAIMS)
+    @permanent_errors
+    async def check(self, arg: CheckInput) -> CheckOutput:
+        tag_span(arg.run.run_id)
+        claims = json.loads(self.store.get_text(arg.claims_ref))["claims"]
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "drift")
+        findings, drift_tests = [], {}
+        for claim in claims:
+            check = claim["check"]
+            if check["kind"] == "inspection" and check.get("path") and check.get("pattern"):
+                holds, evidence = specs.inspect(ws, check["path"], check["pattern"],
+                                                check.get("expect", "present"))  # fmt: skip
+            elif check["kind"] == "test" and check.get("content"):
+                path = f"tests/test_claim_{claim['id']}.py"
+                holds, evidence = await self._test(ws, path, check["content"], arg.timeout_s)
+                if not holds:
+                    drift_tests[path] = check["content"]
+            else:
+                findings.append({**claim, "verdict": "unchecked", "evidence": "no usable check"})
+                continue
+            findings.append(
+                {**claim, "verdict": "holds" if holds else "drift", "evidence": evidence}
+            )
+        counts = {
+            v: sum(1 for f in findings if f["verdict"] == v)
+            for v in ("holds", "drift", "unchecked")
+        }
+        return CheckOutput(
+            report_ref=self.store.put_text(render(arg.run, findings)),
+            findings_ref=self.store.put_text(json.dumps(findings)),
+            holds=counts["holds"], drift=counts["drift"], unchecked=counts["unchecked"],
+            drift_tests=drift_tests, attempt=activity.info().attempt,
+        )  # fmt: skip
+
+    async def _test(self, ws: Path, path: str, content: str, timeout_s: float) -> tuple[bool, str]:
+        try:
+            target = safe_path(ws, path, ())
+        except PatchRefused as err:
+            return False, str(err)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        run = await run_tests(
+            f"python -m pytest -q {path}", ws,
+            limits=replace(self.runner.limits, timeout_s=timeout_s), sandbox=self.runner.sandbox,
+            reruns=1, tick=activity.heartbeat,
+        )  # fmt: skip
+        tail = run.result.output[-600:].decode(errors="replace").strip()
+        return run.passed, f"{path}: {'passed' if run.passed else 'failed'}\n{tail}"
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.prepare, self.check]
+
+
+def render(run: RunRef, findings: list[dict[str, Any]]) -> str:
+    lines = [
+        f"# Spec drift report: {run.run_id}",
+        "",
+        f"Repository {run.repo} at `{run.base_sha}`.",
+        "",
+    ]
+    rows = [[f["id"], f["verdict"], f["source"], re.sub(r"\s+", " ", f["text"])] for f in findings]
+    lines += [table(["claim", "verdict", "where it lives", "claim text"], rows), ""]
+    for f in findings:
+        if f["verdict"] != "holds":
+            lines += [f"## {f['id']}: {f['verdict']}", "", quote(f["evidence"], 2000), ""]
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""POST /drift (one spec drift check now) and /schedules (drift checks on a Temporal Schedule)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
+from api.models import DriftCreate, ScheduleCreate, ScheduleCreated, SchedulePublic, TaskAccepted
+from api.starting import choose_policy
+from gym.errors import BadRepository
+from gym.workspace import is_remote, resolve_local
+from ratchet.settings import Settings
+from ratchet.telemetry import current_trace_id
+from workflows.drift_shared import DRIFT_WORKFLOW, DriftInput
+
+router = APIRouter(tags=["drift"], dependencies=[Authenticated])
+
+
+async def _drift_input(body: DriftCreate, settings: Settings, store: StoreDep) -> DriftInput:
+    policy = choose_policy(body.policy, body.policy_script, settings, store)
+    if not is_remote(body.repo):
+        try:
+            await asyncio.to_thread(resolve_local, body.repo, body.ref)
+        except BadRepository as err:
+            raise HTTPException(422, str(err)) from None
+    return DriftInput(
+        repo=body.repo, policy=policy, ref=body.ref, investigate=body.investigate,
+        trace_id=current_trace_id(), test_timeout_s=settings.test_timeout_s,
+    )  # fmt: skip
+
+
+@router.post("/drift", status_code=202, response_model=TaskAccepted)
+async def check_drift(
+    body: DriftCreate, settings: SettingsDep, store: StoreDep, client: TemporalClientDep
+) -> TaskAccepted:
+    inp = await _drift_input(body, settings, store)
+    run_id = f"drift-{secrets.token_hex(6)}"
+    await client.start_workflow(DRIFT_WORKFLOW, inp, id=run_id, task_queue=settings.task_queue,
+                                static_summary=f"[drift] {body.repo}")  # fmt: skip
+    return TaskAccepted(
+        run_id=run_id, workflow_id=run_id, status_url=f"/runs/{run_id}",
+        temporal_ui_url=settings.workflow_ui_url(run_id), trace_id=inp.trace_id,
+        policy=inp.policy.name,
+    )  # fmt: skip
+
+
+@router.post("/schedules", status_code=201, response_model=ScheduleCreated)
+async def create_schedule(
+    body: ScheduleCreate, settings: SettingsDep, store: StoreDep, client: TemporalClientDep
+) -> ScheduleCreated:
+    inp = await _drift_input(body, settings, store)
+    schedule_id = f"drift-schedule-{secrets.token_hex(6)}"
+    action = ScheduleActionStartWorkflow(
+        DRIFT_WORKFLOW, inp, id=f"{schedule_id}-run", task_queue=settings.task_queue
+    )
+    spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=body.every_s))])
+    try:
+        await client.create_schedule(schedule_id, Schedule(action=action, spec=spec))
+    except ScheduleAlreadyRunningError:
+        raise HTTPException(409, f"schedule {schedule_id} exists") from None
+    ui = f"{settings.ui_base}/namespaces/{settings.namespace}/schedules/{schedule_id}"
+    return ScheduleCreated(schedule_id=schedule_id, every_s=body.every_s, temporal_ui_url=ui)
+
+
+async def _schedule(client: TemporalClientDep, schedule_id: str) -> SchedulePublic:
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        found = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no schedule {schedule_id!r}") from None
+        raise
+    recent = [
+        a.action.workflow_id for a in found.info.recent_actions
+        if hasattr(a.action, "workflow_id")
+    ]  # fmt: skip
+    return SchedulePublic(
+        schedule_id=schedule_id, paused=found.schedule.state.paused, recent_runs=recent,
+        next_runs=[t.isoformat() for t in found.info.next_action_times[:3]],
+    )  # fmt: skip
+
+
+@router.get("/schedules/{schedule_id}", response_model=SchedulePublic)
+async def get_schedule(schedule_id: str, client: TemporalClientDep) -> SchedulePublic:
+    return await _schedule(client, schedule_id)
+
+
+@router.post("/schedules/{schedule_id}/trigger", status_code=202, response_model=SchedulePublic)
+async def trigger_schedule(schedule_id: str, client: TemporalClientDep) -> SchedulePublic:
+    """Run the scheduled check now, without waiting for its next time."""
+    found = await _schedule(client, schedule_id)
+    await client.get_schedule_handle(schedule_id).trigger()
+    return found
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204)
+async def delete_schedule(schedule_id: str, client: TemporalClientDep) -> None:
+    await _schedule(client, schedule_id)
+    await client.get_schedule_handle(schedule_id).delete()
