@@ -113,7 +113,8 @@ class ForwardActivities:
         tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "policy")
-        answer = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws))
+        memory = self.store.get_text(arg.memory_ref) if arg.memory_ref else ""
+        answer = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws, memory=memory))
         usage = Usage()
         if answer.counts is not None:
             c = answer.counts

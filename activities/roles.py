@@ -26,6 +26,7 @@ from agents.roles import ask, load_role
 from agents.scripted import ScriptedPolicy, parse_script
 from gym import workspace
 from gym.errors import PatchRefused
+from gym.memory import Memory, as_context
 from gym.paths import safe_path
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
@@ -33,11 +34,17 @@ from workflows.budget import Usage
 from workflows.roles_shared import (
     ADD_TESTS,
     ADVERSARIAL_RUN,
+    MEMORY_READ,
+    MEMORY_RECORD,
     ROLE_CALL,
     AddTestsInput,
     AddTestsOutput,
     AdversarialInput,
     AdversarialOutput,
+    MemoryRead,
+    MemoryReadInput,
+    MemoryRecorded,
+    MemoryRecordInput,
     RoleInput,
     RoleOutput,
 )
@@ -65,6 +72,8 @@ class RoleActivities:
 
     async def _content(self, arg: RoleInput) -> str:
         goal = f"<goal>{escape(arg.goal)}</goal>\n"
+        if arg.memory_ref:
+            goal += f"<memory>\n{escape(self.store.get_text(arg.memory_ref))}\n</memory>\n"
         if arg.role == "perspective":
             # Planners run in parallel: each reads the base from a workspace of its own.
             ws = await asyncio.to_thread(
@@ -88,6 +97,8 @@ class RoleActivities:
             )
             return (goal + f"<diff>{escape(diff.decode(errors='replace'))}</diff>\n"
                     f"<repository>\n{repository_context(ws)}\n</repository>")  # fmt: skip
+        if arg.role == "memory":
+            return goal + f"<run>\n{escape(arg.note)}\n</run>"
         if arg.role == "claims":
             return self.store.get_text(arg.inputs[0]) if arg.inputs else ""
         if arg.role == "judge":
@@ -215,8 +226,33 @@ class RoleActivities:
                                       "Add the red team's tests", arg.run.when)  # fmt: skip
         return AddTestsOutput(sha, added, activity.info().attempt)
 
+    @activity.defn(name=MEMORY_READ)
+    @permanent_errors
+    async def memory_read(self, arg: MemoryReadInput) -> MemoryRead:
+        tag_span(arg.run_id)
+        entries = Memory(self.home, self.store).relevant(arg.repo, arg.goal)
+        if not entries:
+            return MemoryRead(None, [], activity.info().attempt)
+        ref = self.store.put_text(as_context(entries))
+        return MemoryRead(ref, [e["id"] for e in entries], activity.info().attempt)
+
+    @activity.defn(name=MEMORY_RECORD)
+    @permanent_errors
+    async def memory_record(self, arg: MemoryRecordInput) -> MemoryRecorded:
+        tag_span(arg.run_id)
+        answer = self._json(arg.answer_ref)
+        version = await asyncio.to_thread(
+            Memory(self.home, self.store).record, arg.repo, arg.run_id, answer["entries"],
+            answer["contradicts"],
+        )  # fmt: skip
+        return MemoryRecorded(version, len(answer["entries"]), len(answer["contradicts"]),
+                              activity.info().attempt)  # fmt: skip
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.role_call, self.adversarial_tests, self.add_tests]
+        return [
+            self.role_call, self.adversarial_tests, self.add_tests, self.memory_read,
+            self.memory_record,
+        ]  # fmt: skip
 
 
 def render(arg: RoleInput, answer: dict[str, Any], roles: RoleActivities) -> tuple[str, str]:
@@ -234,6 +270,10 @@ def render(arg: RoleInput, answer: dict[str, Any], roles: RoleActivities) -> tup
         return "\n".join(lines) + "\n", f"merged {len(lenses)} perspectives: {', '.join(lenses)}"
     if arg.role in ("adversary", "invariants"):
         return "\n".join(t["path"] for t in answer["tests"]), f"{len(answer['tests'])} tests"
+    if arg.role == "memory":
+        lines = [f"- ({e['kind']}) {e['text']}" for e in answer["entries"]]
+        summary = f"{len(answer['entries'])} entries, {len(answer['contradicts'])} contradicted"
+        return "\n".join(lines), summary
     if arg.role == "claims":
         claims = answer["claims"]
         return "\n".join(f"- {c['id']}: {c['text']}" for c in claims), f"{len(claims)} claims"

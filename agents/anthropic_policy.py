@@ -38,6 +38,8 @@ class AnthropicPolicy:
             f"<goal>{escape(request.goal)}</goal>\n\n"
             f"<repository>\n{repository_context(request.workspace)}\n</repository>"
         )
+        if request.memory:
+            content += f"\n<memory>\n{escape(request.memory)}\n</memory>"
         try:
             turn = await anthropic_turn(
                 self.client, model=self.model, max_tokens=self.max_tokens,

@@ -129,6 +129,8 @@ class OpenAICompatPolicy:
             f"<goal>{escape(request.goal)}</goal>\n\n"
             f"<repository>\n{repository_context(request.workspace)}\n</repository>"
         )
+        if request.memory:
+            content += f"\n<memory>\n{escape(request.memory)}\n</memory>"
         try:
             turn = await openai_turn(
                 self.http, model=self.model, max_tokens=self.max_tokens, temperature=None,

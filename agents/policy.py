@@ -20,6 +20,8 @@ class PlanRequest:
     goal: str
     workspace: Path
     """A clean checkout of the base snapshot; read-only for the policy."""
+    memory: str = ""
+    """What earlier runs learned about the repository (data, quoted)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from api.deps import TemporalUnavailable
 from api.limits import BodySizeLimit
-from api.routers import control, drift, health, investigations, runs, tasks, webhooks
+from api.routers import control, drift, health, investigations, repos, runs, tasks, webhooks
 from api.temporal import TemporalConnection
 from ratchet.artifacts import ArtifactStore, FilesystemArtifactStore
 from ratchet.settings import Settings, load_settings
@@ -54,6 +54,7 @@ def create_app(
     app.include_router(investigations.router)
     app.include_router(webhooks.router)
     app.include_router(drift.router)
+    app.include_router(repos.router)
 
     @app.exception_handler(TemporalUnavailable)
     async def _unavailable(_: Request, err: TemporalUnavailable) -> JSONResponse:

@@ -59,6 +59,8 @@ class TaskCreate(BaseModel):
     """A red team writes tests meant to break a passing patch; valid ones send it back."""
     invariants: bool = False
     """Property-based invariants that hold at base become guards the patch must keep."""
+    memory: bool | None = None
+    """Record what the run learned (default: on for model policies, off for the scripted one)."""
 
 
 class Reproduce(BaseModel):
@@ -142,6 +144,7 @@ class RunResultPublic(BaseModel):
     report_url: str | None = None
     plan_url: str | None = None
     investigation_run_id: str | None = None
+    memory_used: list[str] = Field(default_factory=list)
 
 
 class DriftCreate(BaseModel):

@@ -95,8 +95,8 @@ async def test_killed_worker_mid_test_step_resumes_without_redoing_steps(
     assert all(g.passed for g in result.gates)
     steps = [(s.name, s.round, s.attempts) for s in state.steps]
     # The interrupted test step ran twice; the steps before it ran once.
-    assert steps[:6] == [
+    assert steps[:7] == [
         ("prepare", None, 1), ("baseline", None, 1), ("baseline lint", None, 1),
-        ("plan", None, 1), ("patch", 1, 1), ("test", 1, 2),
+        ("memory", None, 1), ("plan", None, 1), ("patch", 1, 1), ("test", 1, 2),
     ]  # fmt: skip
     assert state.steps[-1].name == "deliver" and state.steps[-1].status == "completed"

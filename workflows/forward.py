@@ -139,9 +139,13 @@ class ForwardPlanningWorkflow(PatternSteps):
             result = await self._deliver_draft(task)
             self._state = replace(self._state, phase="cancelled", result=result)
             return result
-        except ApplicationError:
+        except ApplicationError as failure:
+            if task.memory and self._run is not None:
+                await self._learn(task, self._run, f"failed: {failure.message}")
             self._state = replace(self._state, phase="failed")
             raise
+        if task.memory and self._run is not None:
+            await self._learn(task, self._run, "completed: verified and delivered")
         self._state = replace(self._state, phase="completed", result=result)
         return result
 
@@ -156,12 +160,14 @@ class ForwardPlanningWorkflow(PatternSteps):
         self._record_snapshot("base", run.base_sha)
         baseline = await self._tests(task, prepared, run.base_sha, "baseline", None)
         baseline_lint = await self._lint(run, run.base_sha, "baseline lint", None)
+        memory = await self._read_memory(task)
         if task.perspectives > 0:
             plan = await self._plan_with_perspectives(task, run)
         else:
             plan = await self._step(
-                "plan", PLAN, PlanInput(run, task.goal, task.policy), PlanOutput,
-                limit=POLICY_CALL, heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
+                "plan", PLAN, PlanInput(run, task.goal, task.policy, memory.context_ref),
+                PlanOutput, limit=POLICY_CALL,
+                heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
             )  # fmt: skip
         self._add_usage(plan.usage)
         if task.invariants:
@@ -258,7 +264,7 @@ class ForwardPlanningWorkflow(PatternSteps):
         return RunResult(
             gates=verified.gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
             commit=delivery.commit, plan_ref=plan.plan_ref, refactor_kept=refactor_kept,
-            isolation=isolation,
+            isolation=isolation, memory_used=memory.ids,
         )  # fmt: skip
 
     def _tests(

@@ -9,17 +9,24 @@ from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.roles_shared import (
         ADD_TESTS,
         ADVERSARIAL_RUN,
         DEFAULT_LENSES,
+        MEMORY_READ,
+        MEMORY_RECORD,
         ROLE_CALL,
         AddTestsInput,
         AddTestsOutput,
         AdversarialInput,
         AdversarialOutput,
+        MemoryRead,
+        MemoryReadInput,
+        MemoryRecorded,
+        MemoryRecordInput,
         RoleInput,
         RoleOutput,
     )  # fmt: skip
@@ -41,15 +48,16 @@ class PatternSteps(StepRunner):
         self._guards: tuple[str, str] | None = None
         """(proposal, results at base): the invariants that held before any change."""
         self._guard_note = ""
+        self._memory: MemoryRead = MemoryRead(None, [])
 
     async def _role(
         self, name: str, role: str, key: str, run: RunRef, task: TaskInput, *, lens: str = "",
         snapshot: str | None = None, inputs: list[str] | None = None, round_: int | None = None,
+        note: str = "",
     ) -> RoleOutput:  # fmt: skip
         offset = self._role_offsets.get(key, 0)
-        arg = RoleInput(
-            run, role, key, task.policy, offset, task.goal, lens, snapshot, inputs or []
-        )
+        arg = RoleInput(run, role, key, task.policy, offset, task.goal, lens, snapshot,
+                        inputs or [], note, self._memory.context_ref)  # fmt: skip
         out: RoleOutput = await self._step(
             name, ROLE_CALL, arg, RoleOutput, limit=ROLE_LIMIT, heartbeat=None, round_=round_
         )
@@ -158,3 +166,30 @@ class PatternSteps(StepRunner):
             detail = f"{checked.failing} invariants broken by the change; {self._guard_note}"
             return Gate("invariants", False, detail), checked.feedback_ref
         return Gate("invariants", True, self._guard_note), None
+
+    async def _read_memory(self, task: TaskInput) -> MemoryRead:
+        """What earlier runs learned about this repository, most relevant to the goal first."""
+        self._memory = await self._step(
+            "memory", MEMORY_READ, MemoryReadInput(task.repo, task.goal, task.run_id), MemoryRead,
+            limit=timedelta(minutes=2), heartbeat=None,
+        )  # fmt: skip
+        return self._memory
+
+    async def _learn(self, task: TaskInput, run: RunRef, outcome: str) -> None:
+        """Record what this run learned; never changes the run's own outcome."""
+        kept_error = self._state.error
+        steps = "\n".join(
+            f"{s.name}{f' #{s.round}' if s.round else ''}: {s.status} {s.detail}"
+            for s in self._state.steps
+        )[-4000:]
+        try:
+            learned = await self._role("learn", "memory", "memory", run, task,
+                                       note=f"outcome: {outcome}\n{steps}")  # fmt: skip
+            await self._step(
+                "record memory", MEMORY_RECORD,
+                MemoryRecordInput(run.run_id, task.repo, learned.answer_ref), MemoryRecorded,
+                limit=timedelta(minutes=2), heartbeat=None,
+            )  # fmt: skip
+        except ApplicationError:
+            pass  # the step shows as failed; the run keeps its result
+        self._state = replace(self._state, error=kept_error)

@@ -10,6 +10,8 @@ from workflows.shared import PolicyChoice, RunRef
 ROLE_CALL = "ratchet.role"
 ADVERSARIAL_RUN = "ratchet.adversarial_tests"
 ADD_TESTS = "ratchet.add_tests"
+MEMORY_READ = "ratchet.memory.read"
+MEMORY_RECORD = "ratchet.memory.record"
 DEFAULT_LENSES = ["correctness", "simplicity", "performance", "security", "testability"]
 
 
@@ -28,6 +30,10 @@ class RoleInput:
     snapshot: str | None = None
     inputs: list[str] = field(default_factory=list)
     """Artifact refs the role reads: the drafts (synthesis), the failing tests (judge)."""
+    note: str = ""
+    """Short text for the role (the memory role: what the run did)."""
+    memory_ref: str | None = None
+    """The repository's relevant memory entries, for planners."""
 
 
 @dataclass(frozen=True)
@@ -83,4 +89,33 @@ class AddTestsInput:
 class AddTestsOutput:
     snapshot: str
     added: list[str]
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class MemoryReadInput:
+    repo: str
+    goal: str
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryRead:
+    context_ref: str | None
+    ids: list[str]
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class MemoryRecordInput:
+    run_id: str
+    repo: str
+    answer_ref: str
+
+
+@dataclass(frozen=True)
+class MemoryRecorded:
+    version: int
+    added: int
+    stale: int
     attempt: int = 1

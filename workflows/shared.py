@@ -66,6 +66,8 @@ class TaskInput:
     """After a patch passes, a red team writes tests meant to break it."""
     invariants: bool = False
     """Properties that hold at base become guards every patch must keep."""
+    memory: bool = False
+    """When the run ends, record what it learned in the repository's knowledge base."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class PlanInput:
     run: RunRef
     goal: str
     policy: PolicyChoice
+    memory_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,8 @@ class RunResult:
     report_ref: str | None = None
     investigation_run_id: str | None = None
     """A drift check that found drift started this investigation."""
+    memory_used: list[str] = field(default_factory=list)
+    """Knowledge-base entries the planners were given."""
 
 
 @dataclass(frozen=True)

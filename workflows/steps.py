@@ -22,7 +22,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from workflows.agent_shared import AgentOutput
-    from workflows.roles_shared import AdversarialOutput, RoleOutput
+    from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from workflows.shared import (
         NON_RETRYABLE_TYPES,
         Delivery,
@@ -186,6 +186,8 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
     Delivery: lambda r: f"branch {r.branch}, {r.files_changed} files",
     AgentOutput: lambda r: f"{r.stop}: {(r.reason or r.summary)[:200]}",
     RoleOutput: lambda r: r.summary + (" (answer retried once)" if r.consumed > 1 else ""),
+    MemoryRead: lambda r: f"{len(r.ids)} entries" + (f": {', '.join(r.ids)}" if r.ids else ""),
+    MemoryRecorded: lambda r: f"version {r.version}: +{r.added} entries, {r.stale} marked stale",
     AdversarialOutput: lambda r: f"{r.tried} tests, {r.failing} failing",
 }
 

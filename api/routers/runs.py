@@ -93,6 +93,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             report_url=f"/runs/{run_id}/report" if r.report_ref else None,
             plan_url=f"/runs/{run_id}/plan" if r.plan_ref else None,
             investigation_run_id=r.investigation_run_id,
+            memory_used=r.memory_used,
         )
     error = None
     if state and state.error:

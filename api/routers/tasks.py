@@ -54,5 +54,6 @@ async def create_task(
         lenses=[lens[:40] for lens in body.lenses],
         adversarial=body.adversarial,
         invariants=body.invariants,
+        memory=body.memory if body.memory is not None else policy.name != "scripted",
     )
     return await start_forward(client, settings, task)

@@ -46,6 +46,7 @@ async def test_openai_compatible_policy_reaches_a_verified_patch(
         ):
             response = await api.post("/tasks", json={
                 "repo": str(repo), "goal": "add mul", "policy": "openai-compatible",
+                "memory": False,
             })  # fmt: skip
             assert response.status_code == 202, response.text
             run = await wait_for_end(api, response.json()["run_id"])

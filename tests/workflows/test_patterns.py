@@ -166,3 +166,39 @@ async def test_an_invariant_that_holds_at_base_blocks_a_patch_that_breaks_it(
         "1 fail at base (reported, not used)"
     )
     assert "return a + b\n" in git("show", f"{run['result']['branch']}:calc.py", cwd=repo) + "\n"
+
+
+LEARNED = json.dumps({"entries": [
+    {"kind": "command", "text": "python -m pytest -q runs the whole suite"},
+    {"kind": "pitfall", "text": "mul must multiply: a + b was tried and is wrong"},
+], "contradicts": []})  # fmt: skip
+LEARNED_AGAIN = json.dumps({"entries": [
+    {"kind": "decision", "text": "mul lives next to add in calc.py"},
+], "contradicts": ["m1"]})  # fmt: skip
+
+
+async def test_memory_compounds_across_runs_and_contradicted_entries_go_stale(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    from urllib.parse import quote
+
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    script = roles_script(tmp_path / "s.toml", [MUL_RIGHT], {"memory": [LEARNED, LEARNED_AGAIN]})
+    first = await submit(api, repo, script, memory=True)
+    assert first["status"] == "completed", first["error"]
+    assert first["result"]["memory_used"] == []
+    recorded = next(s for s in first["steps"] if s["name"] == "record memory")
+    assert recorded["detail"] == "version 1: +2 entries, 0 marked stale"
+
+    second_script = roles_script(tmp_path / "t.toml", [MUL_RIGHT], {"memory": [LEARNED_AGAIN]})
+    second = await submit(api, repo, second_script, memory=True)
+    assert second["status"] == "completed", second["error"]
+    assert sorted(second["result"]["memory_used"]) == ["m1", "m2"]  # the planners got them
+    memory = (await api.get(f"/repos/{quote(str(repo), safe='')}/memory")).json()
+    assert memory["version"] == 2
+    entries = {e["id"]: e for e in memory["entries"]}
+    assert entries["m1"]["stale"] and entries["m1"]["stale_since"] == second["run_id"]
+    assert not entries["m2"]["stale"]
+    assert entries["m3"]["text"] == "mul lives next to add in calc.py"
+    unknown = (await api.get(f"/repos/{quote('/nowhere', safe='')}/memory")).json()
+    assert unknown["entries"] == [] and unknown["version"] == 0
