@@ -61,6 +61,8 @@ class TaskCreate(BaseModel):
     """Property-based invariants that hold at base become guards the patch must keep."""
     memory: bool | None = None
     """Record what the run learned (default: on for model policies, off for the scripted one)."""
+    pattern_share: float = Field(default=0.2, gt=0, le=1)
+    """The share of each budget limit every multi-agent pattern may spend."""
 
 
 class Reproduce(BaseModel):

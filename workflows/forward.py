@@ -161,8 +161,9 @@ class ForwardPlanningWorkflow(PatternSteps):
         baseline = await self._tests(task, prepared, run.base_sha, "baseline", None)
         baseline_lint = await self._lint(run, run.base_sha, "baseline lint", None)
         memory = await self._read_memory(task)
-        if task.perspectives > 0:
-            plan = await self._plan_with_perspectives(task, run)
+        merged = await self._plan_with_perspectives(task, run) if task.perspectives > 0 else None
+        if merged is not None:
+            plan = merged
         else:
             plan = await self._step(
                 "plan", PLAN, PlanInput(run, task.goal, task.policy, memory.context_ref),

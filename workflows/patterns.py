@@ -5,6 +5,7 @@ whose tests, judged valid, send a patch back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.budget import Budget, Usage
     from workflows.roles_shared import (
         ADD_TESTS,
         ADVERSARIAL_RUN,
@@ -36,6 +38,20 @@ with workflow.unsafe.imports_passed_through():
 ROLE_LIMIT = timedelta(minutes=10)
 
 
+class ShareSpent(Exception):
+    """A pattern used up its share of the task's budget: it stops, the run goes on."""
+
+
+PATTERNS = {
+    "perspective": "perspectives", "synthesis": "perspectives", "adversary": "red team",
+    "judge": "red team", "invariants": "invariants", "memory": "memory", "claims": "drift",
+}  # fmt: skip
+
+
+def _pattern(role: str) -> str:
+    return PATTERNS.get(role, role)
+
+
 class PatternSteps(StepRunner):
     """Mixed into a master workflow; keeps the red team's findings between rounds."""
 
@@ -49,12 +65,19 @@ class PatternSteps(StepRunner):
         """(proposal, results at base): the invariants that held before any change."""
         self._guard_note = ""
         self._memory: MemoryRead = MemoryRead(None, [])
+        self._pattern_usage: dict[str, Usage] = {}
+        self._share_notes: dict[str, str] = {}
 
     async def _role(
         self, name: str, role: str, key: str, run: RunRef, task: TaskInput, *, lens: str = "",
         snapshot: str | None = None, inputs: list[str] | None = None, round_: int | None = None,
         note: str = "",
     ) -> RoleOutput:  # fmt: skip
+        pattern = _pattern(role)
+        spent = self._share_left(task, pattern)
+        if spent:
+            self._share_notes[pattern] = spent
+            raise ShareSpent(spent)
         offset = self._role_offsets.get(key, 0)
         arg = RoleInput(run, role, key, task.policy, offset, task.goal, lens, snapshot,
                         inputs or [], note, self._memory.context_ref)  # fmt: skip
@@ -63,24 +86,49 @@ class PatternSteps(StepRunner):
         )
         self._role_offsets[key] = offset + out.consumed
         self._state = replace(self._state, usage=self._state.usage + out.usage)
+        self._pattern_usage[pattern] = self._pattern_usage.get(pattern, Usage()) + out.usage
         return out
 
-    async def _plan_with_perspectives(self, task: TaskInput, run: RunRef) -> PlanOutput:
-        lenses = (task.lenses or DEFAULT_LENSES)[: task.perspectives]
-        drafts = await asyncio.gather(*(
-            self._role(f"perspective ({lens})", "perspective", f"perspective.{lens}", run, task,
-                       lens=lens)
-            for lens in lenses
-        ))  # fmt: skip
-        merged = await self._role(
-            "synthesis", "synthesis", "synthesis", run, task, inputs=[d.answer_ref for d in drafts]
+    def _share_left(self, task: TaskInput, pattern: str) -> str | None:
+        """Why the pattern may not spend more (its share of each budget limit), or None."""
+        b, share = task.budget, task.pattern_share
+        limits = Budget(
+            max_cost_usd=None if b.max_cost_usd is None else b.max_cost_usd * share,
+            max_tokens=None if b.max_tokens is None else max(1, int(b.max_tokens * share)),
+            max_turns=None if b.max_turns is None else max(1, int(b.max_turns * share)),
         )
+        spent = limits.exhausted(self._pattern_usage.get(pattern, Usage()), 0.0)
+        return f"{pattern}: its budget share is spent ({spent})" if spent else None
+
+    async def _plan_with_perspectives(self, task: TaskInput, run: RunRef) -> PlanOutput | None:
+        """The merged plan, or None when the pattern's budget share ran out (plan as usual)."""
+        lenses = (task.lenses or DEFAULT_LENSES)[: task.perspectives]
+        try:
+            drafts = await asyncio.gather(*(
+                self._role(f"perspective ({lens})", "perspective", f"perspective.{lens}", run,
+                           task, lens=lens)
+                for lens in lenses
+            ))  # fmt: skip
+            merged = await self._role("synthesis", "synthesis", "synthesis", run, task,
+                                      inputs=[d.answer_ref for d in drafts])  # fmt: skip
+        except ShareSpent:
+            return None
         return PlanOutput(merged.text_ref, f"{task.policy.name}, {len(lenses)} perspectives")
 
     async def _red_team(
         self, task: TaskInput, run: RunRef, snapshot: str, round_: int
     ) -> tuple[Gate, str | None]:
         """The adversarial gate for a candidate, and feedback for the coder when it fails."""
+        if "red team" in self._share_notes:
+            return Gate("adversarial", True, self._share_notes["red team"]), None
+        try:
+            return await self._red_team_round(task, run, snapshot, round_)
+        except ShareSpent as spent:
+            return Gate("adversarial", True, f"{spent}; the red team stopped"), None
+
+    async def _red_team_round(
+        self, task: TaskInput, run: RunRef, snapshot: str, round_: int
+    ) -> tuple[Gate, str | None]:
         limit = timedelta(seconds=task.test_timeout_s * 5 + 120)
         if self._red_tests is None:
             attack = await self._role("red team", "adversary", "adversary", run, task,
@@ -131,8 +179,12 @@ class PatternSteps(StepRunner):
 
     async def _extract_invariants(self, task: TaskInput, run: RunRef) -> None:
         """Propose properties, keep those that hold at base as guards; report the others."""
-        proposal = await self._role("propose invariants", "invariants", "invariants", run, task,
-                                    snapshot=run.base_sha)  # fmt: skip
+        try:
+            proposal = await self._role("propose invariants", "invariants", "invariants", run,
+                                        task, snapshot=run.base_sha)  # fmt: skip
+        except ShareSpent as spent:
+            self._guard_note = f"{spent}; no invariants were extracted"
+            return
         at_base: AdversarialOutput = await self._step(
             "invariants at base", ADVERSARIAL_RUN,
             AdversarialInput(run, run.base_sha, [proposal.answer_ref], task.test_timeout_s,
@@ -185,11 +237,16 @@ class PatternSteps(StepRunner):
         try:
             learned = await self._role("learn", "memory", "memory", run, task,
                                        note=f"outcome: {outcome}\n{steps}")  # fmt: skip
+        except ShareSpent:
+            return
+        except ApplicationError:
+            self._state = replace(self._state, error=kept_error)
+            return
+        # A failed step shows as failed; the run keeps its own result.
+        with contextlib.suppress(ApplicationError):
             await self._step(
                 "record memory", MEMORY_RECORD,
                 MemoryRecordInput(run.run_id, task.repo, learned.answer_ref), MemoryRecorded,
                 limit=timedelta(minutes=2), heartbeat=None,
             )  # fmt: skip
-        except ApplicationError:
-            pass  # the step shows as failed; the run keeps its result
         self._state = replace(self._state, error=kept_error)

@@ -68,6 +68,9 @@ class TaskInput:
     """Properties that hold at base become guards every patch must keep."""
     memory: bool = False
     """When the run ends, record what it learned in the repository's knowledge base."""
+    pattern_share: float = 0.2
+    """Each pattern (perspectives, red team, invariants, memory) may spend this share of every
+    budget limit; past it the pattern stops and the run goes on without it."""
 
 
 @dataclass(frozen=True)

@@ -55,5 +55,6 @@ async def create_task(
         adversarial=body.adversarial,
         invariants=body.invariants,
         memory=body.memory if body.memory is not None else policy.name != "scripted",
+        pattern_share=body.pattern_share,
     )
     return await start_forward(client, settings, task)

@@ -238,3 +238,21 @@ async def test_budget_and_cancel_refuse_bad_requests(harness: Harness) -> None:
     await wait_for_end(harness.api, run_id)
     late = await harness.api.post(f"/runs/{run_id}/budget", json={"max_turns": 5})
     assert late.status_code == 409
+
+
+DRAFT = text_message('{"lens": "any", "plan": ["add mul to calc.py"], "objections": []}')
+SHARED = [DRAFT, DRAFT, DRAFT, *happy_path()]
+
+
+@pytest.mark.parametrize("harness", [SHARED], indirect=True)
+async def test_a_pattern_stops_when_its_budget_share_is_spent_and_the_run_goes_on(
+    harness: Harness,
+) -> None:
+    # 3 drafts cost 3 x 170 tokens, past a 2% share of 10,000: no synthesis, a plain plan.
+    run_id = await harness.submit(perspectives=3, budget={"max_tokens": 10_000}, pattern_share=0.02)
+    run = await wait_for_end(harness.api, run_id)
+    assert run["status"] == "completed", run
+    names = [s["name"] for s in run["steps"]]
+    assert sum(n.startswith("perspective (") for n in names) == 3
+    assert "synthesis" not in names and "plan" in names
+    assert len(harness.fake.requests) == 10 and run["usage"]["turns"] == 10
