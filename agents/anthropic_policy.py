@@ -6,14 +6,13 @@ is visible in the workflow's history.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+from typing import Any
 
 import anthropic
 
-from agents.claude import ModelCallError, anthropic_turn
-from agents.context import repository_context
-from agents.policy import PlanAnswer, PlanRequest, PolicyError
-from agents.prompts import load_prompt
+from agents.claude import TurnResult, anthropic_turn
+from agents.planning import plan_by_model
+from agents.policy import PlanAnswer, PlanRequest
 
 
 class AnthropicPolicy:
@@ -34,22 +33,10 @@ class AnthropicPolicy:
         self.label = f"anthropic ({model})"
 
     async def plan(self, request: PlanRequest) -> PlanAnswer:
-        content = (
-            f"<goal>{escape(request.goal)}</goal>\n\n"
-            f"<repository>\n{repository_context(request.workspace)}\n</repository>"
-        )
-        if request.memory:
-            content += f"\n<memory>\n{escape(request.memory)}\n</memory>"
-        try:
-            turn = await anthropic_turn(
+        async def ask(system: str, messages: list[dict[str, Any]]) -> TurnResult:
+            return await anthropic_turn(
                 self.client, model=self.model, max_tokens=self.max_tokens,
-                temperature=self.temperature, system=load_prompt("plan"), tools=[],
-                messages=[{"role": "user", "content": content}],
+                temperature=self.temperature, system=system, tools=[], messages=messages,
             )  # fmt: skip
-        except ModelCallError as err:
-            if not err.retryable:
-                raise PolicyError(str(err)) from err
-            raise
-        if not turn.text.strip():
-            raise PolicyError(f"the model returned no plan (stop_reason={turn.stop_reason})")
-        return PlanAnswer(turn.text, turn.model or self.model, turn.counts)
+
+        return await plan_by_model(request, ask, self.model)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from xml.sax.saxutils import escape
 
 import httpx
 
 from agents.claude import PERMANENT_STATUS, ModelCallError, TurnResult
-from agents.context import repository_context
 from agents.ledger import TokenCounts
-from agents.policy import PlanAnswer, PlanRequest, PolicyError
-from agents.prompts import load_prompt
+from agents.planning import plan_by_model
+from agents.policy import PlanAnswer, PlanRequest
 
 Message = dict[str, Any]
 
@@ -125,25 +123,13 @@ class OpenAICompatPolicy:
         self.label = f"openai-compatible ({model})"
 
     async def plan(self, request: PlanRequest) -> PlanAnswer:
-        content = (
-            f"<goal>{escape(request.goal)}</goal>\n\n"
-            f"<repository>\n{repository_context(request.workspace)}\n</repository>"
-        )
-        if request.memory:
-            content += f"\n<memory>\n{escape(request.memory)}\n</memory>"
-        try:
-            turn = await openai_turn(
+        async def ask(system: str, messages: list[dict[str, Any]]) -> TurnResult:
+            return await openai_turn(
                 self.http, model=self.model, max_tokens=self.max_tokens, temperature=None,
-                system=load_prompt("plan"), tools=[],
-                messages=[{"role": "user", "content": content}],
+                system=system, tools=[], messages=messages,
             )  # fmt: skip
-        except ModelCallError as err:
-            if not err.retryable:
-                raise PolicyError(str(err)) from err
-            raise
-        if not turn.text.strip():
-            raise PolicyError("the model returned no plan")
-        return PlanAnswer(turn.text, turn.model, turn.counts)
+
+        return await plan_by_model(request, ask, self.model)
 
 
 def _arguments(value: object) -> str:

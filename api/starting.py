@@ -86,15 +86,7 @@ async def start_forward(client: Client, settings: Settings, task: TaskInput) -> 
         )
     except RPCError as err:
         raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
-    return TaskAccepted(
-        run_id=task.run_id,
-        workflow_id=task.run_id,
-        status_url=f"/runs/{task.run_id}",
-        temporal_ui_url=settings.workflow_ui_url(task.run_id),
-        trace_id=task.trace_id or current_trace_id(),
-        policy=task.policy.name,
-        forked_from=task.forked_from,
-    )
+    return accepted(settings, task.run_id, task.trace_id, task.policy.name, task.forked_from)
 
 
 async def start_investigation(
@@ -125,11 +117,19 @@ async def start_investigation(
         pass  # completed before: the run id still answers GET /runs
     except RPCError as err:
         raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
+    return accepted(settings, inp.run_id, inp.trace_id, inp.policy.name if inp.policy else "none")
+
+
+def accepted(
+    settings: Settings, run_id: str, trace_id: str, policy: str, forked_from: str | None = None
+) -> TaskAccepted:
+    """The 202 answer of every endpoint that starts a run (the run id is the workflow id)."""
     return TaskAccepted(
-        run_id=inp.run_id,
-        workflow_id=inp.run_id,
-        status_url=f"/runs/{inp.run_id}",
-        temporal_ui_url=settings.workflow_ui_url(inp.run_id),
-        trace_id=inp.trace_id or current_trace_id(),
-        policy=inp.policy.name if inp.policy else "none",
+        run_id=run_id,
+        workflow_id=run_id,
+        status_url=f"/runs/{run_id}",
+        temporal_ui_url=settings.workflow_ui_url(run_id),
+        trace_id=trace_id or current_trace_id(),
+        policy=policy,
+        forked_from=forked_from,
     )

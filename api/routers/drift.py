@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import DriftCreate, ScheduleCreate, ScheduleCreated, SchedulePublic, TaskAccepted
-from api.starting import choose_policy
+from api.starting import accepted, choose_policy
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.settings import Settings
@@ -49,11 +49,7 @@ async def check_drift(
     run_id = f"drift-{secrets.token_hex(6)}"
     await client.start_workflow(DRIFT_WORKFLOW, inp, id=run_id, task_queue=settings.task_queue,
                                 static_summary=f"[drift] {body.repo}")  # fmt: skip
-    return TaskAccepted(
-        run_id=run_id, workflow_id=run_id, status_url=f"/runs/{run_id}",
-        temporal_ui_url=settings.workflow_ui_url(run_id), trace_id=inp.trace_id,
-        policy=inp.policy.name,
-    )  # fmt: skip
+    return accepted(settings, run_id, inp.trace_id, inp.policy.name)
 
 
 @router.post("/schedules", status_code=201, response_model=ScheduleCreated)
