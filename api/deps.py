@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Annotated
 
@@ -30,6 +31,17 @@ def get_store(request: Request) -> ArtifactStore:
 async def get_client(request: Request) -> Client:
     client: Client = await request.app.state.temporal.client()
     return client
+
+
+# Scheduled runs' ids end in a timestamp (…-2026-11-21T18:04:56Z): ':' is allowed.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,200}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id from a URL, refused (404) unless it could be a workflow id Ratchet made."""
+    if not _RUN_ID.match(run_id):
+        raise HTTPException(404, f"no run {run_id[:100]!r}")
+    return run_id
 
 
 _bearer = HTTPBearer(auto_error=False)

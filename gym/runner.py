@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -211,6 +212,4 @@ def _kill_group(pgid: int) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)

@@ -172,7 +172,7 @@ class PatternSteps(StepRunner):
             return snapshot
         added: AddTestsOutput = await self._step(
             "add adversarial tests", ADD_TESTS,
-            AddTestsInput(run, snapshot, self._red_results, self._red_judge), AddTestsOutput,
+            AddTestsInput(run, snapshot, self._red_results), AddTestsOutput,
             limit=timedelta(minutes=5), heartbeat=None,
         )  # fmt: skip
         return added.snapshot

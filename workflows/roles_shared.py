@@ -82,7 +82,7 @@ class AddTestsInput:
     run: RunRef
     snapshot: str
     results_ref: str
-    judge_ref: str | None
+    """Results of the last run of the red team's tests (only valid ones, after a judge)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, replace
 from datetime import timedelta
 
@@ -12,7 +11,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
+from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep, check_run_id
 from api.models import (
     BudgetIn,
     CulpritPublic,
@@ -32,8 +31,6 @@ from workflows.shared import RunState
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
 
-# Scheduled runs' ids end in a timestamp (…-2026-11-21T18:04:56Z): ':' is allowed.
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,200}$")
 _STATUS = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING: "running",
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "running",
@@ -46,8 +43,7 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 async def _load(
     client: TemporalClientDep, run_id: str
 ) -> tuple[WorkflowHandle[object, object], WorkflowExecutionDescription, RunState | None]:
-    if not _RUN_ID.match(run_id):
-        raise HTTPException(404, f"no run {run_id!r}")
+    check_run_id(run_id)
     handle = client.get_workflow_handle(run_id)
     try:
         description = await handle.describe()
