@@ -18,6 +18,7 @@ from activities.agent import AgentActivities, OpenAIServer, RoleModel
 from activities.drift import DriftActivities
 from activities.forward import ForwardActivities
 from activities.investigation import InvestigationActivities
+from activities.observe import ObserveInterceptor
 from activities.roles import RoleActivities
 from activities.testing import RunnerConfig, TestActivities
 from agents.anthropic_policy import AnthropicPolicy
@@ -26,8 +27,9 @@ from agents.policy import Policy
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore
+from ratchet.scrub import Scrubber
 from ratchet.settings import Settings, load_settings
-from ratchet.telemetry import build_tracer_provider
+from ratchet.telemetry import install
 from workflows.agent import AgentLoopWorkflow
 from workflows.drift import DriftWorkflow
 from workflows.forward import ForwardPlanningWorkflow
@@ -91,7 +93,7 @@ def runner_config(settings: Settings) -> RunnerConfig:
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
-    store = FilesystemArtifactStore(settings.artifacts_dir)
+    store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
     model_client = anthropic_client(settings)
     runner = runner_config(settings)
     openai = openai_server(settings)
@@ -137,11 +139,12 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             *DriftActivities(home=settings.home, store=store, runner=runner).all(),
         ],
         max_concurrent_activities=8,
+        interceptors=[ObserveInterceptor()],
     )
 
 
 async def serve(settings: Settings) -> None:
-    provider = build_tracer_provider(settings, "ratchet-worker")
+    provider, meters = install(settings, "ratchet-worker")
     try:
         client = await connect(settings, provider)
         worker = build_worker(client, settings)
@@ -155,10 +158,10 @@ async def serve(settings: Settings) -> None:
         log.info("worker stopped")
     finally:
         provider.shutdown()
+        meters.shutdown()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(serve(load_settings()))
     # Leave without interpreter teardown: the Temporal client can abort at exit (sdk-python#300).
     os._exit(0)

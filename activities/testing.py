@@ -83,7 +83,7 @@ class TestActivities:
             sandbox=self.runner.sandbox,
             reruns=self.runner.reruns,
             tick=activity.heartbeat,
-            collect_spans=bool(config.required_spans),
+            collect_spans=True,  # the tests' own spans join the run's trace
         )
         result = run.result
         return TestReport(

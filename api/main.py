@@ -9,17 +9,29 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.deps import TemporalUnavailable
 from api.limits import BodySizeLimit
-from api.routers import control, drift, health, investigations, repos, runs, tasks, webhooks
+from api.routers import (
+    control,
+    drift,
+    health,
+    investigations,
+    listing,
+    repos,
+    runs,
+    tasks,
+    webhooks,
+)
 from api.temporal import TemporalConnection
 from ratchet.artifacts import ArtifactStore, FilesystemArtifactStore
+from ratchet.scrub import Scrubber
 from ratchet.settings import Settings, load_settings
-from ratchet.telemetry import build_tracer_provider
+from ratchet.telemetry import install
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -33,22 +45,31 @@ def create_app(
 ) -> FastAPI:
     settings = settings or load_settings()
     owns_provider = tracer_provider is None
-    provider = tracer_provider or build_tracer_provider(settings, "ratchet-api")
+    meters: MeterProvider | None = None
+    if tracer_provider is None:
+        # A process of its own (uvicorn's factory): install telemetry for the whole process.
+        tracer_provider, meters = install(settings, "ratchet-api")
+    provider = tracer_provider
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         if owns_provider:
             provider.shutdown()
+        if meters is not None:
+            meters.shutdown()
 
     app = FastAPI(title="Ratchet", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = store or FilesystemArtifactStore(settings.artifacts_dir)
+    app.state.store = store or FilesystemArtifactStore(
+        settings.artifacts_dir, Scrubber(settings.secret_values())
+    )
     app.state.temporal = TemporalConnection(settings, provider.get_tracer("ratchet.api"), client)
     _ = settings.token  # make or read the token now, not on the first request
 
     app.include_router(health.router)
     app.include_router(tasks.router)
+    app.include_router(listing.router)
     app.include_router(runs.router)
     app.include_router(control.router)
     app.include_router(investigations.router)

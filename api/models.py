@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +21,30 @@ class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=2000)
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(default=None, min_length=1, max_length=200)
+    """Who approves (recorded with the run); "api" when not given."""
+    comment: str = Field(default="", max_length=2000)
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+    """Why: required, and shown with the run."""
+
+
+class ApprovalPublic(BaseModel):
+    stage: str
+    decision: str
+    by: str
+    at: str
+    comment: str = ""
 
 
 class UsagePublic(BaseModel):
@@ -63,6 +88,12 @@ class TaskCreate(BaseModel):
     """Record what the run learned (default: on for model policies, off for the scripted one)."""
     pattern_share: float = Field(default=0.2, gt=0, le=1)
     """The share of each budget limit every multi-agent pattern may spend."""
+    approve_plan: bool = False
+    """Wait for POST /runs/{id}/approve before the plan is executed."""
+    require_approval: bool = False
+    """Wait for POST /runs/{id}/approve before the verified patch is delivered."""
+    approval_timeout_s: float = Field(default=7 * 24 * 3600.0, ge=1, le=90 * 24 * 3600)
+    """Unanswered this long, the run ends "expired" with its work kept (not delivered)."""
 
 
 class Reproduce(BaseModel):
@@ -183,11 +214,40 @@ class ErrorPublic(BaseModel):
     message: str
 
 
+RunStatus = Literal[
+    "running", "paused", "awaiting_approval", "completed", "failed", "cancelled", "rejected",
+    "expired",
+]  # fmt: skip
+
+
+class RunSummary(BaseModel):
+    """One run in GET /runs, from Temporal visibility (no worker needed to answer)."""
+
+    run_id: str
+    kind: str
+    status: RunStatus
+    repo: str | None
+    policy: str | None
+    sentry_issue: str | None = None
+    summary: str
+    started_at: datetime
+    ended_at: datetime | None
+    temporal_ui_url: str
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    next_page_token: str | None
+    """Pass as `page_token` for the next page; null on the last one."""
+    query: str
+    """The Temporal visibility query this page answers (paste it into the Temporal UI)."""
+
+
 class RunPublic(BaseModel):
     run_id: str
     workflow_id: str
     kind: str
-    status: Literal["running", "paused", "completed", "failed", "cancelled"]
+    status: RunStatus
     steps: list[StepPublic]
     result: RunResultPublic | None
     trace_id: str
@@ -199,3 +259,6 @@ class RunPublic(BaseModel):
     usage: UsagePublic = Field(default_factory=UsagePublic)
     budget: BudgetIn = Field(default_factory=BudgetIn)
     pause_reason: str = ""
+    awaiting: str = ""
+    """While status is awaiting_approval: "plan" or "delivery"."""
+    approvals: list[ApprovalPublic] = Field(default_factory=list)

@@ -9,7 +9,11 @@ from typing import Any
 from fastapi import HTTPException
 from opentelemetry import trace
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -20,6 +24,8 @@ from api.models import TaskAccepted
 from ratchet.artifacts import ArtifactStore
 from ratchet.settings import Settings
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
+from ratchet.visibility import search_attributes_ready
+from workflows import search
 from workflows.investigation_shared import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
 from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, TaskInput
 
@@ -83,6 +89,7 @@ async def start_forward(client: Client, settings: Settings, task: TaskInput) -> 
             id=task.run_id,
             task_queue=settings.task_queue,
             static_summary=summary,
+            search_attributes=await tags(client, "task", task.repo, task.policy.name),
         )
     except RPCError as err:
         raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
@@ -111,6 +118,13 @@ async def start_investigation(
             id=inp.run_id,
             task_queue=settings.task_queue,
             static_summary=f"[investigation] {title[:180]}",
+            search_attributes=await tags(
+                client,
+                "investigation",
+                inp.repo,
+                inp.policy.name if inp.policy else "none",
+                inp.event.issue_id if inp.event else None,
+            ),
             **options,
         )
     except WorkflowAlreadyStartedError:
@@ -118,6 +132,15 @@ async def start_investigation(
     except RPCError as err:
         raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
     return accepted(settings, inp.run_id, inp.trace_id, inp.policy.name if inp.policy else "none")
+
+
+async def tags(
+    client: Client, kind: str, repo: str, policy: str, sentry_issue: str | None = None
+) -> TypedSearchAttributes | None:
+    """A new run's search attributes, when its namespace has them registered."""
+    if not await search_attributes_ready(client):
+        return None
+    return search.initial(kind, repo, policy, sentry_issue)
 
 
 def accepted(

@@ -30,7 +30,11 @@ def spans_from_json(body: bytes) -> list[dict[str, Any]]:
                 out.append({
                     "name": span.get("name"), "trace_id": span.get("traceId"),
                     "span_id": span.get("spanId"), "parent_span_id": span.get("parentSpanId"),
-                    "service": service,
+                    "service": service, "start_ns": span.get("startTimeUnixNano"),
+                    "end_ns": span.get("endTimeUnixNano"),
+                    "error": (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR"),
+                    "attributes": {a.get("key"): _json_value(a.get("value") or {})
+                                   for a in span.get("attributes", [])},
                 })  # fmt: skip
     return out
 
@@ -51,9 +55,24 @@ def spans_from_protobuf(body: bytes) -> list[dict[str, Any]]:
                     "name": span.name, "trace_id": span.trace_id.hex(),
                     "span_id": span.span_id.hex(),
                     "parent_span_id": span.parent_span_id.hex() or None,
-                    "service": _service(attrs),
+                    "service": _service(attrs), "start_ns": span.start_time_unix_nano,
+                    "end_ns": span.end_time_unix_nano, "error": span.status.code == 2,
+                    "attributes": {a.key: _proto_value(a.value) for a in span.attributes},
                 })  # fmt: skip
     return out
+
+
+def _json_value(value: dict[str, Any]) -> Any:
+    for kind in ("stringValue", "boolValue", "intValue", "doubleValue"):
+        if kind in value:
+            return int(value[kind]) if kind == "intValue" else value[kind]
+    return str(value)
+
+
+def _proto_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind in ("string_value", "bool_value", "int_value",
+                                            "double_value") else str(value)  # fmt: skip
 
 
 def _service(attributes: dict[str, Any]) -> str | None:

@@ -18,8 +18,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opentelemetry.trace import StatusCode
+
 from gym.cgroups import CgroupLimits
 from gym.sandbox import NoSandbox, Sandbox
+from gym.spans import process_span, trace_env
+from ratchet.metrics import SANDBOX_KILLS
 
 log = logging.getLogger("ratchet.gym")
 OUTPUT_CAP = 2_000_000
@@ -106,12 +110,42 @@ async def run_command(
     tick_every_s: float = 1.0,
     on_output: Callable[[bytes], None] | None = None,
 ) -> CommandResult:
-    """Run `command` with /bin/sh in `workspace`.
+    """Run `command` with /bin/sh in `workspace`, as a span of the current trace.
 
     `env` entries may name `{results}`, replaced by where the results directory appears to the
-    command; `tick` is called while it runs (heartbeats); `on_output` sees every chunk.
+    command; `tick` is called while it runs (heartbeats); `on_output` sees every chunk. The
+    command also gets TRACEPARENT, so what it traces joins the caller's trace.
     """
-    limits = limits or Limits()
+    with process_span("sandbox.process", command) as span:
+        result = await _run(
+            command, workspace, limits=limits or Limits(), sandbox=sandbox,
+            env={**trace_env(), **(env or {})}, results=results, tick=tick,
+            tick_every_s=tick_every_s, on_output=on_output,
+        )  # fmt: skip
+        span.set_attributes({
+            "process.exit_code": result.exit_code, "ratchet.timed_out": result.timed_out,
+            "ratchet.killed_by": result.killed_by, "ratchet.duration_s": result.duration_s,
+            "ratchet.sandbox": result.isolation.split(":", 1)[0],
+        })  # fmt: skip
+        if result.exit_code != 0:
+            span.set_status(StatusCode.ERROR, f"exit {result.exit_code}")
+    for reason in result.killed_by:
+        SANDBOX_KILLS.add(1, {"reason": reason})
+    return result
+
+
+async def _run(
+    command: str,
+    workspace: Path,
+    *,
+    limits: Limits,
+    sandbox: Sandbox | None,
+    env: dict[str, str],
+    results: Path | None,
+    tick: Tick | None,
+    tick_every_s: float,
+    on_output: Callable[[bytes], None] | None,
+) -> CommandResult:
     sandbox = sandbox if sandbox is not None else NoSandbox()
     own_results = results is None
     results = results or Path(tempfile.mkdtemp(prefix="ratchet-results-"))
@@ -123,7 +157,7 @@ async def run_command(
     argv, run_env, results_seen = sandbox.wrap(
         ["/bin/sh", "-c", command], workspace, base_env, results
     )
-    extra = {k: v.replace("{results}", results_seen) for k, v in (env or {}).items()}
+    extra = {k: v.replace("{results}", results_seen) for k, v in env.items()}
     if run_env:
         run_env |= extra
     else:  # bwrap passes the environment as --setenv arguments

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from gym.jsonl import read_jsonl
 from gym.junit import TestCase, parse_junit
 from gym.runner import CommandResult, Limits, Tick, run_command
 from gym.sandbox import Sandbox
+from gym.spans import current_trace_id, forward_spans
 
 FAILING = ("failed", "error")
 # pytest reads extra options from the environment, whatever wraps it (make, tox, a script).
@@ -70,23 +72,26 @@ class TestRun:
 
 # Runs the collector next to the tests, in the sandbox's own network namespace, and points the
 # test process's OpenTelemetry SDK at it.
+# The collector runs on Ratchet's own interpreter (bound into the sandbox), whatever the repository
+# uses; if it cannot start, the tests still run, only without a collector.
 _WITH_COLLECTOR = """\
-python "$RATCHET_RESULTS/collector.py" "$RATCHET_RESULTS/collector.port" \\
+%(python)s "$RATCHET_RESULTS/collector.py" "$RATCHET_RESULTS/collector.port" \\
   "$RATCHET_RESULTS/spans.jsonl" & ratchet_collector=$!
 i=0
-while [ ! -s "$RATCHET_RESULTS/collector.port" ] && [ $i -lt 200 ]; do
+while [ ! -s "$RATCHET_RESULTS/collector.port" ] && [ $i -lt 200 ] && \\
+  kill -0 $ratchet_collector 2>/dev/null; do
   sleep 0.05; i=$((i+1))
 done
 export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(cat "$RATCHET_RESULTS/collector.port")"
 export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_EXPORTER=otlp
-( %s ); ratchet_status=$?
+( %(command)s ); ratchet_status=$?
 kill $ratchet_collector 2>/dev/null
 exit $ratchet_status
 """
 
 
 def with_collector(command: str) -> str:
-    return _WITH_COLLECTOR % command
+    return _WITH_COLLECTOR % {"python": shlex.quote(sys.executable), "command": command}
 
 
 def rerun_command(command: str, failing: list[str]) -> str:
@@ -129,6 +134,8 @@ async def run_tests(
 
         result, tests = await once(command)
         spans = read_jsonl(results / "spans.jsonl") if collect_spans else None
+        if spans:
+            forward_spans(spans, current_trace_id())
         run = TestRun(result, tests, spans=spans)
         for attempt in range(1, reruns + 1):
             failing = [t.id for t in run.tests if t.outcome in FAILING]

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from ratchet.scrub import Scrubber
+
 _REF = re.compile(r"^sha256:([0-9a-f]{64})$")
 
 
@@ -33,8 +35,9 @@ class ArtifactStore(Protocol):
 class FilesystemArtifactStore:
     """Artifacts as files named by their hash under one directory (the default store)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, scrubber: Scrubber | None = None) -> None:
         self.root = root
+        self.scrubber = scrubber or Scrubber()
 
     def _path(self, ref: str) -> Path:
         match = _REF.match(ref)
@@ -45,6 +48,7 @@ class FilesystemArtifactStore:
         return self.root / digest[:2] / digest
 
     def put(self, data: bytes) -> str:
+        data = self.scrubber.data(data)  # a transcript or log may quote a key it was shown
         ref = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self._path(ref)
         if path.exists():

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     sentry_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     parallel_probes: int = Field(default=3, ge=1, le=16)
     """Bisection probes run at once (k of the k-way multisection)."""
+    github_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "RATCHET_GITHUB_TOKEN")
+    )
+    """A token that may push `ratchet/*` branches and open pull requests; with it, a run on a
+    repository that has a remote is delivered there as a draft pull request."""
+    github_api_url: str = "https://api.github.com"
+    """GitHub's REST API (GitHub Enterprise: https://HOST/api/v3)."""
     max_goal_chars: int = 20_000
     max_script_bytes: int = 1_000_000
 
@@ -130,6 +137,15 @@ class Settings(BaseSettings):
             int(chosen.get("max_tokens", self.anthropic_max_tokens)),
             chosen.get("temperature", self.anthropic_temperature),
         )
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process holds, for the scrubber of spans, logs and artifacts."""
+        held = [self.anthropic_api_key, self.openai_api_key, self.sentry_client_secret,
+                self.github_token]  # fmt: skip
+        values = [s.get_secret_value() for s in held if s is not None]
+        if self.api_token is not None or (self.home / "api-token").exists():
+            values.append(self.token)
+        return values
 
     def workflow_ui_url(self, workflow_id: str) -> str:
         return f"{self.ui_base}/namespaces/{self.namespace}/workflows/{workflow_id}"

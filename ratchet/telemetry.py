@@ -1,7 +1,8 @@
-"""Tracing set-up shared by the API, the worker and the CLI.
+"""Tracing, metrics and logs set-up shared by the API, the worker and the CLI.
 
-Spans go to an OTLP/HTTP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set, otherwise to
-$RATCHET_HOME/traces.jsonl, one JSON object per span, which `ratchet trace` reads back.
+Spans always go to $RATCHET_HOME/traces.jsonl (one JSON object per span, which `ratchet trace`
+reads back) and also to an OTLP/HTTP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set; metrics
+go to that collector. Every exported span and log line passes the secret scrubber first.
 """
 
 from __future__ import annotations
@@ -9,18 +10,24 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
+from gym.spans import current_trace_id
+from ratchet.logs import RUN_ID_ATTRIBUTE, configure_logging
+from ratchet.scrub import Scrubber
 from ratchet.settings import Settings
 
-RUN_ID_ATTRIBUTE = "ratchet.run_id"
+__all__ = ["RUN_ID_ATTRIBUTE", "build_tracer_provider", "current_trace_id", "install"]
 
 
 class JsonlSpanExporter(SpanExporter):
@@ -61,7 +68,13 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "service": (span.resource.attributes.get("service.name") if span.resource else None),
         "attributes": {k: _plain(v) for k, v in (span.attributes or {}).items()},
-    }
+        "links": [
+            {"trace_id": format(link.context.trace_id, "032x"),
+             "span_id": format(link.context.span_id, "016x")}
+            for link in span.links
+        ],
+        "events": [e.name for e in span.events],
+    }  # fmt: skip
 
 
 def _plain(value: object) -> object:
@@ -72,27 +85,95 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+class ScrubbingSpanExporter(SpanExporter):
+    """Exports through `inner`, with secrets in names, attributes and events redacted."""
+
+    def __init__(self, inner: SpanExporter, scrubber: Scrubber) -> None:
+        self.inner = inner
+        self.scrubber = scrubber
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self._clean(span) for span in spans])
+
+    def _clean(self, span: ReadableSpan) -> ReadableSpan:
+        text = self.scrubber.text
+        attributes = {k: _scrub_value(v, text) for k, v in (span.attributes or {}).items()}
+        events = [
+            Event(e.name, {k: _scrub_value(v, text) for k, v in (e.attributes or {}).items()},
+                  e.timestamp)
+            for e in span.events
+        ]  # fmt: skip
+        status = span.status
+        if status.description:
+            status = Status(status.status_code, text(status.description))
+        return ReadableSpan(
+            name=text(span.name), context=span.context, parent=span.parent,
+            resource=span.resource, attributes=attributes, events=events, links=span.links,
+            kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )  # fmt: skip
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _scrub_value(value: Any, text: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, tuple | list):
+        return tuple(text(v) if isinstance(v, str) else v for v in value)
+    return value
+
+
+def otlp_url(settings: Settings, signal: str) -> str | None:
+    if not settings.otlp_endpoint:
+        return None
+    endpoint = settings.otlp_endpoint.rstrip("/")
+    return endpoint if endpoint.endswith(f"/v1/{signal}") else f"{endpoint}/v1/{signal}"
+
+
 def build_tracer_provider(settings: Settings, service: str) -> TracerProvider:
     """A provider for one process; callers pass it explicitly instead of relying on globals."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    exporter: SpanExporter
-    if settings.otlp_endpoint:
+    scrubber = Scrubber(settings.secret_values())
+    exporters: list[SpanExporter] = [JsonlSpanExporter(settings.traces_file)]
+    if url := otlp_url(settings, "traces"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        endpoint = settings.otlp_endpoint.rstrip("/")
-        if not endpoint.endswith("/v1/traces"):
-            endpoint += "/v1/traces"
-        exporter = OTLPSpanExporter(endpoint=endpoint, timeout=5)
-    else:
-        exporter = JsonlSpanExporter(settings.traces_file)
-    # A short delay keeps `ratchet trace` current; a short export timeout keeps shutdown quick
-    # when no collector is listening.
-    provider.add_span_processor(
-        BatchSpanProcessor(exporter, schedule_delay_millis=500, export_timeout_millis=5000)
-    )
+        exporters.append(OTLPSpanExporter(endpoint=url, timeout=5))
+    for exporter in exporters:
+        # A short delay keeps `ratchet trace` current; a short export timeout keeps shutdown
+        # quick when no collector is listening.
+        provider.add_span_processor(BatchSpanProcessor(
+            ScrubbingSpanExporter(exporter, scrubber), schedule_delay_millis=500,
+            export_timeout_millis=5000,
+        ))  # fmt: skip
     return provider
 
 
-def current_trace_id() -> str:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""
+def build_meter_provider(settings: Settings, service: str) -> MeterProvider:
+    """Metrics over OTLP/HTTP when a collector is configured; otherwise kept in the process."""
+    readers = []
+    if url := otlp_url(settings, "metrics"):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        readers.append(PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=url, timeout=5), export_interval_millis=10_000,
+        ))  # fmt: skip
+    return MeterProvider(
+        metric_readers=readers, resource=Resource.create({"service.name": service})
+    )
+
+
+def install(settings: Settings, service: str) -> tuple[TracerProvider, MeterProvider]:
+    """A process's telemetry: providers set globally (the gym's process spans and the metrics
+    use the global API), and JSON logs on stderr carrying trace and run ids."""
+    tracer_provider = build_tracer_provider(settings, service)
+    meter_provider = build_meter_provider(settings, service)
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    configure_logging(Scrubber(settings.secret_values()), service)
+    return tracer_provider, meter_provider

@@ -13,6 +13,9 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,6 +28,7 @@ from temporalio.worker import Worker
 from api.main import create_app
 from ratchet.settings import Settings
 from worker import build_worker
+from workflows import search
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 TOKEN = "test-token-0123456789"
@@ -48,6 +52,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=False,
         dev_server_log_level="error",
         dev_server_extra_args=[arg for ns in ISOLATED_NAMESPACES for arg in ("--namespace", ns)],
+        search_attributes=search.ALL,  # as `ratchet up` registers them
     )
     yield env
     await env.shutdown()
@@ -67,7 +72,17 @@ def span_exporter() -> InMemorySpanExporter:
 def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    # Global too, as `ratchet.telemetry.install` makes it in the worker: the gym's process
+    # spans and the spans forwarded from a repository's tests use the global provider.
+    trace.set_tracer_provider(provider)
     return provider
+
+
+@pytest.fixture(scope="session", autouse=True)
+def metric_reader() -> InMemoryMetricReader:
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return reader
 
 
 @pytest_asyncio.fixture(scope="session")

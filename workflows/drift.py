@@ -11,7 +11,10 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from dataclasses import replace
 
-    from workflows import roles_shared  # noqa: F401 - the sandbox decodes its types by name
+    from workflows import (
+        roles_shared,  # noqa: F401 - the sandbox decodes its types by name
+        search,
+    )
     from workflows.drift_shared import (
         CHECK_CLAIMS,
         DRIFT_PREPARE,
@@ -44,12 +47,13 @@ class DriftWorkflow(PatternSteps):
         run_id = workflow.info().workflow_id
         self._state = replace(self._state, run_id=run_id, trace_id=inp.trace_id,
                               policy_label=inp.policy.name)  # fmt: skip
+        self._started()
         try:
             result = await self._check(inp, run_id)
         except Exception:
-            self._state = replace(self._state, phase="failed")
+            self._set_phase("failed")
             raise
-        self._state = replace(self._state, phase="completed", result=result)
+        self._set_phase("completed", result=result)
         return result
 
     async def _check(self, inp: DriftInput, run_id: str) -> RunResult:
@@ -85,6 +89,7 @@ class DriftWorkflow(PatternSteps):
                 # The investigation outlives the check that started it.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"[drift] {checked.drift} spec claims no longer hold in {inp.repo}",
+                search_attributes=search.for_child("investigation", inp.repo, "none"),
             )  # fmt: skip
         return RunResult(
             gates=[Gate("spec drift", checked.drift == 0, detail)], patch_ref=None, branch=None,

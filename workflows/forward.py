@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     # the modules it imports.
     from workflows import roles_shared  # noqa: F401
     from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
+    from workflows.approvals import ApprovalEnded, ApprovalSteps
     from workflows.budget import Budget, Usage
     from workflows.patterns import PatternSteps
     from workflows.shared import (
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_TESTS,
         SNAPSHOT_DIFF,
         VERIFY,
+        ApprovalDecision,
         BudgetUpdate,
         CancelRequest,
         ControlAnswer,
@@ -66,7 +68,7 @@ class _Cancelled(Exception):
 
 
 @workflow.defn(name="ForwardPlanningWorkflow")
-class ForwardPlanningWorkflow(PatternSteps):
+class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
     def __init__(self) -> None:
         self._state = RunState(run_id="", kind="task", trace_id="", policy_label="")
         self._init_patterns()
@@ -117,8 +119,24 @@ class ForwardPlanningWorkflow(PatternSteps):
 
     @cancel.validator
     def _check_cancel(self, request: CancelRequest) -> None:
-        if self._state.phase not in ("running", "paused"):
+        if self._state.phase not in ("running", "paused", "awaiting_approval"):
             raise ApplicationError(f"the run is already {self._state.phase}")
+
+    @workflow.update(name="approve")
+    async def approve(self, decision: ApprovalDecision) -> ControlAnswer:
+        return self._decide(decision, "approved")
+
+    @approve.validator
+    def _check_approve(self, decision: ApprovalDecision) -> None:
+        self._check_decision(decision, "approved")
+
+    @workflow.update(name="reject")
+    async def reject(self, decision: ApprovalDecision) -> ControlAnswer:
+        return self._decide(decision, "rejected")
+
+    @reject.validator
+    def _check_reject(self, decision: ApprovalDecision) -> None:
+        self._check_decision(decision, "rejected")
 
     def _before_step(self) -> None:
         if self._cancel_requested:
@@ -133,20 +151,30 @@ class ForwardPlanningWorkflow(PatternSteps):
             self._state, run_id=task.run_id, trace_id=task.trace_id,
             policy_label=task.policy.name, task=task, budget=task.budget,
         )  # fmt: skip
+        self._started()
         try:
             result = await self._pipeline(task)
         except _Cancelled:
             result = await self._deliver_draft(task)
-            self._state = replace(self._state, phase="cancelled", result=result)
+            self._set_phase("cancelled", result=result)
             return result
+        except ApprovalEnded as ended:
+            # Nothing is delivered without approval; the patch and snapshots stay readable.
+            kept = self._state.result or RunResult(gates=[], patch_ref=None, branch=None)
+            self._set_phase(
+                ended.phase,
+                result=kept,
+                error={"type": ended.phase.title(), "message": ended.message},
+            )
+            return kept
         except ApplicationError as failure:
             if task.memory and self._run is not None:
                 await self._learn(task, self._run, f"failed: {failure.message}")
-            self._state = replace(self._state, phase="failed")
+            self._set_phase("failed")
             raise
         if task.memory and self._run is not None:
             await self._learn(task, self._run, "completed: verified and delivered")
-        self._state = replace(self._state, phase="completed", result=result)
+        self._set_phase("completed", result=result)
         return result
 
     async def _pipeline(self, task: TaskInput) -> RunResult:
@@ -171,6 +199,12 @@ class ForwardPlanningWorkflow(PatternSteps):
                 heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
             )  # fmt: skip
         self._add_usage(plan.usage)
+        if task.approve_plan:
+            self._state = replace(self._state, result=RunResult(
+                gates=[], patch_ref=None, branch=None, plan_ref=plan.plan_ref))  # fmt: skip
+            await self._await_approval(
+                "plan", task.approval_timeout_s, lambda: self._cancel_requested
+            )
         if task.invariants:
             await self._extract_invariants(task, run)
         self._state = replace(self._state, policy_label=plan.policy_label)
@@ -258,6 +292,18 @@ class ForwardPlanningWorkflow(PatternSteps):
         if task.adversarial:
             snapshot = await self._with_red_tests(run, snapshot)
         self._latest = snapshot
+        if task.require_approval:
+            review: DiffOutput = await self._step(
+                "patch for review", SNAPSHOT_DIFF, DiffInput(run, snapshot), DiffOutput,
+                limit=QUICK, heartbeat=None,
+            )  # fmt: skip
+            self._state = replace(self._state, result=RunResult(
+                gates=verified.gates, patch_ref=review.patch_ref, branch=None,
+                plan_ref=plan.plan_ref, refactor_kept=refactor_kept, isolation=isolation,
+            ))  # fmt: skip
+            await self._await_approval(
+                "delivery", task.approval_timeout_s, lambda: self._cancel_requested
+            )
         delivery: Delivery = await self._step(
             "deliver", DELIVER, DeliverInput(run, snapshot, task.goal), Delivery,
             limit=QUICK, heartbeat=None,
@@ -345,12 +391,12 @@ class ForwardPlanningWorkflow(PatternSteps):
         )  # fmt: skip
         gates = self._gates.gates if self._gates else []
         self._resume = False
-        self._state = replace(
-            self._state, phase="paused", pause_reason=reason,
+        self._set_phase(
+            "paused", pause_reason=reason,
             result=RunResult(gates=gates, patch_ref=partial.patch_ref, branch=None, draft=True),
         )  # fmt: skip
         await workflow.wait_condition(lambda: self._resume or self._cancel_requested)
-        self._state = replace(self._state, phase="running", pause_reason="")
+        self._set_phase("running", pause_reason="")
         if self._cancel_requested:
             raise _Cancelled
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import search
     from workflows.bisect import Multisection
     from workflows.investigation_shared import (
         HISTORY,
@@ -88,16 +89,17 @@ class InvestigationWorkflow(StepRunner):
         events = [inp.event.event_id] if inp.event and inp.event.event_id else []
         self._state = replace(self._state, run_id=inp.run_id, trace_id=inp.trace_id,
                               policy_label=label, events=events)  # fmt: skip
+        self._started()
         try:
             result = await self._investigate(inp)
         except asyncio.CancelledError:
             # The issue was resolved or ignored in Sentry: stop, keeping what was found.
-            self._state = replace(self._state, phase="cancelled")
+            self._set_phase("cancelled")
             raise
         except Exception:
-            self._state = replace(self._state, phase="failed")
+            self._set_phase("failed")
             raise
-        self._state = replace(self._state, phase="completed", result=result)
+        self._set_phase("completed", result=result)
         return result
 
     async def _probe(self, inp: InvestigationInput, prep: InvPrepared, sha: str, slot: int,
@@ -295,7 +297,9 @@ class InvestigationWorkflow(StepRunner):
             base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
             test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
         )  # fmt: skip
-        result: RunResult = await self._child("fix", FORWARD_WORKFLOW, task, RunResult,
-                                              child_id=task.run_id)  # fmt: skip
+        result: RunResult = await self._child(
+            "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
+            search_attributes=search.for_child("task", task.repo, task.policy.name),
+        )  # fmt: skip
         delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0)
         return f"fixed by the {inp.policy.name} policy (run {task.run_id})", result.gates, delivery

@@ -71,6 +71,12 @@ class TaskInput:
     pattern_share: float = 0.2
     """Each pattern (perspectives, red team, invariants, memory) may spend this share of every
     budget limit; past it the pattern stops and the run goes on without it."""
+    approve_plan: bool = False
+    """Wait for a person to approve the plan before any patch is made."""
+    require_approval: bool = False
+    """Wait for a person to approve the verified patch before it is delivered."""
+    approval_timeout_s: float = 7 * 24 * 3600.0
+    """Unanswered this long, a wait for approval ends the run ("expired"), its work kept."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +293,28 @@ class CancelRequest:
 
 
 @dataclass(frozen=True)
+class ApprovalDecision:
+    """The body of the "approve" and "reject" updates; a rejection needs a reason."""
+
+    by: str = ""
+    comment: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One answered (or expired) wait for approval, as the run keeps it."""
+
+    stage: str
+    """"plan" or "delivery"."""
+    decision: str
+    """"approved", "rejected" or "expired"."""
+    by: str
+    at: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class ControlAnswer:
     """What a budget or cancel update answers: the run's phase, budget and usage after it."""
 
@@ -351,7 +379,11 @@ class RunState:
     """Snapshot id (commit sha) after each step that changed the tree: base, patch-N, refactor-1."""
     task: TaskInput | None = None
     phase: str = "running"
-    """"running", "paused" (a budget is spent), "cancelled", "completed" or "failed"."""
+    """"running", "paused" (a budget is spent), "awaiting_approval", "cancelled", "completed",
+    "failed", "rejected" or "expired" (no answer to a wait for approval)."""
+    awaiting: str = ""
+    """While awaiting approval: what of, "plan" or "delivery"."""
+    approvals: list[Approval] = field(default_factory=list)
     pause_reason: str = ""
     usage: Usage = field(default_factory=Usage)
     budget: Budget = field(default_factory=Budget)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -21,6 +21,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
+    from workflows import search
     from workflows.agent_shared import AgentOutput
     from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from workflows.shared import (
@@ -47,6 +49,9 @@ RETRY = RetryPolicy(
 )
 
 
+ENDED = ("completed", "failed", "cancelled", "rejected", "expired")
+
+
 class StepRunner:
     """Base of the master workflows: `_state` is what their `state` query returns."""
 
@@ -54,6 +59,37 @@ class StepRunner:
 
     def _before_step(self) -> None:
         """Called before every step; a workflow may raise here to stop (e.g. when cancelled)."""
+
+    def _started(self) -> None:
+        _count(RUNS_STARTED, {"kind": self._state.kind})
+        self._show_details()
+
+    def _set_phase(self, phase: str, **changes: Any) -> None:
+        """Move the run to `phase`: the state, the UI's details and RatchetStatus follow."""
+        self._state = replace(self._state, phase=phase, **changes)
+        search.set_status(phase)
+        self._show_details()
+        if phase in ENDED:
+            _count(RUNS_ENDED, {"kind": self._state.kind, "outcome": phase})
+
+    def _show_details(self) -> None:
+        """The Temporal UI's current details: where the run is and what it has spent."""
+        state = self._state
+        lines = [f"**{state.phase}**" + (f": {state.pause_reason}" if state.pause_reason else "")]
+        if state.steps:
+            last = state.steps[-1]
+            where = last.name + (f" (round {last.round})" if last.round else "")
+            lines.append(f"step: {where}, {last.status}"
+                         + (f", attempt {last.attempts}" if last.attempts > 1 else ""))  # fmt: skip
+        usage, budget = state.usage, state.budget
+        if usage.turns or budget != type(budget)():
+            spent = f"{usage.turns} turns, {usage.tokens} tokens, ${usage.cost_usd:.4f}"
+            limits = ", ".join(
+                f"{name.removeprefix('max_')} ≤ {value:g}"
+                for name, value in vars(budget).items() if value is not None
+            )  # fmt: skip
+            lines.append(f"used: {spent}" + (f" (budget: {limits})" if limits else ""))
+        workflow.set_current_details("\n\n".join(lines))
 
     async def _step(
         self,
@@ -79,7 +115,7 @@ class StepRunner:
                 start_to_close_timeout=limit,
                 heartbeat_timeout=heartbeat,
                 retry_policy=RETRY,
-                summary=f"{name}" + (f" (round {round_})" if round_ else ""),
+                summary=_summary(name, activity, round_),
             )
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -116,10 +152,12 @@ class StepRunner:
         else:
             steps.append(record)
         self._state = replace(self._state, steps=steps)
+        self._show_details()
 
     async def _child(
         self, name: str, workflow_name: str, arg: Any, result_type: type[T], *,
         child_id: str, round_: int | None = None,
+        search_attributes: TypedSearchAttributes | None = None,
     ) -> T:  # fmt: skip
         """Run a child workflow as one step (its own steps show in its own history)."""
         self._before_step()
@@ -130,6 +168,7 @@ class StepRunner:
             result: T = await workflow.execute_child_workflow(
                 workflow_name, arg, id=child_id, result_type=result_type,
                 static_summary=f"{name}" + (f" (round {round_})" if round_ else ""),
+                search_attributes=search_attributes,
             )  # fmt: skip
         except ChildWorkflowError as err:
             if is_cancelled_exception(err):
@@ -147,6 +186,47 @@ class StepRunner:
     def _fail(self, kind: str, message: str) -> ApplicationError:
         self._state = replace(self._state, error={"type": kind, "message": message})
         return ApplicationError(message, type=kind, non_retryable=True)
+
+
+# What each activity does, in the words a person watching the Temporal UI would use.
+_PURPOSE = {
+    "ratchet.prepare": "mirror the repository and snapshot the base",
+    "ratchet.run_tests": "run the repository's tests in the sandbox",
+    "ratchet.plan": "ask the policy for a plan",
+    "ratchet.patch": "ask the policy for a patch",
+    "ratchet.lint": "lint the snapshot (new findings only)",
+    "ratchet.performance": "benchmark the base against the patch",
+    "ratchet.verify": "grade the gates",
+    "ratchet.deliver": "commit the patch to a ratchet/ branch",
+    "ratchet.snapshot_diff": "keep the work so far as a patch",
+    "ratchet.role": "ask a role for a structured answer",
+    "ratchet.adversarial_tests": "run the red team's tests against the patch",
+    "ratchet.add_tests": "add the valid red-team tests",
+    "ratchet.memory.read": "read the repository's memory",
+    "ratchet.memory.record": "record what this run learned",
+    "ratchet.investigation.prepare": "mirror the repository and reproduce",
+    "ratchet.investigation.probe": "test one commit of the history",
+    "ratchet.investigation.history": "list the commits to search",
+    "ratchet.investigation.localize": "find the guilty hunks of the culprit",
+    "ratchet.investigation.revert": "revert the guilty hunks",
+    "ratchet.investigation.report": "write the root-cause report",
+    "ratchet.drift.prepare": "read the repository's specs",
+    "ratchet.drift.check": "test each claim of the specs",
+}
+
+
+def _summary(step: str, activity: str, round_: int | None) -> str:
+    where = step + (f" (round {round_})" if round_ else "")
+    purpose = _PURPOSE.get(activity)
+    return f"{where}: {purpose}" if purpose else where
+
+
+def _count(counter: Any, attributes: dict[str, str]) -> None:
+    """A metric from workflow code: recorded once, live, never again while a history replays."""
+    if workflow.unsafe.is_replaying():
+        return
+    with workflow.unsafe.sandbox_unrestricted():
+        counter.add(1, attributes)
 
 
 def _test_detail(r: TestReport) -> str:

@@ -1,4 +1,5 @@
-"""Steering a run: raise its budget (a paused run resumes) or cancel it (a draft is delivered).
+"""Steering a run: raise its budget (a paused run resumes), cancel it (a draft is delivered),
+approve or reject what it waits on.
 
 Both are Temporal updates with validators: a refused one writes nothing to the run's history.
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter, HTTPException
+from opentelemetry import trace
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, TemporalClientDep, check_run_id
-from api.models import BudgetIn, CancelIn, ControlPublic, UsagePublic
-from workflows.shared import BudgetUpdate, CancelRequest, ControlAnswer
+from api.models import ApproveIn, BudgetIn, CancelIn, ControlPublic, RejectIn, UsagePublic
+from ratchet.telemetry import RUN_ID_ATTRIBUTE
+from workflows.shared import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
 
@@ -58,3 +61,21 @@ async def raise_budget(run_id: str, body: BudgetIn, client: TemporalClientDep) -
 async def cancel(run_id: str, body: CancelIn | None, client: TemporalClientDep) -> ControlPublic:
     """Stop the run after its current step and deliver what is there as a draft."""
     return await _update(client, run_id, "cancel", CancelRequest(body.reason if body else ""))
+
+
+@router.post("/{run_id}/approve", response_model=ControlPublic)
+async def approve(run_id: str, body: ApproveIn, client: TemporalClientDep) -> ControlPublic:
+    """Approve what the run waits on (its plan, or its verified patch before delivery)."""
+    span = trace.get_current_span()
+    span.set_attributes({RUN_ID_ATTRIBUTE: run_id, "ratchet.approval.by": body.by or "api"})
+    decision = ApprovalDecision(by=body.by or "api", comment=body.comment)
+    return await _update(client, run_id, "approve", decision)
+
+
+@router.post("/{run_id}/reject", response_model=ControlPublic)
+async def reject(run_id: str, body: RejectIn, client: TemporalClientDep) -> ControlPublic:
+    """Refuse it: the run ends "rejected", nothing is delivered, its work stays readable."""
+    span = trace.get_current_span()
+    span.set_attributes({RUN_ID_ATTRIBUTE: run_id, "ratchet.approval.by": body.by or "api"})
+    decision = ApprovalDecision(by=body.by or "api", reason=body.reason)
+    return await _update(client, run_id, "reject", decision)

@@ -14,11 +14,12 @@ from temporalio.client import (
     ScheduleIntervalSpec,
     ScheduleSpec,
 )
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import DriftCreate, ScheduleCreate, ScheduleCreated, SchedulePublic, TaskAccepted
-from api.starting import accepted, choose_policy
+from api.starting import accepted, choose_policy, tags
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.settings import Settings
@@ -47,8 +48,11 @@ async def check_drift(
 ) -> TaskAccepted:
     inp = await _drift_input(body, settings, store)
     run_id = f"drift-{secrets.token_hex(6)}"
-    await client.start_workflow(DRIFT_WORKFLOW, inp, id=run_id, task_queue=settings.task_queue,
-                                static_summary=f"[drift] {body.repo}")  # fmt: skip
+    await client.start_workflow(
+        DRIFT_WORKFLOW, inp, id=run_id, task_queue=settings.task_queue,
+        static_summary=f"[drift] {body.repo}",
+        search_attributes=await tags(client, "drift", body.repo, inp.policy.name),
+    )  # fmt: skip
     return accepted(settings, run_id, inp.trace_id, inp.policy.name)
 
 
@@ -59,8 +63,11 @@ async def create_schedule(
     inp = await _drift_input(body, settings, store)
     schedule_id = f"drift-schedule-{secrets.token_hex(6)}"
     action = ScheduleActionStartWorkflow(
-        DRIFT_WORKFLOW, inp, id=f"{schedule_id}-run", task_queue=settings.task_queue
-    )
+        DRIFT_WORKFLOW, inp, id=f"{schedule_id}-run", task_queue=settings.task_queue,
+        typed_search_attributes=await tags(client, "drift", body.repo, inp.policy.name)
+        or TypedSearchAttributes.empty,
+        static_summary=f"[drift, scheduled] {body.repo}",
+    )  # fmt: skip
     spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=body.every_s))])
     try:
         await client.create_schedule(schedule_id, Schedule(action=action, spec=spec))

@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep, check_run_id
 from api.models import (
+    ApprovalPublic,
     BudgetIn,
     CulpritPublic,
     ErrorPublic,
@@ -38,6 +39,8 @@ _STATUS = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: "cancelled",
 }
 QUERY_TIMEOUT = timedelta(seconds=10)
+# Phases a run reports itself that Temporal's own status cannot tell.
+PHASES_SHOWN = ("paused", "awaiting_approval", "cancelled", "rejected", "expired")
 
 
 async def _load(
@@ -62,7 +65,7 @@ async def _load(
 async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep) -> RunPublic:
     _, description, state = await _load(client, run_id)
     status = _STATUS.get(description.raw_description.workflow_execution_info.status, "failed")
-    if state and state.phase in ("paused", "cancelled") and status in ("running", "completed"):
+    if state and state.phase in PHASES_SHOWN and status in ("running", "completed"):
         status = state.phase
     steps = [
         StepPublic(
@@ -114,6 +117,8 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
         usage=UsagePublic(**asdict(state.usage)) if state else UsagePublic(),
         budget=BudgetIn(**asdict(state.budget)) if state else BudgetIn(),
         pause_reason=state.pause_reason if state else "",
+        awaiting=state.awaiting if state else "",
+        approvals=[ApprovalPublic(**asdict(a)) for a in state.approvals] if state else [],
     )
 
 

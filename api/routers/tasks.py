@@ -56,5 +56,8 @@ async def create_task(
         invariants=body.invariants,
         memory=body.memory if body.memory is not None else policy.name != "scripted",
         pattern_share=body.pattern_share,
+        approve_plan=body.approve_plan,
+        require_approval=body.require_approval,
+        approval_timeout_s=body.approval_timeout_s,
     )
     return await start_forward(client, settings, task)
