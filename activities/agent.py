@@ -14,12 +14,11 @@ from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.common import materialize, tag_span
+from activities.common import materialize, model_usage, tag_span
 from activities.errors import permanent_errors
 from activities.testing import RunnerConfig
 from agents import openai_compat, transcript
 from agents.claude import anthropic_turn
-from agents.ledger import cost_usd
 from agents.prompts import load_prompt
 from agents.tools import (
     EDITING,
@@ -45,7 +44,6 @@ from workflows.agent_shared import (
     TurnInput,
     TurnOutput,
 )
-from workflows.budget import Usage
 
 TEST_OUTPUT_TAIL = 4000
 
@@ -126,16 +124,7 @@ class AgentActivities:
                 messages=transcript.for_call(messages),
             )  # fmt: skip
             messages = [*messages, {"role": "assistant", "content": turn.content}]
-        c = turn.counts
-        usage = Usage(
-            turns=1,
-            input_tokens=c.input_tokens,
-            output_tokens=c.output_tokens,
-            cache_creation_input_tokens=c.cache_creation_input_tokens,
-            cache_read_input_tokens=c.cache_read_input_tokens,
-            cost_usd=cost_usd(turn.model or role.model, c, self.prices, unpriced_is_free=openai),
-        )
-        _record_gen_ai(arg.provider, role.model, turn.model, usage)
+        usage = model_usage(arg.provider, role.model, turn.model, turn.counts, self.prices)
         return TurnOutput(
             transcript_ref=self.store.put_text(transcript.dumps(messages)),
             tool_calls=[ToolCall(i, n, j) for i, n, j in turn.tool_calls],
@@ -201,19 +190,3 @@ class AgentActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.model_turn, self.tool]
-
-
-def _record_gen_ai(provider: str, requested: str, answered: str, usage: Usage) -> None:
-    span = trace.get_current_span()
-    attributes: dict[str, str | int | float] = {
-        "gen_ai.system": "openai" if provider == "openai-compatible" else "anthropic",
-        "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": requested,
-        "gen_ai.response.model": answered or requested,
-        "gen_ai.usage.input_tokens": usage.input_tokens,
-        "gen_ai.usage.output_tokens": usage.output_tokens,
-        "gen_ai.usage.cache_creation.input_tokens": usage.cache_creation_input_tokens,
-        "gen_ai.usage.cache_read.input_tokens": usage.cache_read_input_tokens,
-        "ratchet.cost_usd": usage.cost_usd,
-    }
-    span.set_attributes(attributes)

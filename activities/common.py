@@ -6,8 +6,11 @@ from pathlib import Path
 
 from opentelemetry import trace
 
+from agents.ledger import TokenCounts, cost_usd
 from gym import workspace
+from ratchet.metrics import MODEL_COST, MODEL_TOKENS
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
+from workflows.budget import Usage
 from workflows.shared import RunRef
 
 
@@ -19,3 +22,53 @@ def materialize(home: Path, run: RunRef, snapshot: str, purpose: str) -> Path:
 
 def tag_span(run_id: str) -> None:
     trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
+
+
+def model_usage(
+    provider: str,
+    requested: str,
+    answered: str,
+    counts: TokenCounts,
+    prices: dict[str, tuple[float, float, float, float]],
+) -> Usage:
+    """One model call's usage and cost, recorded on the current span and in the metrics.
+
+    The span carries OpenTelemetry's gen_ai attributes and OpenInference's (which Arize Phoenix
+    shows as the model and its token counts)."""
+    model = answered or requested
+    usage = Usage(
+        turns=1, input_tokens=counts.input_tokens, output_tokens=counts.output_tokens,
+        cache_creation_input_tokens=counts.cache_creation_input_tokens,
+        cache_read_input_tokens=counts.cache_read_input_tokens,
+        cost_usd=cost_usd(model, counts, prices,
+                          unpriced_is_free=provider == "openai-compatible"),
+    )  # fmt: skip
+    system = "openai" if provider == "openai-compatible" else "anthropic"
+    prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+    trace.get_current_span().set_attributes({
+        "gen_ai.system": system,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": requested,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": usage.input_tokens,
+        "gen_ai.usage.output_tokens": usage.output_tokens,
+        "gen_ai.usage.cache_creation.input_tokens": usage.cache_creation_input_tokens,
+        "gen_ai.usage.cache_read.input_tokens": usage.cache_read_input_tokens,
+        "ratchet.cost_usd": usage.cost_usd,
+        "openinference.span.kind": "LLM",
+        "llm.provider": system,
+        "llm.model_name": model,
+        "llm.token_count.prompt": prompt,
+        "llm.token_count.completion": usage.output_tokens,
+        "llm.token_count.total": prompt + usage.output_tokens,
+        "llm.token_count.prompt_details.cache_read": usage.cache_read_input_tokens,
+        "llm.token_count.prompt_details.cache_write": usage.cache_creation_input_tokens,
+        "llm.cost.total": usage.cost_usd,
+    })  # fmt: skip
+    for kind, amount in (("input", usage.input_tokens), ("output", usage.output_tokens),
+                         ("cache_write", usage.cache_creation_input_tokens),
+                         ("cache_read", usage.cache_read_input_tokens)):  # fmt: skip
+        if amount:
+            MODEL_TOKENS.add(amount, {"gen_ai.request.model": model, "gen_ai.token.type": kind})
+    MODEL_COST.add(usage.cost_usd, {"gen_ai.request.model": model})
+    return usage

@@ -10,9 +10,9 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import materialize, tag_span
+from activities.common import materialize, model_usage, tag_span
 from activities.errors import permanent_errors
-from agents.ledger import DEFAULT_PRICES, cost_usd
+from agents.ledger import DEFAULT_PRICES
 from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
 from agents.scripted import ScriptedPolicy, parse_script
 from gym import gates, workspace
@@ -21,6 +21,7 @@ from gym.errors import BadRepository, PatchDoesNotApply
 from gym.lint import LintRun, lint_gate
 from gym.patching import PatchRules, apply_patch
 from ratchet.artifacts import ArtifactStore
+from ratchet.metrics import GATE_OUTCOMES
 from workflows.budget import Usage
 from workflows.shared import (
     DELIVER,
@@ -117,16 +118,7 @@ class ForwardActivities:
         answer = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws, memory=memory))
         usage = Usage()
         if answer.counts is not None:
-            c = answer.counts
-            usage = Usage(
-                turns=1, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
-                cache_creation_input_tokens=c.cache_creation_input_tokens,
-                cache_read_input_tokens=c.cache_read_input_tokens,
-                cost_usd=cost_usd(
-                    answer.model, c, self.prices,
-                    unpriced_is_free=arg.policy.name == "openai-compatible",
-                ),
-            )  # fmt: skip
+            usage = model_usage(arg.policy.name, answer.model, "", answer.counts, self.prices)
         return PlanOutput(self.store.put_text(answer.text), policy.label, _attempt(), usage)
 
     @activity.defn(name=PATCH)
@@ -205,6 +197,8 @@ class ForwardActivities:
             ]
             lines += ["", "Test output (tail):", arg.tests.summary]
             feedback_ref = self.store.put_text("\n".join(lines))
+        for g in results:
+            GATE_OUTCOMES.add(1, {"gate": g.name, "outcome": "passed" if g.passed else "failed"})
         return VerifyOutput(
             passed=passed,
             gates=[Gate(g.name, g.passed, g.detail) for g in results],

@@ -14,13 +14,13 @@ import anthropic
 from temporalio import activity
 
 from activities.agent import OpenAIServer, RoleModel
-from activities.common import materialize, tag_span
+from activities.common import materialize, model_usage, tag_span
 from activities.errors import permanent_errors
 from activities.testing import RunnerConfig
 from agents import openai_compat
 from agents.claude import anthropic_turn
 from agents.context import repository_context
-from agents.ledger import TokenCounts, cost_usd
+from agents.ledger import TokenCounts
 from agents.policy import PolicyError
 from agents.roles import ask, load_role
 from agents.scripted import ScriptedPolicy, parse_script
@@ -147,13 +147,7 @@ class RoleActivities:
         answer, consumed = await ask(role, content, call)
         usage = Usage()
         for c in counts:
-            usage = usage + Usage(
-                turns=1, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
-                cache_creation_input_tokens=c.cache_creation_input_tokens,
-                cache_read_input_tokens=c.cache_read_input_tokens,
-                cost_usd=cost_usd(model, c, self.prices,
-                                  unpriced_is_free=arg.policy.name == "openai-compatible"),
-            )  # fmt: skip
+            usage = usage + model_usage(arg.policy.name, model, "", c, self.prices)
         text, summary = render(arg, answer, self)
         verdicts = answer.get("verdicts", []) if arg.role == "judge" else []
         return RoleOutput(

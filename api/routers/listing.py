@@ -134,7 +134,7 @@ async def list_runs(
     token = None
     if page_token:
         try:
-            token = base64.urlsafe_b64decode(page_token.encode())
+            token = base64.b64decode(page_token.encode(), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise HTTPException(422, "page_token is not one this API gave") from None
     pages = client.list_workflows(visibility, page_size=page_size, next_page_token=token)

@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import SettingsDep, TemporalClientDep
 from api.sentry import WebhookRefused, parse, verify_signature
 from api.starting import start_investigation
+from ratchet.metrics import WEBHOOK_DELIVERIES
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
 from workflows.investigation_shared import InvestigationInput, SentryEvent
 
@@ -54,6 +55,18 @@ def _sentry_link(event: SentryEvent) -> list[Link]:
 
 @router.post("/sentry", status_code=202, response_model=None)
 async def sentry_webhook(
+    request: Request, settings: SettingsDep, client: TemporalClientDep
+) -> JSONResponse | dict[str, Any]:
+    answer = await _sentry(request, settings, client)
+    if isinstance(answer, JSONResponse):
+        result = f"refused {answer.status_code}"
+    else:
+        result = str(answer.get("status", "started"))
+    WEBHOOK_DELIVERIES.add(1, {"source": "sentry", "result": result})
+    return answer
+
+
+async def _sentry(
     request: Request, settings: SettingsDep, client: TemporalClientDep
 ) -> JSONResponse | dict[str, Any]:
     try:
