@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from ratchet import phoenix
 from ratchet.settings import Settings
 
 STOP_GRACE_S = 15.0
@@ -98,6 +99,7 @@ class Stack:
         self.settings = settings
         self.logs = settings.home / "logs"
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.phoenix_url: str | None = None
         self.env = {
             **os.environ,
             "RATCHET_HOME": str(settings.home),
@@ -141,6 +143,9 @@ class Stack:
         if not port_free(s.api_port, s.api_host):
             raise SystemExit(f"port {s.api_port} is in use: stop it or set RATCHET_API_PORT")
         asyncio.run(wait_for_temporal(s.temporal_target, s.namespace))
+        traces = phoenix.trace_env(self.env)
+        self.env |= traces
+        self.phoenix_url = traces.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         self._spawn("worker", [sys.executable, "-m", "worker"])
         api = self._spawn("api", [
             sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
@@ -151,6 +156,12 @@ class Stack:
     def banner(self) -> str:
         s = self.settings
         temporal = s.temporal_address or f"{s.temporal_target} (dev server, {s.home}/temporal.db)"
+        if self.phoenix_url:
+            traces = f"{self.phoenix_url} (Phoenix), and {s.traces_file}"
+        elif s.otlp_endpoint:
+            traces = f"{s.otlp_endpoint} (OTLP), and {s.traces_file}"
+        else:
+            traces = f"{s.traces_file}  (`make traces` before `make up` adds a trace UI)"
         return "\n".join([
             "Ratchet is up.",
             f"  API          {s.api_base}",
@@ -158,7 +169,7 @@ class Stack:
             f"  Temporal     {temporal}",
             f"  API token    {s.token}",
             f"  Logs         {self.logs}/{{temporal,worker,api}}.log",
-            f"  Traces       {s.otlp_endpoint or s.traces_file}",
+            f"  Traces       {traces}",
             "",
             "Try:  make demo",
             f"      curl -H 'Authorization: Bearer {s.token}' {s.api_base}/readyz",

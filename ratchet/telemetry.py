@@ -157,7 +157,9 @@ def build_tracer_provider(settings: Settings, service: str) -> TracerProvider:
 def build_meter_provider(settings: Settings, service: str) -> MeterProvider:
     """Metrics over OTLP/HTTP when a collector is configured; otherwise kept in the process."""
     readers = []
-    if url := otlp_url(settings, "metrics"):
+    # OTEL_METRICS_EXPORTER=none: the collector takes traces only (Arize Phoenix answers 405).
+    wanted = os.environ.get("OTEL_METRICS_EXPORTER", "otlp").strip().lower() != "none"
+    if wanted and (url := otlp_url(settings, "metrics")):
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
         readers.append(PeriodicExportingMetricReader(
