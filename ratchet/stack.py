@@ -18,6 +18,7 @@ import httpx
 
 from ratchet import phoenix
 from ratchet.settings import Settings
+from ratchet.visibility import dev_server_flags, register_search_attributes
 
 STOP_GRACE_S = 15.0
 
@@ -80,6 +81,20 @@ async def wait_for_temporal(target: str, namespace: str, timeout_s: float = 60) 
     raise SystemExit(f"Temporal did not become ready at {target} within {timeout_s:g}s: {last}")
 
 
+async def ensure_search_attributes(target: str, namespace: str) -> str:
+    """Register Ratchet's search attributes (a cluster given by TEMPORAL_ADDRESS may lack them);
+    returns a line for the banner."""
+    from temporalio.client import Client
+    from temporalio.service import RPCError
+
+    client = await Client.connect(target, namespace=namespace)
+    try:
+        added = await register_search_attributes(client)
+    except RPCError as err:
+        return f"could not register search attributes ({err.message}): see deploy/README.md"
+    return f"registered {', '.join(added)}" if added else "RatchetKind, RatchetRepo, ... ready"
+
+
 def wait_for_http(
     url: str, timeout_s: float = 30, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -100,6 +115,7 @@ class Stack:
         self.logs = settings.home / "logs"
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.phoenix_url: str | None = None
+        self.search_note = ""
         self.env = {
             **os.environ,
             "RATCHET_HOME": str(settings.home),
@@ -138,11 +154,13 @@ class Stack:
                 "--db-filename", str(s.home / "temporal.db"),
                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
                 "--namespace", s.namespace, "--log-level", "warn", "--ui-disable-news-fetch",
+                *dev_server_flags(),
             ])  # fmt: skip
             pid_file.write_text(str(proc.pid))
         if not port_free(s.api_port, s.api_host):
             raise SystemExit(f"port {s.api_port} is in use: stop it or set RATCHET_API_PORT")
         asyncio.run(wait_for_temporal(s.temporal_target, s.namespace))
+        self.search_note = asyncio.run(ensure_search_attributes(s.temporal_target, s.namespace))
         traces = phoenix.trace_env(self.env)
         self.env |= traces
         self.phoenix_url = traces.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -165,7 +183,7 @@ class Stack:
         return "\n".join([
             "Ratchet is up.",
             f"  API          {s.api_base}",
-            f"  Temporal UI  {s.ui_base}",
+            f"  Temporal UI  {s.ui_base}  (search: {self.search_note})",
             f"  Temporal     {temporal}",
             f"  API token    {s.token}",
             f"  Logs         {self.logs}/{{temporal,worker,api}}.log",
