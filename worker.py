@@ -15,6 +15,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
 from activities.agent import AgentActivities, OpenAIServer, RoleModel
+from activities.delivery import GitHubConfig
 from activities.drift import DriftActivities
 from activities.forward import ForwardActivities
 from activities.investigation import InvestigationActivities
@@ -77,6 +78,16 @@ async def connect(settings: Settings, provider: TracerProvider) -> Client:
     )
 
 
+def github_config(settings: Settings) -> GitHubConfig | None:
+    if settings.github_token is None:
+        return None
+    return GitHubConfig(
+        token=settings.github_token.get_secret_value(),
+        api_url=settings.github_api_url,
+        run_url=settings.workflow_ui_url,
+    )
+
+
 def runner_config(settings: Settings) -> RunnerConfig:
     limits = Limits(
         timeout_s=settings.test_timeout_s,
@@ -107,6 +118,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             else None
         ),
         prices=settings.model_prices,
+        github=github_config(settings),
     )
     tests = TestActivities(home=settings.home, store=store, runner=runner)
     roles = {role: RoleModel(*settings.role_model(role)) for role in ("plan", "code", "refactor")}

@@ -11,6 +11,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.common import materialize, model_usage, tag_span
+from activities.delivery import GitHubConfig, open_pull_request
 from activities.errors import permanent_errors
 from agents.ledger import DEFAULT_PRICES
 from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
@@ -65,8 +66,10 @@ class ForwardActivities:
         anthropic_policy: Policy | None = None,
         openai_policy: Policy | None = None,
         prices: dict[str, tuple[float, float, float, float]] | None = None,
+        github: GitHubConfig | None = None,
     ) -> None:
         self.prices = prices or DEFAULT_PRICES
+        self.github = github
         self.openai_policy = openai_policy
         self.home = home
         self.mirrors = workspace.Mirrors(home)
@@ -238,7 +241,11 @@ class ForwardActivities:
             arg.run.when,
         )
         files = await asyncio.to_thread(workspace.changed_files, mirror, arg.run.base_sha, commit)
-        return Delivery(branch, commit, patch_ref, len(files), attempt=_attempt())
+        pull = None
+        if self.github is not None:
+            pull = await open_pull_request(self.github, self.store, arg, branch, commit)
+        return Delivery(branch, commit, patch_ref, len(files), attempt=_attempt(),
+                        pull_request_url=pull)  # fmt: skip
 
     def all(self) -> list[Callable[..., Any]]:
         return [

@@ -167,6 +167,8 @@ class RunResultPublic(BaseModel):
     gates: list[GatePublic]
     patch_url: str | None
     branch: str | None
+    pull_request_url: str | None = None
+    """The draft pull request (a remote and GITHUB_TOKEN configured)."""
     commit: str | None = None
     refactor_kept: bool | None = None
     isolation: str | None = None

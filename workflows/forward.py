@@ -304,14 +304,18 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             await self._await_approval(
                 "delivery", task.approval_timeout_s, lambda: self._cancel_requested
             )
-        delivery: Delivery = await self._step(
-            "deliver", DELIVER, DeliverInput(run, snapshot, task.goal), Delivery,
-            limit=QUICK, heartbeat=None,
+        handover = DeliverInput(
+            run, snapshot, task.goal, gates=verified.gates, plan_ref=plan.plan_ref,
+            usage=self._state.usage, trace_id=task.trace_id, policy_label=plan.policy_label,
         )  # fmt: skip
+        delivery: Delivery = await self._step(
+            "deliver", DELIVER, handover, Delivery, limit=QUICK, heartbeat=None
+        )
         return RunResult(
             gates=verified.gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
             commit=delivery.commit, plan_ref=plan.plan_ref, refactor_kept=refactor_kept,
             isolation=isolation, memory_used=memory.ids,
+            pull_request_url=delivery.pull_request_url,
         )  # fmt: skip
 
     def _tests(

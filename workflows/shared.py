@@ -253,6 +253,12 @@ class DeliverInput:
     run: RunRef
     snapshot: str
     goal: str
+    gates: list[Gate] = field(default_factory=list)
+    """For the pull request's body, with what follows."""
+    plan_ref: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    trace_id: str = ""
+    policy_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -262,6 +268,8 @@ class Delivery:
     patch_ref: str
     files_changed: int
     attempt: int = 1
+    pull_request_url: str | None = None
+    """The draft pull request opened for the branch (a remote and a GitHub token given)."""
 
 
 @dataclass(frozen=True)
@@ -364,6 +372,7 @@ class RunResult:
     """A drift check that found drift started this investigation."""
     memory_used: list[str] = field(default_factory=list)
     """Knowledge-base entries the planners were given."""
+    pull_request_url: str | None = None
 
 
 @dataclass(frozen=True)

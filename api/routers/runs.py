@@ -82,6 +82,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             gates=[GatePublic(name=g.name, passed=g.passed, detail=g.detail) for g in r.gates],
             patch_url=f"/runs/{run_id}/patch" if r.patch_ref else None,
             branch=r.branch,
+            pull_request_url=r.pull_request_url,
             commit=r.commit,
             refactor_kept=r.refactor_kept,
             isolation=r.isolation,
