@@ -17,7 +17,11 @@ from agents.ledger import DEFAULT_PRICES
 class Settings(BaseSettings):
     """Every knob of Ratchet; the variables are `RATCHET_<FIELD>` unless noted."""
 
-    model_config = SettingsConfigDict(env_prefix="RATCHET_", extra="ignore", populate_by_name=True)
+    # env_ignore_empty: compose and Kubernetes pass an unset optional secret as "", which must
+    # read as unset (an empty webhook secret would let anyone sign).
+    model_config = SettingsConfigDict(
+        env_prefix="RATCHET_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     home: Path = Field(default=Path(".ratchet"))
     """Ratchet's state: Temporal's database, mirrors, workspaces, artifacts, traces."""
