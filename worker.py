@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import anthropic
 import httpx
+import temporalio.activity
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -35,8 +39,10 @@ from workflows.agent import AgentLoopWorkflow
 from workflows.drift import DriftWorkflow
 from workflows.forward import ForwardPlanningWorkflow
 from workflows.investigation import InvestigationWorkflow
+from workflows.shared import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
 
 log = logging.getLogger("ratchet.worker")
+WORKFLOWS = [ForwardPlanningWorkflow, AgentLoopWorkflow, InvestigationWorkflow, DriftWorkflow]
 
 
 def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic | None:
@@ -103,7 +109,8 @@ def runner_config(settings: Settings) -> RunnerConfig:
     return RunnerConfig(limits=limits, sandbox=sandbox, reruns=settings.flaky_reruns)
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def build_workers(client: Client, settings: Settings) -> list[Worker]:
+    """One worker per task queue this process polls (RATCHET_WORKER_QUEUES)."""
     store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
     model_client = anthropic_client(settings)
     runner = runner_config(settings)
@@ -131,41 +138,83 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         home=settings.home, store=store, runner=runner, client=model_client, openai=openai,
         model=roles["plan"], prices=settings.model_prices,
     )  # fmt: skip
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=[
-            ForwardPlanningWorkflow,
-            AgentLoopWorkflow,
-            InvestigationWorkflow,
-            DriftWorkflow,
-        ],
-        activities=[
-            *forward.all(),
-            tests.run_tests,
-            tests.lint,
-            tests.performance,
-            *agent.all(),
-            *investigation.all(),
-            *roles_activities.all(),
-            *DriftActivities(home=settings.home, store=store, runner=runner).all(),
-        ],
-        max_concurrent_activities=8,
-        interceptors=[ObserveInterceptor()],
-    )
+    activities: list[Callable[..., Any]] = [
+        *forward.all(), tests.run_tests, tests.lint, tests.performance, *agent.all(),
+        *investigation.all(), *roles_activities.all(),
+        *DriftActivities(home=settings.home, store=store, runner=runner).all(),
+    ]  # fmt: skip
+    main, model, sandbox = settings.queues
+    by_queue: dict[str, list[Callable[..., Any]]] = {main: [], model: [], sandbox: []}
+    for fn in activities:
+        name = activity_name(fn)
+        queue = (
+            model if name in MODEL_ACTIVITIES else sandbox if name in SANDBOX_ACTIVITIES else main
+        )
+        by_queue[queue].append(fn)
+    polled = _polled(settings)
+    return [
+        Worker(
+            client,
+            task_queue=queue,
+            workflows=[
+                ForwardPlanningWorkflow,
+                AgentLoopWorkflow,
+                InvestigationWorkflow,
+                DriftWorkflow,
+            ]
+            if queue == main
+            else [],
+            activities=fns,
+            max_concurrent_activities=settings.max_concurrent_activities,
+            interceptors=[ObserveInterceptor()],
+        )
+        for queue, fns in by_queue.items()
+        if queue in polled
+    ]
+
+
+def _polled(settings: Settings) -> set[str]:
+    every = set(settings.queues)
+    if not settings.worker_queues:
+        return every
+    chosen = {q.strip() for q in settings.worker_queues.split(",") if q.strip()}
+    unknown = chosen - every
+    if unknown:
+        raise SystemExit(
+            f"RATCHET_WORKER_QUEUES names {', '.join(sorted(unknown))}, which is none of this "
+            f"deployment's queues ({', '.join(sorted(every))})"
+        )
+    return chosen
+
+
+def build_worker(client: Client, settings: Settings) -> Worker:
+    """The one worker of a deployment where every queue is the same (the default)."""
+    if len(_polled(settings)) != 1:  # checked first: making a Worker registers it
+        raise ValueError("this deployment splits its queues: use build_workers")
+    return build_workers(client, settings)[0]
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    # The SDK keeps an activity's registered name on its definition and exposes no public
+    # accessor; the worker itself reads it the same way.
+    definition = temporalio.activity._Definition.from_callable(fn)
+    return definition.name if definition and definition.name else fn.__name__
 
 
 async def serve(settings: Settings) -> None:
     provider, meters = install(settings, "ratchet-worker")
     try:
         client = await connect(settings, provider)
-        worker = build_worker(client, settings)
+        workers = build_workers(client, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
-        async with worker:
+        queues = ", ".join(w.task_queue for w in workers)
+        log.info("worker polling %s on %s", queues, settings.temporal_target)
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
             await stop.wait()
         log.info("worker stopped")
     finally:

@@ -27,7 +27,13 @@ from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
 from ratchet.visibility import search_attributes_ready
 from workflows import search
 from workflows.investigation_shared import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
-from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, TaskInput
+from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, Queues, TaskInput
+
+
+def run_queues(settings: Settings) -> Queues:
+    """Where a new run sends its model calls and sandboxed runs (deploy/README.md)."""
+    _, model, sandbox = settings.queues
+    return Queues(model=model, sandbox=sandbox)
 
 
 def new_run_id() -> str:

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "RATCHET_NAMESPACE")
     )
     task_queue: str = "ratchet"
+    """Workflows and light activities (git, artifacts, gates)."""
+    model_task_queue: str | None = None
+    """Model calls (plan, patch, roles, agent turns); default: task_queue."""
+    sandbox_task_queue: str | None = None
+    """Sandboxed runs of repository code (tests, lint, probes, agent tools); default: task_queue."""
+    worker_queues: str | None = None
+    """Comma list of the queues this worker polls (RATCHET_WORKER_QUEUES); default: all three."""
+    max_concurrent_activities: int = Field(default=8, ge=1, le=1000)
+    """Per queue polled by a worker: keep sandboxed runs near the cores you have."""
 
     api_token: SecretStr | None = None
     """Bearer token for the API; generated once into $RATCHET_HOME/api-token when unset."""
@@ -112,6 +121,12 @@ class Settings(BaseSettings):
     def _absolute_home(cls, value: Path) -> Path:
         # Every process (API, worker, CLI) must agree on the same directory whatever its cwd.
         return value.expanduser().resolve()
+
+    @property
+    def queues(self) -> tuple[str, str, str]:
+        """(main, model, sandbox) task queues."""
+        main = self.task_queue
+        return main, self.model_task_queue or main, self.sandbox_task_queue or main
 
     @property
     def temporal_target(self) -> str:

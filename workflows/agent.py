@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
     )
-    from workflows.shared import NON_RETRYABLE_TYPES
+    from workflows.shared import NON_RETRYABLE_TYPES, queue_for
 
 LOOP_LIMIT = 3
 """The same failing tool call this many times stops the loop."""
@@ -82,6 +82,7 @@ class AgentLoopWorkflow:
                 schedule_to_close_timeout=timedelta(hours=6),
                 retry_policy=model_retry,
                 summary=f"model turn {usage.turns + 1} ({arg.role})",
+                task_queue=queue_for(MODEL_TURN, arg.queues),
             )  # fmt: skip
             usage, transcript_ref, pending = usage + turn.usage, turn.transcript_ref, []
             if not turn.tool_calls:
@@ -100,6 +101,7 @@ class AgentLoopWorkflow:
                     heartbeat_timeout=timedelta(seconds=60),
                     retry_policy=TOOL_RETRY,
                     summary=f"{call.name} {_brief(call.input_json)}",
+                    task_queue=queue_for(RUN_TOOL, arg.queues),
                 )  # fmt: skip
                 snapshot = result.snapshot
                 pending.append(result.result)

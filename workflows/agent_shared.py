@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workflows.budget import Budget, Usage
-from workflows.shared import RunRef
+from workflows.shared import Queues, RunRef
 
 AGENT_WORKFLOW = "AgentLoopWorkflow"
 MODEL_TURN = "ratchet.model_turn"
@@ -91,6 +91,7 @@ class AgentInput:
     max_turns_per_execution: int = 40
     """Continue-as-new after this many turns, before the history grows large."""
     retry_initial_s: float = 2.0
+    queues: Queues = field(default_factory=Queues)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class DriftWorkflow(PatternSteps):
         run_id = workflow.info().workflow_id
         self._state = replace(self._state, run_id=run_id, trace_id=inp.trace_id,
                               policy_label=inp.policy.name)  # fmt: skip
+        self._queues = inp.queues
         self._started()
         try:
             result = await self._check(inp, run_id)
@@ -83,7 +84,7 @@ class DriftWorkflow(PatternSteps):
                     run_id=investigation, kind="regression", repo=inp.repo,
                     bad_ref=prepared.run.base_sha, test_command=command,
                     reproduction_files=checked.drift_tests, trace_id=inp.trace_id,
-                    test_timeout_s=inp.test_timeout_s,
+                    test_timeout_s=inp.test_timeout_s, queues=inp.queues,
                 ),
                 id=investigation,
                 # The investigation outlives the check that started it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.shared import PolicyChoice, RunRef
+from workflows.shared import PolicyChoice, Queues, RunRef
 
 DRIFT_WORKFLOW = "DriftWorkflow"
 DRIFT_PREPARE = "ratchet.drift.prepare"
@@ -20,6 +20,7 @@ class DriftInput:
     """Start an investigation when a claim's test shows drift."""
     trace_id: str = ""
     test_timeout_s: float = 600.0
+    queues: Queues = field(default_factory=Queues)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,7 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             self._state, run_id=task.run_id, trace_id=task.trace_id,
             policy_label=task.policy.name, task=task, budget=task.budget,
         )  # fmt: skip
+        self._queues = task.queues
         self._started()
         try:
             result = await self._pipeline(task)
@@ -362,7 +363,7 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
                 usage=self._state.usage, started_at=workflow.info().start_time.isoformat(),
                 transcript_ref=transcript_ref, pending_results=pending,
                 retry_initial_s=task.model_retry_initial_s,
-                max_turns_per_execution=task.turns_per_execution,
+                max_turns_per_execution=task.turns_per_execution, queues=task.queues,
             )  # fmt: skip
             self._child_id = f"{task.run_id}-{step}-{round_}-{resumed}"
             try:

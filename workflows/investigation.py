@@ -89,6 +89,7 @@ class InvestigationWorkflow(StepRunner):
         events = [inp.event.event_id] if inp.event and inp.event.event_id else []
         self._state = replace(self._state, run_id=inp.run_id, trace_id=inp.trace_id,
                               policy_label=label, events=events)  # fmt: skip
+        self._queues = inp.queues
         self._started()
         try:
             result = await self._investigate(inp)
@@ -296,6 +297,7 @@ class InvestigationWorkflow(StepRunner):
             run_id=f"{inp.run_id}-fix", repo=inp.repo, goal=goal, policy=inp.policy,
             base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
             test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
+            queues=inp.queues,
         )  # fmt: skip
         result: RunResult = await self._child(
             "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,

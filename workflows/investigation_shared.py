@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.shared import Gate, PolicyChoice, RunRef
+from workflows.shared import Gate, PolicyChoice, Queues, RunRef
 
 INVESTIGATION_WORKFLOW = "InvestigationWorkflow"
 INV_PREPARE = "ratchet.investigation.prepare"
@@ -66,6 +66,7 @@ class InvestigationInput:
     max_slowdown: float = 0.10
     reproduction_files: dict[str, str] = field(default_factory=dict)
     """Files written into every probe's workspace (e.g. the test of a drifted spec claim)."""
+    queues: Queues = field(default_factory=Queues)
 
 
 @dataclass(frozen=True)

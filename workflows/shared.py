@@ -40,6 +40,34 @@ class PolicyChoice:
 
 
 @dataclass(frozen=True)
+class Queues:
+    """Task queues for the two heavy kinds of activity; "" means the workflow's own queue.
+
+    Model calls and sandboxed runs can then scale on separate workers (deploy/README.md)."""
+
+    model: str = ""
+    sandbox: str = ""
+
+
+MODEL_ACTIVITIES = frozenset({
+    "ratchet.plan", "ratchet.patch", "ratchet.role", "ratchet.model_turn",
+})  # fmt: skip
+SANDBOX_ACTIVITIES = frozenset({
+    "ratchet.run_tests", "ratchet.lint", "ratchet.performance", "ratchet.tool",
+    "ratchet.adversarial_tests", "ratchet.investigation.probe", "ratchet.drift.check",
+})  # fmt: skip
+
+
+def queue_for(activity: str, queues: Queues) -> str | None:
+    """The task queue an activity is scheduled on (None: the workflow's own)."""
+    if activity in MODEL_ACTIVITIES:
+        return queues.model or None
+    if activity in SANDBOX_ACTIVITIES:
+        return queues.sandbox or None
+    return None
+
+
+@dataclass(frozen=True)
 class TaskInput:
     run_id: str
     repo: str
@@ -77,6 +105,7 @@ class TaskInput:
     """Wait for a person to approve the verified patch before it is delivered."""
     approval_timeout_s: float = 7 * 24 * 3600.0
     """Unanswered this long, a wait for approval ends the run ("expired"), its work kept."""
+    queues: Queues = field(default_factory=Queues)
 
 
 @dataclass(frozen=True)

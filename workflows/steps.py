@@ -32,10 +32,12 @@ with workflow.unsafe.imports_passed_through():
         PatchOutput,
         PerfReport,
         PlanOutput,
+        Queues,
         RunState,
         StepRecord,
         TestReport,
         VerifyOutput,
+        queue_for,
     )
 
 T = TypeVar("T")
@@ -56,6 +58,8 @@ class StepRunner:
     """Base of the master workflows: `_state` is what their `state` query returns."""
 
     _state: RunState
+    _queues: Queues = Queues()
+    """Where model calls and sandboxed runs go (set from the run's input)."""
 
     def _before_step(self) -> None:
         """Called before every step; a workflow may raise here to stop (e.g. when cancelled)."""
@@ -116,6 +120,7 @@ class StepRunner:
                 heartbeat_timeout=heartbeat,
                 retry_policy=RETRY,
                 summary=_summary(name, activity, round_),
+                task_queue=queue_for(activity, self._queues),
             )
         except ActivityError as err:
             if is_cancelled_exception(err):

@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import DriftCreate, ScheduleCreate, ScheduleCreated, SchedulePublic, TaskAccepted
-from api.starting import accepted, choose_policy, tags
+from api.starting import accepted, choose_policy, run_queues, tags
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.settings import Settings
@@ -39,6 +39,7 @@ async def _drift_input(body: DriftCreate, settings: Settings, store: StoreDep) -
     return DriftInput(
         repo=body.repo, policy=policy, ref=body.ref, investigate=body.investigate,
         trace_id=current_trace_id(), test_timeout_s=settings.test_timeout_s,
+        queues=run_queues(settings),
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from opentelemetry import trace
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import InvestigationCreate, TaskAccepted
-from api.starting import choose_policy, start_investigation
+from api.starting import choose_policy, run_queues, start_investigation
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
@@ -48,5 +48,6 @@ async def create_investigation(
         parallel_probes=body.parallel_probes or settings.parallel_probes,
         test_timeout_s=settings.test_timeout_s, heartbeat_timeout_s=settings.heartbeat_timeout_s,
         benchmark_runs=body.benchmark_runs, max_slowdown=body.max_slowdown,
+        queues=run_queues(settings),
     )  # fmt: skip
     return await start_investigation(client, settings, inp)

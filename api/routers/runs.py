@@ -25,7 +25,7 @@ from api.models import (
     TaskAccepted,
     UsagePublic,
 )
-from api.starting import choose_policy, new_run_id, start_forward
+from api.starting import choose_policy, new_run_id, run_queues, start_forward
 from ratchet.artifacts import ArtifactNotFound
 from ratchet.telemetry import current_trace_id
 from workflows.shared import RunState
@@ -204,5 +204,6 @@ async def fork_run(
         ),
         start_snapshot=snapshot,
         forked_from=f"{run_id}@{body.from_step}",
+        queues=run_queues(settings),
     )
     return await start_forward(client, settings, task)

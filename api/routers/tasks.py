@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import TaskAccepted, TaskCreate
-from api.starting import choose_policy, new_run_id, start_forward
+from api.starting import choose_policy, new_run_id, run_queues, start_forward
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.telemetry import current_trace_id
@@ -59,5 +59,6 @@ async def create_task(
         approve_plan=body.approve_plan,
         require_approval=body.require_approval,
         approval_timeout_s=body.approval_timeout_s,
+        queues=run_queues(settings),
     )
     return await start_forward(client, settings, task)

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClientDep
 from api.sentry import WebhookRefused, parse, verify_signature
-from api.starting import start_investigation
+from api.starting import run_queues, start_investigation
 from ratchet.metrics import WEBHOOK_DELIVERIES
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
 from workflows.investigation_shared import InvestigationInput, SentryEvent
@@ -111,7 +111,7 @@ async def _sentry(
             good_ref=mapping.get("good_ref"), test_command=mapping.get("test_command"),
             event=event, trace_id=current_trace_id(), parallel_probes=settings.parallel_probes,
             test_timeout_s=settings.test_timeout_s,
-            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s, queues=run_queues(settings),
         )  # fmt: skip
         accepted = await start_investigation(client, settings, inp, join=True)
     return accepted.model_dump()
