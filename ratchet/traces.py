@@ -58,5 +58,25 @@ def render_tree(tree: list[tuple[int, Span]]) -> str:
         service = span.get("service") or "?"
         lines.append(
             f"{'  ' * depth}{span['name']}  {duration_ms(span):.1f} ms  ({service}){status}"
+            + _notes(span.get("attributes") or {})
         )
     return "\n".join(lines)
+
+
+def _notes(attrs: dict[str, Any]) -> str:
+    """What a reader looks for on a span: retries, model use, exit codes, foreign spans."""
+    notes = []
+    if (attempt := attrs.get("temporal.activity.attempt")) and attempt > 1:
+        notes.append(f"attempt {attempt}")
+    if model := attrs.get("gen_ai.response.model"):
+        tokens = sum(int(attrs.get(f"gen_ai.usage.{k}") or 0) for k in (
+            "input_tokens", "output_tokens", "cache_creation.input_tokens",
+            "cache_read.input_tokens"))  # fmt: skip
+        notes.append(f"{model}, {tokens} tokens, ${float(attrs.get('ratchet.cost_usd') or 0):.4f}")
+    if "process.exit_code" in attrs:
+        killed = attrs.get("ratchet.killed_by") or []
+        notes.append(f"exit {attrs['process.exit_code']}"
+                     + (f", killed by {', '.join(killed)}" if killed else ""))  # fmt: skip
+    if attrs.get("ratchet.source") == "repository-tests":
+        notes.append("from the repository's tests")
+    return f"  - {'; '.join(notes)}" if notes else ""
