@@ -66,16 +66,18 @@ async def cancel(run_id: str, body: CancelIn | None, client: TemporalClientDep) 
 @router.post("/{run_id}/approve", response_model=ControlPublic)
 async def approve(run_id: str, body: ApproveIn, client: TemporalClientDep) -> ControlPublic:
     """Approve what the run waits on (its plan, or its verified patch before delivery)."""
-    span = trace.get_current_span()
-    span.set_attributes({RUN_ID_ATTRIBUTE: run_id, "ratchet.approval.by": body.by or "api"})
-    decision = ApprovalDecision(by=body.by or "api", comment=body.comment)
-    return await _update(client, run_id, "approve", decision)
+    return await _decide(client, run_id, "approve", body.by, comment=body.comment)
 
 
 @router.post("/{run_id}/reject", response_model=ControlPublic)
 async def reject(run_id: str, body: RejectIn, client: TemporalClientDep) -> ControlPublic:
     """Refuse it: the run ends "rejected", nothing is delivered, its work stays readable."""
-    span = trace.get_current_span()
-    span.set_attributes({RUN_ID_ATTRIBUTE: run_id, "ratchet.approval.by": body.by or "api"})
-    decision = ApprovalDecision(by=body.by or "api", reason=body.reason)
-    return await _update(client, run_id, "reject", decision)
+    return await _decide(client, run_id, "reject", body.by, reason=body.reason)
+
+
+async def _decide(
+    client: TemporalClientDep, run_id: str, update: str, by: str | None, **text: str
+) -> ControlPublic:
+    who = by or "api"  # one token, many people: who decided is what the caller says
+    trace.get_current_span().set_attributes({RUN_ID_ATTRIBUTE: run_id, "ratchet.approval.by": who})
+    return await _update(client, run_id, update, ApprovalDecision(by=who, **text))

@@ -7,8 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.utils.loopback import serve_handler
 
 Answer = tuple[Any, ...]
 """(status, body[, headers]): a dict body is sent as JSON, bytes as they are; status 0 drops
@@ -102,11 +104,5 @@ class FakeMessagesApi:
             def log_message(self, *args: object) -> None:
                 return None
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serve_handler(Handler) as url:
+            yield url

@@ -11,12 +11,13 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gym.git import git
+from tests.utils.loopback import serve_handler
 
 Answer = tuple[int, Any]
 _PULLS = re.compile(r"^/repos/([^/]+)/([^/]+)/pulls$")
@@ -154,15 +155,8 @@ class FakeGitHub:
             def log_message(self, *args: object) -> None:
                 return None
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # A short poll makes shutdown quick: the default half-second adds up over many tests.
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serve_handler(Handler) as url:
+            yield url
 
 
 def _public(pull: dict[str, Any]) -> dict[str, Any]:
