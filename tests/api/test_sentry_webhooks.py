@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 from temporalio.client import Client
 
@@ -171,3 +172,25 @@ async def test_the_prompt_injection_event_is_investigated_as_data(hooks: Hooks) 
     # No in-app frame of this event names a file of the repository (its totals.py frame was
     # replaced by the hostile one), so the whole suite is the reproduction.
     assert "Command: `python -m pytest -q`" in report
+
+
+async def test_the_investigation_links_to_the_sentry_event_s_trace_and_is_searchable(
+    hooks: Hooks, span_exporter: InMemorySpanExporter
+) -> None:
+    body, _ = fixture("event_alert_triggered.json")
+    sentry_trace = json.loads(body)["data"]["event"]["contexts"]["trace"]["trace_id"]
+    response = await hooks.deliver("event_alert_triggered.json")
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    webhook = next(
+        s for s in span_exporter.get_finished_spans()
+        if s.name == "sentry.webhook" and s.attributes.get("ratchet.run_id") == run_id
+    )  # fmt: skip
+    # Our trace is the run's; the Sentry event's own trace is a link from it.
+    assert format(webhook.context.trace_id, "032x") == response.json()["trace_id"]
+    assert [format(link.context.trace_id, "032x") for link in webhook.links] == [sentry_trace]
+    listed = await _authed(hooks).get("/runs", params={
+        "query": f'RatchetSentryIssue = "{ISSUE_ID}"', "kind": "investigation",
+    })  # fmt: skip
+    assert [r["run_id"] for r in listed.json()["runs"]] == [run_id], listed.text
+    assert listed.json()["runs"][0]["sentry_issue"] == ISSUE_ID
