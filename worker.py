@@ -91,6 +91,7 @@ def github_config(settings: Settings) -> GitHubConfig | None:
         token=settings.github_token.get_secret_value(),
         api_url=settings.github_api_url,
         run_url=settings.workflow_ui_url,
+        trace_url=settings.trace_page,
     )
 
 

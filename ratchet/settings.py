@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     """A token that may push `ratchet/*` branches and open pull requests; with it, a run on a
     repository that has a remote is delivered there as a draft pull request."""
     github_api_url: str = "https://api.github.com"
+    trace_url: str | None = None
+    """A trace UI's page for one trace, with `{trace_id}`: linked from pull requests, e.g.
+    http://127.0.0.1:16686/trace/{trace_id} (Jaeger) or
+    http://127.0.0.1:6006/redirects/traces/{trace_id} (Phoenix)."""
     """GitHub's REST API (GitHub Enterprise: https://HOST/api/v3)."""
     max_goal_chars: int = 20_000
     max_script_bytes: int = 1_000_000
@@ -165,6 +169,9 @@ class Settings(BaseSettings):
         if self.api_token is not None or (self.home / "api-token").exists():
             values.append(self.token)
         return values
+
+    def trace_page(self, trace_id: str) -> str | None:
+        return self.trace_url.replace("{trace_id}", trace_id) if self.trace_url else None
 
     def workflow_ui_url(self, workflow_id: str) -> str:
         return f"{self.ui_base}/namespaces/{self.namespace}/workflows/{workflow_id}"

@@ -162,7 +162,7 @@ class StepRunner:
     async def _child(
         self, name: str, workflow_name: str, arg: Any, result_type: type[T], *,
         child_id: str, round_: int | None = None,
-        search_attributes: TypedSearchAttributes | None = None,
+        search_attributes: TypedSearchAttributes | None = None, summary: str | None = None,
     ) -> T:  # fmt: skip
         """Run a child workflow as one step (its own steps show in its own history)."""
         self._before_step()
@@ -172,7 +172,7 @@ class StepRunner:
         try:
             result: T = await workflow.execute_child_workflow(
                 workflow_name, arg, id=child_id, result_type=result_type,
-                static_summary=f"{name}" + (f" (round {round_})" if round_ else ""),
+                static_summary=summary or f"{name}" + (f" (round {round_})" if round_ else ""),
                 search_attributes=search_attributes,
             )  # fmt: skip
         except ChildWorkflowError as err:
