@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     http://127.0.0.1:16686/trace/{trace_id} (Jaeger) or
     http://127.0.0.1:6006/redirects/traces/{trace_id} (Phoenix)."""
     """GitHub's REST API (GitHub Enterprise: https://HOST/api/v3)."""
+    repo_roots: list[Path] = Field(default_factory=list)
+    """Local repositories (paths and file:// URLs) must lie under one of these; JSON list, e.g.
+    RATCHET_REPO_ROOTS='["/srv/repos"]'. Empty: any absolute path the server can read."""
+    allow_private_repo_hosts: bool = False
+    """Let repo URLs name this machine or a private network (an internal Git server)."""
     max_goal_chars: int = 20_000
     max_script_bytes: int = 1_000_000
 

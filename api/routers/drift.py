@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import DriftCreate, ScheduleCreate, ScheduleCreated, SchedulePublic, TaskAccepted
+from api.repo_check import check_repo
 from api.starting import accepted, choose_policy, run_queues, tags
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
@@ -30,6 +31,7 @@ router = APIRouter(tags=["drift"], dependencies=[Authenticated])
 
 
 async def _drift_input(body: DriftCreate, settings: Settings, store: StoreDep) -> DriftInput:
+    await check_repo(body.repo, settings)
     policy = choose_policy(body.policy, body.policy_script, settings, store)
     if not is_remote(body.repo):
         try:

@@ -10,6 +10,7 @@ from opentelemetry import trace
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import InvestigationCreate, TaskAccepted
+from api.repo_check import check_repo
 from api.starting import choose_policy, run_queues, start_investigation
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
@@ -27,6 +28,7 @@ async def create_investigation(
         raise HTTPException(422, "reproduce takes test_command or test_id, not both")
     if body.kind == "performance" and not body.good_ref:
         raise HTTPException(422, "a performance investigation needs good_ref (the fast commit)")
+    await check_repo(body.repo, settings)
     # Without a policy an investigation still fixes: it reverts the culprit's guilty hunks.
     policy = None
     if body.policy is not None:

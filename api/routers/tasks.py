@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import TaskAccepted, TaskCreate
+from api.repo_check import check_repo
 from api.starting import choose_policy, new_run_id, run_queues, start_forward
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
@@ -26,6 +27,7 @@ async def create_task(
         raise HTTPException(
             422, f"goal is {len(body.goal)} characters; the limit is {settings.max_goal_chars}"
         )
+    await check_repo(body.repo, settings)
     policy = choose_policy(body.policy, body.policy_script, settings, store)
     base_ref = body.base_ref
     if not is_remote(body.repo):
