@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ratchet-installed
 
-.PHONY: install up demo test lint fmt bench clean traces
+.PHONY: install up demo test lint fmt bench clean traces histories
 
 install: $(STAMP)
 
@@ -36,6 +36,24 @@ fmt: install
 
 test: install lint
 	$(BIN)/python -m pytest -q
+
+# Histories of real runs for tests/test_replay.py: re-record only on purpose (see that file).
+RECORDED := \
+  tests/workflows/test_forward.py::test_demo_example_is_repaired_verified_and_delivered \
+  tests/workflows/test_agent.py::test_claude_reaches_a_verified_patch_through_the_sdk \
+  tests/workflows/test_agent.py::test_a_turn_budget_pauses_with_the_work_kept_and_resumes_after_a_raise \
+  tests/workflows/test_agent.py::test_cancel_while_paused_delivers_a_draft \
+  tests/workflows/test_investigation.py::test_with_a_good_ref_and_a_test_id \
+  tests/workflows/test_drift.py::test_a_scheduled_drift_check_starts_an_investigation \
+  tests/workflows/test_patterns.py::test_the_synthesized_plan_shows_every_perspective \
+  tests/workflows/test_patterns.py::test_a_valid_adversarial_test_sends_a_wrong_patch_back_and_ships_with_the_fix \
+  tests/workflows/test_approvals.py::test_approved_twice_the_plan_then_the_patch_is_delivered_and_who_is_recorded \
+  tests/workflows/test_approvals.py::test_unanswered_the_wait_expires_and_the_work_is_kept
+
+histories: install
+	rm -f tests/histories/*.json
+	$(BIN)/python -m pytest -q --record-histories $(RECORDED)
+	@ls tests/histories | wc -l | xargs echo "histories recorded:"
 
 bench: install
 	$(BIN)/python -m bench

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,16 @@ TOKEN = "test-token-0123456789"
 # Namespaces made at start-up for tests that need workflow ids of their own (fixed ids such as
 # sentry-<issue id> would otherwise collide across tests).
 ISOLATED_NAMESPACES = [f"isolated-{i}" for i in range(16)]
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories", action="store_true",
+        help="save the history of every workflow a test ran to tests/histories/ (make histories)",
+    )  # fmt: skip
 
 
 def free_port() -> int:
@@ -169,3 +181,25 @@ async def isolated_client(temporal_target: str, tracer_provider: TracerProvider)
         namespace=namespace,
         interceptors=[TracingInterceptor(tracer_provider.get_tracer("tests"))],
     )
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def record_histories(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """With --record-histories, keep every workflow history a test made, for the replay test."""
+    if not request.config.getoption("--record-histories"):
+        yield
+        return
+    client: Client = request.getfixturevalue("client")
+    started = datetime.now(UTC).replace(microsecond=0)
+    yield
+    query = f"StartTime >= '{started.isoformat()}' AND ExecutionStatus != 'Running'"
+    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")[:80]
+    async for execution in client.list_workflows(query):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        kind = execution.workflow_type.removesuffix("Workflow").lower()
+        path = HISTORIES / f"{name}--{kind}--{execution.run_id}.json"
+        # The workflow id is not in the history, and replay needs it (children ids derive from it).
+        path.write_text(
+            json.dumps({"workflow_id": execution.id, "history": history.to_json_dict()})
+        )
