@@ -14,7 +14,7 @@ from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.common import materialize, model_usage, tag_span
+from activities.common import heartbeats, materialize, model_usage, tag_span
 from activities.errors import permanent_errors
 from activities.testing import RunnerConfig
 from agents import openai_compat, transcript
@@ -85,6 +85,7 @@ class AgentActivities:
 
     @activity.defn(name=MODEL_TURN)
     @permanent_errors
+    @heartbeats
     async def model_turn(self, arg: TurnInput) -> TurnOutput:
         tag_span(arg.run.run_id)
         openai = arg.provider == "openai-compatible"

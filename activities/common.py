@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from opentelemetry import trace
+from temporalio import activity
 
 from agents.ledger import TokenCounts, cost_usd
 from gym import workspace
@@ -12,6 +18,9 @@ from ratchet.metrics import MODEL_COST, MODEL_TOKENS
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 from workflows.budget import Usage
 from workflows.shared import RunRef
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def materialize(home: Path, run: RunRef, snapshot: str, purpose: str) -> Path:
@@ -72,3 +81,33 @@ def model_usage(
             MODEL_TOKENS.add(amount, {"gen_ai.request.model": model, "gen_ai.token.type": kind})
     MODEL_COST.add(usage.cost_usd, {"gen_ai.request.model": model})
     return usage
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every_s: float = 1.0) -> AsyncIterator[None]:
+    """Heartbeat while the body waits (a model call): a worker that dies mid-call is noticed
+    within the step's heartbeat timeout, not at the end of its start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()  # the SDK batches these; calling often costs nothing
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def heartbeats(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """An activity that heartbeats for as long as it runs (see `heartbeating`)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        async with heartbeating():
+            return await fn(*args, **kwargs)
+
+    return wrapper

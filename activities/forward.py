@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import materialize, model_usage, tag_span
+from activities.common import heartbeats, materialize, model_usage, tag_span
 from activities.delivery import GitHubConfig, open_pull_request
 from activities.errors import permanent_errors
 from agents.ledger import DEFAULT_PRICES
@@ -113,6 +113,7 @@ class ForwardActivities:
 
     @activity.defn(name=PLAN)
     @permanent_errors
+    @heartbeats
     async def plan(self, arg: PlanInput) -> PlanOutput:
         tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)
@@ -126,6 +127,7 @@ class ForwardActivities:
 
     @activity.defn(name=PATCH)
     @permanent_errors
+    @heartbeats
     async def patch(self, arg: PatchInput) -> PatchOutput:
         tag_span(arg.run.run_id)
         policy = self._policy(arg.policy)

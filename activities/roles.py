@@ -14,7 +14,7 @@ import anthropic
 from temporalio import activity
 
 from activities.agent import OpenAIServer, RoleModel
-from activities.common import materialize, model_usage, tag_span
+from activities.common import heartbeats, materialize, model_usage, tag_span
 from activities.errors import permanent_errors
 from activities.testing import RunnerConfig
 from agents import openai_compat
@@ -112,6 +112,7 @@ class RoleActivities:
 
     @activity.defn(name=ROLE_CALL)
     @permanent_errors
+    @heartbeats
     async def role_call(self, arg: RoleInput) -> RoleOutput:
         tag_span(arg.run.run_id)
         role = load_role(arg.role)

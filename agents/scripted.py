@@ -5,6 +5,7 @@ It exists for deterministic tests and for the demo; every run that uses it says 
 Script format (TOML):
 
     label = "what this script demonstrates"   # optional
+    pause_s = 0                                # optional: wait before each patch (a slow model)
     plan = '''the plan text'''
     [[patch]]                                  # one entry per round, in order
     patch = '''unified diff or search/replace blocks'''
@@ -14,6 +15,7 @@ Script format (TOML):
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from dataclasses import dataclass, field
 
@@ -28,6 +30,8 @@ class Script:
     patches: tuple[str, ...]
     refactor: str
     description: str
+    pause_s: float = 0.0
+    """Seconds to wait before each patch, as a slow model would (fault-injection tests)."""
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Answers of the structured roles, in call order, by key ("perspective.security",
     "synthesis", "adversary", "judge")."""
@@ -59,8 +63,12 @@ def parse_script(text: str) -> Script:
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise PolicyError(f"policy script: [roles.{key}] needs answers = ['...', ...]")
         roles[key] = tuple(answers)
+    pause_s = data.get("pause_s", 0)
+    if not isinstance(pause_s, int | float) or not 0 <= pause_s <= 600:
+        raise PolicyError("policy script: pause_s must be a number of seconds from 0 to 600")
     return Script(
         plan=plan,
+        pause_s=float(pause_s),
         patches=tuple(texts),
         refactor=refactor.get("patch", ""),
         description=str(data.get("label", "")),
@@ -105,6 +113,8 @@ class ScriptedPolicy:
         return answers[index]
 
     async def propose(self, request: PatchRequest) -> str:
+        if self.script.pause_s:
+            await asyncio.sleep(self.script.pause_s)
         if request.step == "refactor":
             return self.script.refactor
         if request.round > len(self.script.patches):

@@ -79,11 +79,18 @@ def create_app(
 
     @app.exception_handler(TemporalUnavailable)
     async def _unavailable(_: Request, err: TemporalUnavailable) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": f"{err}; nothing was started"})
+        # Retry-After: the caller is told to send the same request again; nothing is lost.
+        return JSONResponse(
+            status_code=503, content={"detail": f"{err}; nothing was started"},
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
 
     @app.exception_handler(RPCError)
     async def _rpc(_: Request, err: RPCError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": f"Temporal error: {err.message}"})
+        return JSONResponse(
+            status_code=503, content={"detail": f"Temporal error: {err.message}"},
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from ratchet.visibility import search_attributes_ready
 from workflows import search
 from workflows.investigation_shared import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
 from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, Queues, TaskInput
+
+# A start that Temporal cannot take in this time is answered 503 (retry), not left hanging.
+START_TIMEOUT = timedelta(seconds=10)
 
 
 def run_queues(settings: Settings) -> Queues:
@@ -96,6 +100,7 @@ async def start_forward(client: Client, settings: Settings, task: TaskInput) -> 
             task_queue=settings.task_queue,
             static_summary=summary,
             search_attributes=await tags(client, "task", task.repo, task.policy.name),
+            rpc_timeout=START_TIMEOUT,
         )
     except RPCError as err:
         raise TemporalUnavailable(f"Temporal refused the run: {err.message}") from None
@@ -131,6 +136,7 @@ async def start_investigation(
                 inp.policy.name if inp.policy else "none",
                 inp.event.issue_id if inp.event else None,
             ),
+            rpc_timeout=START_TIMEOUT,
             **options,
         )
     except WorkflowAlreadyStartedError:

@@ -1,8 +1,13 @@
-"""One Temporal client per API process, connected on first use so the API starts without it."""
+"""One Temporal client per API process, connected on first use so the API starts without it.
+
+While Temporal is down, a failed connection is remembered for a moment: requests in that window
+are told at once (503, Retry-After) instead of each waiting out its own connect timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from opentelemetry.trace import Tracer
 from temporalio.client import Client
@@ -12,6 +17,7 @@ from api.deps import TemporalUnavailable
 from ratchet.settings import Settings
 
 CONNECT_TIMEOUT_S = 5.0
+REMEMBER_FAILURE_S = 2.0
 
 
 class TemporalConnection:
@@ -20,11 +26,16 @@ class TemporalConnection:
         self.tracer = tracer
         self._client = client
         self._lock = asyncio.Lock()
+        self._failed: tuple[float, str] | None = None
 
     async def client(self) -> Client:
         if self._client is not None:
             return self._client
+        if self._failed and time.monotonic() - self._failed[0] < REMEMBER_FAILURE_S:
+            raise TemporalUnavailable(self._failed[1])
         async with self._lock:
+            if self._failed and time.monotonic() - self._failed[0] < REMEMBER_FAILURE_S:
+                raise TemporalUnavailable(self._failed[1])
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
@@ -36,7 +47,8 @@ class TemporalConnection:
                         timeout=CONNECT_TIMEOUT_S,
                     )
                 except (TimeoutError, RuntimeError, OSError) as err:
-                    raise TemporalUnavailable(
-                        f"Temporal is not reachable at {self.settings.temporal_target}: {err}"
-                    ) from None
+                    reason = f"Temporal is not reachable at {self.settings.temporal_target}: {err}"
+                    self._failed = (time.monotonic(), reason)
+                    raise TemporalUnavailable(reason) from None
+                self._failed = None
             return self._client

@@ -8,6 +8,7 @@ a namespace without them still runs everything (only the filters are missing).
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -34,7 +35,7 @@ async def search_attributes_ready(client: Client) -> bool:
         return True
     try:
         listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace)
+            ListSearchAttributesRequest(namespace=client.namespace), timeout=timedelta(seconds=5)
         )
     except RPCError as err:
         log.warning("cannot list search attributes (%s): runs are started without them", err)

@@ -80,6 +80,7 @@ class AgentLoopWorkflow:
                 result_type=TurnOutput,
                 start_to_close_timeout=timedelta(minutes=10),
                 schedule_to_close_timeout=timedelta(hours=6),
+                heartbeat_timeout=timedelta(seconds=arg.heartbeat_timeout_s),
                 retry_policy=model_retry,
                 summary=f"model turn {usage.turns + 1} ({arg.role})",
                 task_queue=queue_for(MODEL_TURN, arg.queues),

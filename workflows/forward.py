@@ -364,6 +364,7 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
                 transcript_ref=transcript_ref, pending_results=pending,
                 retry_initial_s=task.model_retry_initial_s,
                 max_turns_per_execution=task.turns_per_execution, queues=task.queues,
+                heartbeat_timeout_s=task.heartbeat_timeout_s,
             )  # fmt: skip
             self._child_id = f"{task.run_id}-{step}-{round_}-{resumed}"
             try:

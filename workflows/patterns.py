@@ -82,8 +82,9 @@ class PatternSteps(StepRunner):
         arg = RoleInput(run, role, key, task.policy, offset, task.goal, lens, snapshot,
                         inputs or [], note, self._memory.context_ref)  # fmt: skip
         out: RoleOutput = await self._step(
-            name, ROLE_CALL, arg, RoleOutput, limit=ROLE_LIMIT, heartbeat=None, round_=round_
-        )
+            name, ROLE_CALL, arg, RoleOutput, limit=ROLE_LIMIT,
+            heartbeat=timedelta(seconds=task.heartbeat_timeout_s), round_=round_,
+        )  # fmt: skip
         self._role_offsets[key] = offset + out.consumed
         self._state = replace(self._state, usage=self._state.usage + out.usage)
         self._pattern_usage[pattern] = self._pattern_usage.get(pattern, Usage()) + out.usage

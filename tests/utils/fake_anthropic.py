@@ -59,10 +59,19 @@ class FakeMessagesApi:
     Status 0 drops the connection in the middle of the answer.
     """
 
-    def __init__(self, answers: list[Answer], headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, answers: list[Answer], headers: dict[str, str] | None = None, *,
+        hold: dict[int, float] | None = None,
+    ) -> None:  # fmt: skip
         self.answers = list(answers)
         self.headers = headers or {}
         self.requests: list[dict[str, Any]] = []
+        self.hold = hold or {}
+        """Request number (1-based) → seconds to keep it waiting, then answer 529 without using
+        an answer: its caller is meant to be killed meanwhile (fault-injection tests)."""
+        self.held = threading.Event()
+        self.storm_until: float | None = None
+        """Until this time.monotonic(), every request gets 529 Overloaded (a 529 storm)."""
         self._lock = threading.Lock()
 
     def _next(self, path: str, headers: dict[str, str], body: Any) -> Answer:
@@ -70,6 +79,14 @@ class FakeMessagesApi:
             self.requests.append(
                 {"path": path, "headers": headers, "body": body, "at": time.monotonic()}
             )
+            if self.storm_until is not None and time.monotonic() < self.storm_until:
+                return error(529, "overloaded_error", "Overloaded (storm)")
+            held = self.hold.get(len(self.requests))
+        if held:
+            self.held.set()
+            time.sleep(held)
+            return error(529, "overloaded_error", "Overloaded (held)")
+        with self._lock:
             if self.answers:
                 return self.answers.pop(0)
         return error(500, "api_error", "no answer scripted")

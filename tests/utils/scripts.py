@@ -42,9 +42,10 @@ def mul(a, b):
 
 
 def write_script(
-    path: Path, patches: list[str], *, refactor: str = "", plan: str = "scripted plan"
-) -> Path:
-    lines = [f"plan = '''{plan}'''"]
+    path: Path, patches: list[str], *, refactor: str = "", plan: str = "scripted plan",
+    pause_s: float = 0,
+) -> Path:  # fmt: skip
+    lines = [f"pause_s = {pause_s}", f"plan = '''{plan}'''"]
     for patch in patches:
         lines += ["[[patch]]", f"patch = '''{patch}'''"]
     if refactor:
