@@ -13,6 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from ratchet.settings import Settings
+from ratchet.visibility import dev_server_flags
 from workflows.shared import RunState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,12 +73,15 @@ async def wait_for_step(
     raise AssertionError(f"step {name} (round {round_}) never started")
 
 
-def start_dev_server(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_dev_server(db: Path, ports: tuple[int, int, int], log: Path) -> subprocess.Popen[bytes]:
+    """A dev server on a database file, on (gRPC, HTTP, metrics) ports of loopback."""
+    grpc, http, metrics = ports
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(TEMPORAL_CLI), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-             "--port", str(port), "--db-filename", str(db), "--log-level", "error",
-             "--sqlite-pragma", "journal_mode=wal"],
+             "--port", str(grpc), "--http-port", str(http), "--metrics-port", str(metrics),
+             "--db-filename", str(db), "--log-level", "error",
+             "--sqlite-pragma", "journal_mode=wal", *dev_server_flags()],
             stdout=out, stderr=out, start_new_session=True,
         )  # fmt: skip
 
