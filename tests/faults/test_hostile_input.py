@@ -921,3 +921,23 @@ async def test_a_fork_with_hostile_input_is_refused(runner: Runner, tmp_path: Pa
         assert_refused(answer, None, mentions)
     assert files_under(runner.settings.home) == files
     assert await settled_count(runner.client) == before
+
+
+@pytest.mark.parametrize("change", [
+    {"test_command": "python -m pytest\u0000 -q"},
+    {"goal": "add mul\u0000"},
+    {"budget": {"max_cost_usd": 1e999, "max_tokens": 10**400}},
+])
+async def test_scratch_downstream(runner: Runner, tmp_path: Path, change: dict[str, Any]) -> None:
+    from tests.utils.scripts import FIX_MUL
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    script = write_script(tmp_path / "script.toml", [ADD_MUL_WRONG, FIX_MUL])
+    body = {"repo": str(repo), "goal": "add mul", "policy": "scripted", "policy_script": str(script)} | change
+    response = await runner.http.post("/tasks", json=body)
+    print("POST", response.status_code, response.text[:300])
+    try:
+        run = await wait_for_end(runner.http, response.json()["run_id"], timeout_s=40)
+        print("END", run["status"], run["error"], [(s["name"], s["status"], s["attempts"], s["detail"][:150]) for s in run["steps"]])
+    except AssertionError as e:
+        print("NOT ENDED", str(e)[:1500])
+    assert False
