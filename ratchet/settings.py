@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     openai_model: str = "local-model"
     openai_max_tokens: int = 4096
     model_retry_initial_s: float = Field(default=2.0, gt=0)
+    model_retry_max_s: float = Field(default=120.0, gt=0)
+    """The longest wait between two tries of a model call while the API is overloaded."""
     agent_turns_per_execution: int = Field(default=40, ge=1)
     """The agent loop continues-as-new after this many turns (Temporal history stays small)."""
 

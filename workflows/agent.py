@@ -25,11 +25,11 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
     )
+    from workflows.retries import model_retry_policy
     from workflows.shared import NON_RETRYABLE_TYPES, queue_for
 
 LOOP_LIMIT = 3
 """The same failing tool call this many times stops the loop."""
-MODEL_ERRORS = ["ModelRequestRejected", "ModelSpendLimit", "ModelAnswerUnreadable"]
 TOOL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -56,13 +56,7 @@ class AgentLoopWorkflow:
         started = datetime.fromisoformat(arg.started_at)
         # A model API storm (429, 529, 5xx) delays the run but never fails it: retries do not
         # stop, they back off up to two minutes and honour retry-after.
-        model_retry = RetryPolicy(
-            initial_interval=timedelta(seconds=arg.retry_initial_s),
-            backoff_coefficient=2.0,
-            maximum_interval=timedelta(minutes=2),
-            maximum_attempts=0,
-            non_retryable_error_types=MODEL_ERRORS + NON_RETRYABLE_TYPES,
-        )
+        model_retry = model_retry_policy(arg.retry_initial_s, arg.retry_max_s)
 
         def out(stop: str, **more: object) -> AgentOutput:
             return AgentOutput(stop, snapshot, usage, transcript_ref, pending, **more)  # type: ignore[arg-type]

@@ -92,6 +92,7 @@ class AgentInput:
     """Continue-as-new after this many turns, before the history grows large."""
     retry_initial_s: float = 2.0
     queues: Queues = field(default_factory=Queues)
+    retry_max_s: float = 120.0
     heartbeat_timeout_s: float = 30.0
     """A model call whose worker stops heartbeating this long is retried elsewhere."""
 

@@ -152,6 +152,7 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             policy_label=task.policy.name, task=task, budget=task.budget,
         )  # fmt: skip
         self._queues = task.queues
+        self._model_backoff = (task.model_retry_initial_s, task.model_retry_max_s)
         self._started()
         try:
             result = await self._pipeline(task)
@@ -365,6 +366,7 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
                 retry_initial_s=task.model_retry_initial_s,
                 max_turns_per_execution=task.turns_per_execution, queues=task.queues,
                 heartbeat_timeout_s=task.heartbeat_timeout_s,
+                retry_max_s=task.model_retry_max_s,
             )  # fmt: skip
             self._child_id = f"{task.run_id}-{step}-{round_}-{resumed}"
             try:

@@ -58,6 +58,10 @@ SANDBOX_ACTIVITIES = frozenset({
 })  # fmt: skip
 
 
+# Model failures no retry can fix; the rest (429, 529, 5xx, dropped connections) are retried.
+MODEL_ERRORS = ["ModelRequestRejected", "ModelSpendLimit", "ModelAnswerUnreadable"]
+
+
 def queue_for(activity: str, queues: Queues) -> str | None:
     """The task queue an activity is scheduled on (None: the workflow's own)."""
     if activity in MODEL_ACTIVITIES:
@@ -84,7 +88,10 @@ class TaskInput:
     forked_from: str | None = None
     budget: Budget = field(default_factory=Budget)
     model_retry_initial_s: float = 2.0
-    """First backoff of a failed model call (429/529/5xx), doubled up to two minutes."""
+    """First backoff of a failed model call (429/529/5xx), doubled up to model_retry_max_s."""
+    model_retry_max_s: float = 120.0
+    """The longest wait between two tries of a model call: an outage of any length is waited
+    out (within the step's 6 hours) at this pace, never faster than the first backoff."""
     turns_per_execution: int = 40
     """The agent loop continues-as-new after this many turns, keeping its history short."""
     perspectives: int = 0

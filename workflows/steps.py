@@ -24,8 +24,10 @@ with workflow.unsafe.imports_passed_through():
     from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
     from workflows import search
     from workflows.agent_shared import AgentOutput
+    from workflows.retries import model_retry_policy
     from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from workflows.shared import (
+        MODEL_ACTIVITIES,
         NON_RETRYABLE_TYPES,
         Delivery,
         LintReport,
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+MODEL_STEP_LIMIT = timedelta(hours=6)
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -60,6 +63,8 @@ class StepRunner:
     _state: RunState
     _queues: Queues = Queues()
     """Where model calls and sandboxed runs go (set from the run's input)."""
+    _model_backoff: tuple[float, float] = (2.0, 120.0)
+    """First and longest wait between tries of a model call (set from the run's input)."""
 
     def _before_step(self) -> None:
         """Called before every step; a workflow may raise here to stop (e.g. when cancelled)."""
@@ -111,14 +116,19 @@ class StepRunner:
         index = len(self._state.steps)
         started = workflow.now().isoformat()
         self._set_step(index, StepRecord(name, "running", 1, started, round=round_))
+        # A model call waits out an overloaded or rate-limited API at a bounded pace, however
+        # long it lasts; other steps fail after a few tries.
+        model = activity in MODEL_ACTIVITIES
+        retry = model_retry_policy(*self._model_backoff) if model else RETRY
         try:
             result: T = await workflow.execute_activity(
                 activity,
                 arg,
                 result_type=result_type,
                 start_to_close_timeout=limit,
+                schedule_to_close_timeout=MODEL_STEP_LIMIT if model else None,
                 heartbeat_timeout=heartbeat,
-                retry_policy=RETRY,
+                retry_policy=retry,
                 summary=_summary(name, activity, round_),
                 task_queue=queue_for(activity, self._queues),
             )

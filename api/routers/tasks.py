@@ -51,6 +51,7 @@ async def create_task(
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         budget=Budget(**body.budget.model_dump()) if body.budget else Budget(),
         model_retry_initial_s=settings.model_retry_initial_s,
+        model_retry_max_s=settings.model_retry_max_s,
         turns_per_execution=settings.agent_turns_per_execution,
         perspectives=body.perspectives,
         lenses=[lens[:40] for lens in body.lenses],
