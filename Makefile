@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ratchet-installed
 
-.PHONY: install up demo test lint fmt bench clean traces histories
+.PHONY: install up demo test test-faults lint fmt bench clean traces histories
 
 install: $(STAMP)
 
@@ -35,7 +35,11 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not minutes"
+
+# Fault-injection tests that take minutes (a 529 storm waited out); CI runs them after `make test`.
+test-faults: install
+	$(BIN)/python -m pytest -q -m minutes
 
 # Histories of real runs for tests/test_replay.py: re-record only on purpose (see that file).
 RECORDED := \

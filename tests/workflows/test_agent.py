@@ -67,12 +67,15 @@ async def harness(
     from api.main import create_app
     from tests.conftest import TOKEN, serve_app
 
-    answers: list[Answer] = getattr(request, "param", None) or happy_path()
+    # The parameter, when given, is the scripted answers or settings to change.
+    param = getattr(request, "param", None)
+    answers: list[Answer] = param if isinstance(param, list) else happy_path()
     fake = FakeMessagesApi(answers, headers={"retry-after": "0"})
+    overrides = {"model_retry_initial_s": 0.1, "agent_turns_per_execution": 2}
+    overrides |= param if isinstance(param, dict) else {}
     settings: Settings = make_settings(
-        tmp_path / "home", temporal_target, anthropic_api_key=SecretStr("sk-test"),
-        model_retry_initial_s=0.1, agent_turns_per_execution=2,
-    )  # fmt: skip
+        tmp_path / "home", temporal_target, anthropic_api_key=SecretStr("sk-test"), **overrides
+    )
     with fake.serve() as url:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", url)  # honoured by the SDK in the worker
         worker = build_worker(client, settings)
