@@ -5,35 +5,56 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class BudgetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Input(BaseModel):
+    """Every request body: unknown fields refused, no NaN or infinity, and no NUL character
+    anywhere (git, paths and subprocesses cannot take one; a run must not start with it)."""
 
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_turns: int | None = Field(default=None, gt=0)
-    max_wall_s: float | None = Field(default=None, gt=0)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        if _has_nul(data):
+            raise ValueError("text may not contain a NUL character (\\u0000)")
+        return data
 
 
-class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _has_nul(data: object) -> bool:
+    # A loop, not recursion: a body nested thousands deep is refused by its schema, not by
+    # blowing the stack here.
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, list | tuple):
+            pending += value
+    return False
 
+
+class BudgetIn(Input):
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1_000_000)
+    max_tokens: int | None = Field(default=None, gt=0, le=10**12)
+    max_turns: int | None = Field(default=None, gt=0, le=1_000_000)
+    max_wall_s: float | None = Field(default=None, gt=0, le=90 * 86400)
+
+
+class CancelIn(Input):
     reason: str = Field(default="", max_length=2000)
 
 
-class ApproveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApproveIn(Input):
     by: str | None = Field(default=None, min_length=1, max_length=200)
     """Who approves (recorded with the run); "api" when not given."""
     comment: str = Field(default="", max_length=2000)
 
 
-class RejectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RejectIn(Input):
     by: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
     """Why: required, and shown with the run."""
@@ -64,9 +85,7 @@ class ControlPublic(BaseModel):
     message: str = ""
 
 
-class TaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TaskCreate(Input):
     repo: str = Field(min_length=1, max_length=4096, description="absolute path or git URL")
     goal: str = Field(min_length=1, description="what the change should achieve")
     base_ref: str = Field(default="HEAD", min_length=1, max_length=256)
@@ -96,16 +115,12 @@ class TaskCreate(BaseModel):
     """Unanswered this long, the run ends "expired" with its work kept (not delivered)."""
 
 
-class Reproduce(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reproduce(Input):
     test_command: str | None = Field(default=None, min_length=1, max_length=4096)
     test_id: str | None = Field(default=None, min_length=1, max_length=1000)
 
 
-class InvestigationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class InvestigationCreate(Input):
     repo: str = Field(min_length=1, max_length=4096)
     good_ref: str | None = Field(default=None, min_length=1, max_length=256)
     bad_ref: str = Field(default="HEAD", min_length=1, max_length=256)
@@ -137,9 +152,7 @@ class TaskAccepted(BaseModel):
     forked_from: str | None = None
 
 
-class ForkCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ForkCreate(Input):
     from_step: str = Field(min_length=1, max_length=100, description='e.g. "base", "patch-1"')
     goal: str | None = Field(default=None, min_length=1)
     policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
@@ -182,9 +195,7 @@ class RunResultPublic(BaseModel):
     memory_used: list[str] = Field(default_factory=list)
 
 
-class DriftCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DriftCreate(Input):
     repo: str = Field(min_length=1, max_length=4096)
     ref: str = Field(default="HEAD", min_length=1, max_length=256)
     policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None

@@ -34,6 +34,8 @@ async def check_repo(repo: str, settings: Settings) -> None:
         host = _host(repo)
         if not host:
             raise HTTPException(422, f"repo URL has no host: {repo[:200]!r}")
+        if host.startswith("-"):  # an option to ssh, not a host
+            raise HTTPException(422, f"repo URL host may not start with '-': {repo[:200]!r}")
         if not settings.allow_private_repo_hosts and await _private(host):
             raise HTTPException(
                 422, f"repo host {host!r} is this machine or a private network: refused "
@@ -56,9 +58,10 @@ def _check_local(path_text: str, settings: Settings, *, shown: str) -> None:
 
 
 def _host(repo: str) -> str:
+    """The host, lowercased, without the trailing dot a fully qualified name may carry."""
     if scp := _SCP_LIKE.match(repo):
-        return scp.group("host").lower()
-    return (urlsplit(repo).hostname or "").lower()
+        return scp.group("host").lower().rstrip(".")
+    return (urlsplit(repo).hostname or "").lower().rstrip(".")
 
 
 async def _private(host: str) -> bool:

@@ -94,7 +94,7 @@ class StepRunner:
         if usage.turns or budget != type(budget)():
             spent = f"{usage.turns} turns, {usage.tokens} tokens, ${usage.cost_usd:.4f}"
             limits = ", ".join(
-                f"{name.removeprefix('max_')} ≤ {value:g}"
+                f"{name.removeprefix('max_')} ≤ {value}"
                 for name, value in vars(budget).items() if value is not None
             )  # fmt: skip
             lines.append(f"used: {spent}" + (f" (budget: {limits})" if limits else ""))

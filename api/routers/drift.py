@@ -32,12 +32,12 @@ router = APIRouter(tags=["drift"], dependencies=[Authenticated])
 
 async def _drift_input(body: DriftCreate, settings: Settings, store: StoreDep) -> DriftInput:
     await check_repo(body.repo, settings)
-    policy = choose_policy(body.policy, body.policy_script, settings, store)
     if not is_remote(body.repo):
         try:
             await asyncio.to_thread(resolve_local, body.repo, body.ref)
         except BadRepository as err:
             raise HTTPException(422, str(err)) from None
+    policy = choose_policy(body.policy, body.policy_script, settings, store)  # stores a script
     return DriftInput(
         repo=body.repo, policy=policy, ref=body.ref, investigate=body.investigate,
         trace_id=current_trace_id(), test_timeout_s=settings.test_timeout_s,

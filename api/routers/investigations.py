@@ -29,10 +29,6 @@ async def create_investigation(
     if body.kind == "performance" and not body.good_ref:
         raise HTTPException(422, "a performance investigation needs good_ref (the fast commit)")
     await check_repo(body.repo, settings)
-    # Without a policy an investigation still fixes: it reverts the culprit's guilty hunks.
-    policy = None
-    if body.policy is not None:
-        policy = choose_policy(body.policy, body.policy_script, settings, store)
     bad, good = body.bad_ref, body.good_ref
     if not is_remote(body.repo):
         try:
@@ -41,6 +37,11 @@ async def create_investigation(
                 good = await asyncio.to_thread(resolve_local, body.repo, good)
         except BadRepository as err:
             raise HTTPException(422, str(err)) from None
+    # Without a policy an investigation still fixes: it reverts the culprit's guilty hunks.
+    # Chosen last: a scripted policy's script is stored.
+    policy = None
+    if body.policy is not None:
+        policy = choose_policy(body.policy, body.policy_script, settings, store)
     run_id = f"inv-{secrets.token_hex(6)}"
     trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
     inp = InvestigationInput(

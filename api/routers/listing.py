@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -24,6 +27,8 @@ from ratchet.visibility import search_attributes_ready
 from workflows import search
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
+LIST_TIMEOUT = timedelta(seconds=5)
+_DOWN = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 
 KINDS = {"task": "ForwardPlanningWorkflow", "investigation": "InvestigationWorkflow",
          "drift": "DriftWorkflow"}  # fmt: skip
@@ -36,8 +41,8 @@ _CLOSED_AS = {
     WorkflowExecutionStatus.TERMINATED: "failed",
     WorkflowExecutionStatus.TIMED_OUT: "failed",
 }
-# Filter values are quoted into a query: refuse what could end the quote.
-_SAFE_VALUE = re.compile(r"^[^\"'\\\n\r]{1,2048}$")
+# Filter values are quoted into a query: refuse what could end the quote, and control bytes.
+_SAFE_VALUE = re.compile(r"^[^\"'\\\x00-\x1f]{1,2048}$")
 Status = Literal[
     "running", "paused", "awaiting_approval", "completed", "failed", "cancelled", "rejected",
     "expired",
@@ -67,8 +72,30 @@ def build_query(
     if status:
         clauses.append(_status_clause(status, tagged))
     if query:
-        clauses.append(f"({query})")
+        clauses.append(f"({_contained(query)})")
     return " AND ".join(clauses)
+
+
+def _contained(query: str) -> str:
+    """The caller's query, refused unless it stays inside the parentheses it is put in (so it
+    cannot widen the list beyond Ratchet's runs) and holds no control bytes."""
+    depth, quote = 0, ""
+    for char in query:
+        if char < " ":
+            raise HTTPException(422, "query may not hold control characters")
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise HTTPException(422, "query closes a parenthesis it did not open")
+    if depth or quote:
+        raise HTTPException(422, "query leaves a parenthesis or a quote open")
+    return query
 
 
 def _status_clause(status: str, tagged: bool) -> str:
@@ -109,6 +136,25 @@ def _summary_of(execution: WorkflowExecution, settings: Settings, summary: str) 
     )
 
 
+def _seal(token: bytes, key: str) -> str:
+    """Temporal's page token, signed: a token this API did not give is refused at once,
+    instead of reaching Temporal (which retries on it for seconds before it gives up)."""
+    mac = hmac.new(key.encode(), token, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(mac + token).decode()
+
+
+def _unseal(text: str, key: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.encode(), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    mac, token = raw[:16], raw[16:]
+    expected = hmac.new(key.encode(), token, hashlib.sha256).digest()[:16]
+    if not token or not hmac.compare_digest(mac, expected):
+        raise HTTPException(422, "page_token is not one this API gave")
+    return token
+
+
 async def _static_summary(client: Client, execution: WorkflowExecution) -> str:
     try:
         described = await client.get_workflow_handle(execution.id).describe()
@@ -131,24 +177,25 @@ async def list_runs(
     """Newest first. `next_page_token` is null on the last page."""
     tagged = await search_attributes_ready(client)
     visibility = build_query(tagged=tagged, kind=kind, repo=repo, status=status, query=query)
-    token = None
-    if page_token:
-        try:
-            token = base64.b64decode(page_token.encode(), altchars=b"-_", validate=True)
-        except (binascii.Error, ValueError):
-            raise HTTPException(422, "page_token is not one this API gave") from None
-    pages = client.list_workflows(visibility, page_size=page_size, next_page_token=token)
+    token = _unseal(page_token, settings.token) if page_token else None
+    pages = client.list_workflows(
+        visibility, page_size=page_size, next_page_token=token, rpc_timeout=LIST_TIMEOUT
+    )
     try:
         await pages.fetch_next_page()
     except RPCError as err:
         if err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
             raise HTTPException(422, f"Temporal refused the query: {err.message}") from None
+        if token is not None and err.status not in _DOWN:
+            # Ours, but from another query: Temporal cannot continue it.
+            why = f"page_token does not belong to this query: {err.message}"
+            raise HTTPException(422, why) from None
         raise
     executions = list(pages.current_page or [])
     summaries = await asyncio.gather(*(_static_summary(client, e) for e in executions))
     following = pages.next_page_token
     return RunList(
         runs=[_summary_of(e, settings, s) for e, s in zip(executions, summaries, strict=True)],
-        next_page_token=base64.urlsafe_b64encode(following).decode() if following else None,
+        next_page_token=_seal(following, settings.token) if following else None,
         query=visibility,
     )

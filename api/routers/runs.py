@@ -8,7 +8,12 @@ from datetime import timedelta
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import WorkflowExecutionDescription, WorkflowHandle
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep, check_run_id
@@ -56,8 +61,9 @@ async def _load(
         raise
     try:
         state = await handle.query("state", result_type=RunState, rpc_timeout=QUERY_TIMEOUT)
-    except RPCError:
-        state = None  # no worker to answer: the description alone still says how the run stands
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError):
+        # No worker to answer, or a busy one: the description alone still says how it stands.
+        state = None
     return handle, description, state
 
 

@@ -28,7 +28,6 @@ async def create_task(
             422, f"goal is {len(body.goal)} characters; the limit is {settings.max_goal_chars}"
         )
     await check_repo(body.repo, settings)
-    policy = choose_policy(body.policy, body.policy_script, settings, store)
     base_ref = body.base_ref
     if not is_remote(body.repo):
         try:
@@ -36,6 +35,8 @@ async def create_task(
             base_ref = await asyncio.to_thread(resolve_local, body.repo, body.base_ref)
         except BadRepository as err:
             raise HTTPException(422, str(err)) from None
+    # Last of the checks: choosing a scripted policy stores its script.
+    policy = choose_policy(body.policy, body.policy_script, settings, store)
     task = TaskInput(
         run_id=new_run_id(),
         repo=body.repo,
