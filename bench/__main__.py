@@ -1,12 +1,55 @@
-"""`make bench`: run every benchmark (or those named on the command line)."""
+"""`make bench`: run every benchmark (or those named on the command line).
+
+`python -m bench NAME` runs one in this process. With no name, or several, each runs in a
+process of its own, one after the other: a benchmark installs process-wide telemetry and may
+leave a dev server's client behind, and none of that should reach the next one.
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import subprocess
 import sys
+import time
+import traceback
+from pathlib import Path
 
-from bench import bisection, snapshots
+from bench.stack import MachineCpu
 
-BENCHMARKS = {"snapshots": snapshots.main, "bisection": bisection.main}
+# In the order the issue lists them: the harness's own costs first, then the gym's, then ingest.
+BENCHMARKS = ("overhead", "throughput", "snapshots", "bisection", "webhooks")
+RESULTS = Path(__file__).parent / "results"
+QUIET_SAMPLE_S = 3.0
+
+
+def background_busy() -> float:
+    """Share of the cores busy with others' work just before a benchmark: the machine is shared,
+    and a figure measured while it was busy says so in its results."""
+    machine = MachineCpu()
+    time.sleep(QUIET_SAMPLE_S)
+    return machine.share()
+
+
+def note_background(name: str, busy: float) -> None:
+    path = RESULTS / f"{name}.json"
+    if path.exists():
+        results = json.loads(path.read_text())
+        results["background_cores_busy_before"] = round(busy, 3)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def run_one(name: str) -> int:
+    busy = background_busy()
+    print(f"=== python -m bench {name}  (cores busy before: {busy:.0%})", flush=True)
+    try:
+        importlib.import_module(f"bench.{name}").main()
+    except Exception:
+        traceback.print_exc()
+        return 1
+    note_background(name, busy)
+    return 0
 
 
 def main() -> None:
@@ -14,7 +57,23 @@ def main() -> None:
     for name in names:
         if name not in BENCHMARKS:
             raise SystemExit(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-        BENCHMARKS[name]()
+    if len(names) == 1:
+        code = run_one(names[0])
+    else:
+        started, failed = time.perf_counter(), []
+        for name in names:
+            ran = time.perf_counter()
+            if subprocess.call([sys.executable, "-m", "bench", name]) != 0:
+                failed.append(name)
+            print(f"=== {name}: {time.perf_counter() - ran:.0f} s\n", flush=True)
+        print(f"all benchmarks: {time.perf_counter() - started:.0f} s", flush=True)
+        if failed:
+            print(f"FAILED: {', '.join(failed)}", flush=True)
+        code = 1 if failed else 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without interpreter teardown: the Temporal client can abort at exit (sdk-python#300).
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import json
 import logging
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from gym.runner import Limits
 from gym.testing import run_tests
 from workflows.bisect import Multisection
 
-SIZES = (200, 1000)
+SIZES = (100, 1000, 5000)
 REPEATS = 3
 K = 3
 RESULTS = Path(__file__).parent / "results"
@@ -89,7 +90,8 @@ def git_bisect(repo: Path, commits: list[str]) -> tuple[str, int, float]:
     started = time.perf_counter()
     git("bisect", "start", commits[-1], commits[0], cwd=repo)
     run = subprocess.run(
-        ["git", "bisect", "run", "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        # This interpreter, as the gym's runner puts it first on PATH: the same pytest and plugins.
+        ["git", "bisect", "run", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=repo, capture_output=True, text=True, check=True,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
@@ -127,12 +129,15 @@ def main() -> None:
             }
             row["wall_ratio"] = row["ratchet_wall_s"] / row["git_bisect_wall_s"]
             row["rounds_ratio"] = row["ratchet_rounds"] / row["git_bisect_steps"]
+            row["ratchet_s_per_round"] = row["ratchet_wall_s"] / row["ratchet_rounds"]
+            row["git_bisect_s_per_step"] = row["git_bisect_wall_s"] / row["git_bisect_steps"]
             rows[str(size)] = row
             print(
                 f"{size:>5} commits: Ratchet k={K} {row['ratchet_rounds']} rounds "
                 f"{row['ratchet_wall_s']:.2f}s | git bisect run {row['git_bisect_steps']} steps "
                 f"{row['git_bisect_wall_s']:.2f}s | rounds x{row['rounds_ratio']:.2f}, "
-                f"wall x{row['wall_ratio']:.2f}",
+                f"wall x{row['wall_ratio']:.2f} | {row['ratchet_s_per_round']:.2f}s a round, "
+                f"{row['git_bisect_s_per_step']:.2f}s a step",
                 flush=True,
             )
     RESULTS.mkdir(exist_ok=True)
