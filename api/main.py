@@ -27,6 +27,7 @@ from api.routers import (
     tasks,
     webhooks,
 )
+from api.routers.webhooks import RecentDeliveries
 from api.temporal import TemporalConnection
 from ratchet.artifacts import ArtifactStore, FilesystemArtifactStore
 from ratchet.scrub import Scrubber
@@ -61,6 +62,7 @@ def create_app(
 
     app = FastAPI(title="Ratchet", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.recent_sentry = RecentDeliveries()
     app.state.store = store or FilesystemArtifactStore(
         settings.artifacts_dir, Scrubber(settings.secret_values())
     )

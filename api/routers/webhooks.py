@@ -6,6 +6,7 @@ body is parsed, and the answer comes as soon as the workflow is started (well wi
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -87,6 +88,7 @@ async def _sentry(
         return {"status": "acknowledged", "action": delivery.action}
     run_id = f"sentry-{delivery.issue_id}"
     if resource == "issue" and delivery.action in ("resolved", "ignored", "archived"):
+        request.app.state.recent_sentry.forget(run_id)  # a later repeat must reach the run
         try:
             await client.get_workflow_handle(run_id).cancel()
         except RPCError as err:
@@ -103,6 +105,11 @@ async def _sentry(
     event = delivery.event
     if event is None:
         return _refuse(400, f"{resource} webhook without an event")
+    recent: RecentDeliveries = request.app.state.recent_sentry
+    # An issue webhook carries no event id: its action names the delivery.
+    key = (run_id, event.event_id or f"{resource}.{delivery.action}")
+    if (known := recent.get(key)) is not None:
+        return known  # a redelivery: answered as before, without another signal in the history
     tracer: trace.Tracer = request.app.state.temporal.tracer
     with tracer.start_as_current_span("sentry.webhook", links=_sentry_link(event)) as span:
         span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
@@ -114,4 +121,31 @@ async def _sentry(
             heartbeat_timeout_s=settings.heartbeat_timeout_s, queues=run_queues(settings),
         )  # fmt: skip
         accepted = await start_investigation(client, settings, inp, join=True)
-    return accepted.model_dump()
+    answer = accepted.model_dump()
+    recent.put(key, answer)  # only once started: a refused start must be redelivered
+    return answer
+
+
+class RecentDeliveries:
+    """Answers to deliveries this process started runs for, for a few minutes: Sentry redelivers,
+    and each signal of a repeat would only grow the investigation's history."""
+
+    def __init__(self, ttl_s: float = 300.0, most: int = 10_000) -> None:
+        self.ttl_s, self.most = ttl_s, most
+        self._answers: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        found = self._answers.get(key)
+        if found is None or time.monotonic() - found[0] > self.ttl_s:
+            return None
+        return found[1]
+
+    def forget(self, run_id: str) -> None:
+        for key in [k for k in self._answers if k[0] == run_id]:
+            del self._answers[key]
+
+    def put(self, key: tuple[str, str], answer: dict[str, Any]) -> None:
+        if len(self._answers) >= self.most:  # oldest first: dicts keep insertion order
+            for old in list(self._answers)[: self.most // 10]:
+                del self._answers[old]
+        self._answers[key] = (time.monotonic(), answer)
