@@ -9,24 +9,22 @@ import math
 import os
 import statistics
 import sys
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
 from ratchet.settings import Settings
+from tests.utils.settings import make_settings as test_settings
 from workflows import search
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 RESULTS = Path(__file__).parent / "results"
-TOKEN = "bench-token-0123456789"  # noqa: S105 - the API token of a throwaway stack
 # As `ratchet up` runs the dev server (ratchet/stack.py): WAL, normal sync.
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
 
@@ -58,21 +56,8 @@ async def connect(target: str, provider: TracerProvider) -> Client:
 
 
 def make_settings(home: Path, target: str, **overrides: object) -> Settings:
-    """Settings as tests/conftest.py makes them: a home of its own, a fresh task queue, a token,
-    no model key, spans to $home/traces.jsonl only, the default sandbox."""
-    values: dict[str, object] = {
-        "home": home,
-        "temporal_address": target,
-        "task_queue": f"bench-{uuid.uuid4()}",
-        "api_token": SecretStr(TOKEN),
-        "anthropic_api_key": None,
-        "otlp_endpoint": None,
-        "heartbeat_timeout_s": 10.0,
-        "test_timeout_s": 60.0,
-        "max_repair_rounds": 2,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    """Settings as the tests make them (tests/utils/settings.py), on a bench-... task queue."""
+    return test_settings(home, target, queue_prefix="bench", **overrides)
 
 
 class MachineCpu:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
@@ -29,11 +27,11 @@ from temporalio.worker import Worker
 
 from api.main import create_app
 from ratchet.settings import Settings
+from tests.utils.settings import TOKEN, make_settings
 from worker import build_worker
 from workflows import search
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
-TOKEN = "test-token-0123456789"
 # Namespaces made at start-up for tests that need workflow ids of their own (fixed ids such as
 # sentry-<issue id> would otherwise collide across tests).
 ISOLATED_NAMESPACES = [f"isolated-{i}" for i in range(16)]
@@ -102,22 +100,6 @@ async def client(temporal_target: str, tracer_provider: TracerProvider) -> Clien
     return await Client.connect(
         temporal_target, interceptors=[TracingInterceptor(tracer_provider.get_tracer("tests"))]
     )
-
-
-def make_settings(home: Path, temporal_target: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "home": home,
-        "temporal_address": temporal_target,
-        "task_queue": f"tq-{uuid.uuid4()}",
-        "api_token": SecretStr(TOKEN),
-        "anthropic_api_key": None,
-        "otlp_endpoint": None,
-        "heartbeat_timeout_s": 10.0,
-        "test_timeout_s": 60.0,
-        "max_repair_rounds": 2,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ from tests.workflows.test_agent import happy_path
 from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 
 
-def _task(
-    settings: Settings, repo: Path, policy: PolicyChoice, run_id: str, **extra: object
-) -> TaskInput:
+def _task(repo: Path, policy: PolicyChoice, run_id: str, **extra: object) -> TaskInput:
     values: dict[str, object] = {
         "run_id": run_id, "repo": str(repo), "goal": "add mul", "policy": policy,
         "max_repair_rounds": 2, "heartbeat_timeout_s": 2.0, "test_timeout_s": 60,
