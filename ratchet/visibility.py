@@ -28,30 +28,31 @@ def dev_server_flags() -> list[str]:
     return [part for key in search.ALL for part in ("--search-attribute", f"{key.name}=Keyword")]
 
 
+async def _missing(client: Client) -> list[str]:
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace), timeout=timedelta(seconds=5)
+    )
+    return [key.name for key in search.ALL if key.name not in listed.custom_attributes]
+
+
 async def search_attributes_ready(client: Client) -> bool:
     """Whether every Ratchet attribute exists on the client's namespace (cached once true)."""
     where = (client.service_client.config.target_host, client.namespace)
     if where in _ready:
         return True
     try:
-        listed = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace), timeout=timedelta(seconds=5)
-        )
+        missing = await _missing(client)
     except RPCError as err:
         log.warning("cannot list search attributes (%s): runs are started without them", err)
         return False
-    if all(key.name in listed.custom_attributes for key in search.ALL):
+    if not missing:
         _ready.add(where)
-        return True
-    return False
+    return not missing
 
 
 async def register_search_attributes(client: Client) -> list[str]:
     """Add the missing ones; returns their names."""
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    missing = [key.name for key in search.ALL if key.name not in listed.custom_attributes]
+    missing = await _missing(client)
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(

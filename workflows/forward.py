@@ -295,12 +295,9 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             snapshot = await self._with_red_tests(run, snapshot)
         self._latest = snapshot
         if task.require_approval:
-            review: DiffOutput = await self._step(
-                "patch for review", SNAPSHOT_DIFF, DiffInput(run, snapshot), DiffOutput,
-                limit=QUICK, heartbeat=None,
-            )  # fmt: skip
+            review = await self._keep_patch("patch for review", run, snapshot)
             self._state = replace(self._state, result=RunResult(
-                gates=verified.gates, patch_ref=review.patch_ref, branch=None,
+                gates=verified.gates, patch_ref=review, branch=None,
                 plan_ref=plan.plan_ref, refactor_kept=refactor_kept, isolation=isolation,
             ))  # fmt: skip
             await self._await_approval(
@@ -393,20 +390,24 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
         """Keep the work (a partial patch) and wait for a raised budget or a cancel."""
         if self._run is None:
             raise self._fail("NotPrepared", "a run cannot pause before it is prepared")
-        partial: DiffOutput = await self._step(
-            "partial patch", SNAPSHOT_DIFF, DiffInput(self._run, snapshot), DiffOutput,
-            limit=QUICK, heartbeat=None,
-        )  # fmt: skip
+        partial = await self._keep_patch("partial patch", self._run, snapshot)
         gates = self._gates.gates if self._gates else []
         self._resume = False
         self._set_phase(
             "paused", pause_reason=reason,
-            result=RunResult(gates=gates, patch_ref=partial.patch_ref, branch=None, draft=True),
+            result=RunResult(gates=gates, patch_ref=partial, branch=None, draft=True),
         )  # fmt: skip
         await workflow.wait_condition(lambda: self._resume or self._cancel_requested)
         self._set_phase("running", pause_reason="")
         if self._cancel_requested:
             raise _Cancelled
+
+    async def _keep_patch(self, label: str, run: RunRef, snapshot: str) -> str:
+        """A step keeping `snapshot`'s change from the base as a patch artifact (its ref)."""
+        kept: DiffOutput = await self._step(
+            label, SNAPSHOT_DIFF, DiffInput(run, snapshot), DiffOutput, limit=QUICK, heartbeat=None
+        )
+        return kept.patch_ref
 
     async def _deliver_draft(self, task: TaskInput) -> RunResult:
         """A cancelled run delivers what it has, unverified, marked as a draft."""

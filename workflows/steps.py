@@ -87,8 +87,7 @@ class StepRunner:
         lines = [f"**{state.phase}**" + (f": {state.pause_reason}" if state.pause_reason else "")]
         if state.steps:
             last = state.steps[-1]
-            where = last.name + (f" (round {last.round})" if last.round else "")
-            lines.append(f"step: {where}, {last.status}"
+            lines.append(f"step: {_where(last.name, last.round)}, {last.status}"
                          + (f", attempt {last.attempts}" if last.attempts > 1 else ""))  # fmt: skip
         usage, budget = state.usage, state.budget
         if usage.turns or budget != type(budget)():
@@ -182,7 +181,7 @@ class StepRunner:
         try:
             result: T = await workflow.execute_child_workflow(
                 workflow_name, arg, id=child_id, result_type=result_type,
-                static_summary=summary or f"{name}" + (f" (round {round_})" if round_ else ""),
+                static_summary=summary or _where(name, round_),
                 search_attributes=search_attributes,
             )  # fmt: skip
         except ChildWorkflowError as err:
@@ -230,10 +229,13 @@ _PURPOSE = {
 }
 
 
+def _where(step: str, round_: int | None) -> str:
+    return step + (f" (round {round_})" if round_ else "")
+
+
 def _summary(step: str, activity: str, round_: int | None) -> str:
-    where = step + (f" (round {round_})" if round_ else "")
     purpose = _PURPOSE.get(activity)
-    return f"{where}: {purpose}" if purpose else where
+    return f"{_where(step, round_)}: {purpose}" if purpose else _where(step, round_)
 
 
 def _count(counter: Any, attributes: dict[str, str]) -> None:
