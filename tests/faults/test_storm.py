@@ -37,6 +37,8 @@ async def test_a_storm_of_minutes_is_waited_out_at_a_bounded_pace(
     stormed = [t for t in times if t < fake.storm_until]
     after = [t for t in times if t >= fake.storm_until]
     gaps = [b - a for a, b in itertools.pairwise(stormed)]
+    print(f"{len(stormed)} tries in the storm, gaps {min(gaps):.1f}-{max(gaps):.1f}s, "
+          f"back {after[0] - fake.storm_until:.1f}s after it, {len(after)} after")  # fmt: skip
     # Backoff 1, 2, 4, 8, 16, then 20 s between tries: about 13 tries in 180 s. Retries that
     # multiplied (the SDK's inside Temporal's) would show as requests a moment apart.
     assert 8 <= len(stormed) <= 16, gaps

@@ -180,34 +180,44 @@ async def test_bad_listing_requests_get_a_clear_4xx(api: httpx.AsyncClient) -> N
         assert words in response.text
 
 
+def _totals(reader: InMemoryMetricReader) -> dict[tuple[str, frozenset[Any]], float]:
+    """Every data point's sum (counters) or count (histograms), by metric and attributes."""
+    totals: dict[tuple[str, frozenset[Any]], float] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for p in metric.data.data_points:
+                    key = (metric.name, frozenset(p.attributes.items()))
+                    totals[key] = getattr(p, "value", getattr(p, "count", 0))
+    return totals
+
+
 async def test_metrics_count_runs_steps_gates_and_kills(
     api: httpx.AsyncClient, worker: Worker, tmp_path: Path, metric_reader: InMemoryMetricReader
 ) -> None:
+    from gym.runner import Limits, run_command
+
+    # The reader is the session's (other tests count too): compare this test's own increase.
+    before = _totals(metric_reader)
     repo = make_repo(tmp_path / "calc", PY_REPO)
     script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
     run_id = await submit(api, repo, script)
     assert (await wait_for_end(api, run_id))["status"] == "completed"
-
-    from gym.runner import Limits, run_command
-
     await run_command("sleep 5", tmp_path, limits=Limits(timeout_s=0.5))
-    points: dict[str, list[Any]] = {}
-    data = metric_reader.get_metrics_data()
-    assert data is not None
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                points.setdefault(metric.name, []).extend(metric.data.data_points)
+    after = _totals(metric_reader)
 
-    def total(name: str, **attributes: object) -> float:
+    def added(name: str, **attributes: object) -> float:
         return sum(
-            getattr(p, "value", getattr(p, "count", 0)) for p in points.get(name, [])
-            if all(p.attributes.get(k) == v for k, v in attributes.items())
+            value - before.get(key, 0) for key, value in after.items()
+            if key[0] == name and all((k, v) in key[1] for k, v in attributes.items())
         )  # fmt: skip
 
-    assert total("ratchet.runs.started", kind="task") >= 1
-    assert total("ratchet.runs.ended", kind="task", outcome="completed") >= 1
-    assert total("ratchet.step.duration", step="ratchet.run_tests", outcome="completed") >= 4
-    assert total("ratchet.gate.outcomes", gate="tests", outcome="failed") >= 1
-    assert total("ratchet.gate.outcomes", gate="tests", outcome="passed") >= 1
-    assert total("ratchet.sandbox.kills", reason="timeout") >= 1
+    assert added("ratchet.runs.started", kind="task") == 1
+    assert added("ratchet.runs.ended", kind="task", outcome="completed") == 1
+    # baseline, round 1 (fails), round 2 (passes): three test runs, and the re-run of round 1's
+    # failing test is inside its step.
+    assert added("ratchet.step.duration", step="ratchet.run_tests", outcome="completed") == 3
+    assert added("ratchet.gate.outcomes", gate="tests", outcome="failed") == 1
+    assert added("ratchet.gate.outcomes", gate="tests", outcome="passed") == 1
+    assert added("ratchet.sandbox.kills", reason="timeout") == 1
