@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	  echo "WARNING: docker-compose could not be installed: tests/deploy will fail"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -m gym.warm  # pytest's rewrite cache for the sandbox's read-only site-packages
 	@touch $(STAMP)
 
 up: install

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from gym.git import git
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings
+from ratchet.traces import load_spans
 from tests.faults.harness import kill, start_worker, stop, wait_for_step
 from tests.utils.fake_anthropic import FakeMessagesApi
 from tests.utils.repos import PY_REPO, make_repo
@@ -109,6 +110,15 @@ async def test_killed_mid_test_run(client: Client, settings: Settings, tmp_path:
         ("prepare", None, 1), ("baseline", None, 1), ("baseline lint", None, 1),
         ("memory", None, 1), ("plan", None, 1), ("patch", 1, 1), ("test", 1, 2),
     ]  # fmt: skip
+    # The trace shows the retry: the killed worker never ended its span; the second worker's
+    # span of the same step is attempt 2 (the later test steps are first attempts).
+    spans = load_spans(settings.home / "traces.jsonl")
+    attempts = [
+        s["attributes"]["temporal.activity.attempt"] for s in spans
+        if s["name"] == "RunActivity:ratchet.run_tests"
+        and s["attributes"].get("ratchet.run_id") == task.run_id
+    ]  # fmt: skip
+    assert attempts.count(2) == 1 and set(attempts) == {1, 2}, attempts
     _delivered_once(repo, settings, result, state)
 
 
