@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.stack import MachineCpu
@@ -22,6 +24,8 @@ from bench.stack import MachineCpu
 BENCHMARKS = ("overhead", "throughput", "snapshots", "bisection", "webhooks")
 RESULTS = Path(__file__).parent / "results"
 QUIET_SAMPLE_S = 3.0
+CALIBRATION_LOOPS = 10_000_000
+CALIBRATION_ROUND_TRIPS = 50_000
 
 
 def background_busy() -> float:
@@ -32,23 +36,56 @@ def background_busy() -> float:
     return machine.share()
 
 
-def note_background(name: str, busy: float) -> None:
+def calibration() -> dict[str, float]:
+    """How fast this machine was, the best of three each: seconds of a fixed pure-Python loop
+    (`loop_s`), and of round trips of one byte through a socket pair (`syscalls_s`, the kernel's
+    share: git, SQLite, loopback HTTP). A shared host can run the same code twice as slowly on
+    another day without showing any other process busy here, so absolute figures compare only
+    at similar values; the ratios, measured side by side, hold either way."""
+
+    def loop() -> None:
+        total = 0
+        for i in range(CALIBRATION_LOOPS):
+            total += i
+
+    def syscalls() -> None:
+        a, b = socket.socketpair()
+        with a, b:
+            for _ in range(CALIBRATION_ROUND_TRIPS):
+                a.send(b"x")
+                b.recv(1)
+
+    def best(fn: Callable[[], None]) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return round(min(times), 3)
+
+    return {"loop_s": best(loop), "syscalls_s": best(syscalls)}
+
+
+def note_machine(name: str, busy: float, speed: dict[str, float]) -> None:
     path = RESULTS / f"{name}.json"
     if path.exists():
         results = json.loads(path.read_text())
         results["background_cores_busy_before"] = round(busy, 3)
+        results["calibration"] = speed
         path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def run_one(name: str) -> int:
-    busy = background_busy()
-    print(f"=== python -m bench {name}  (cores busy before: {busy:.0%})", flush=True)
+    busy, speed = background_busy(), calibration()
+    loop_s, syscalls_s = speed["loop_s"], speed["syscalls_s"]
+    print(f"=== python -m bench {name}  (cores busy before: {busy:.0%}; calibration: loop "
+          f"{loop_s:.2f} s, syscalls {syscalls_s:.2f} s)", flush=True)  # fmt: skip
     try:
         importlib.import_module(f"bench.{name}").main()
     except Exception:
         traceback.print_exc()
         return 1
-    note_background(name, busy)
+    note_machine(name, busy, speed)
     return 0
 
 

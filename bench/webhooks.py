@@ -119,8 +119,8 @@ async def started_runs(client: Client, issue_ids: list[str]) -> dict[str, int]:
 
 
 async def signals(client: Client, issue_id: str) -> int:
-    """Signals in an issue's investigation history: every delivery is one, the first included
-    (SignalWithStart); the workflow drops a repeated event from its state, not from history."""
+    """Signals in an issue's investigation history: the first delivery is one (SignalWithStart),
+    and so is each redelivery that arrived before the API remembered the first one's answer."""
     history = await client.get_workflow_handle(f"sentry-{issue_id}").fetch_history()
     kind = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     return sum(1 for event in history.events if event.event_type == kind)
