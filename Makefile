@@ -38,7 +38,7 @@ fmt: install
 test: install lint
 	$(BIN)/python -m pytest -q -m "not minutes"
 
-# Fault-injection tests that take minutes (a 529 storm waited out); CI runs them after `make test`.
+# Fault-injection tests that take minutes (a 529 storm waited out); CI runs them beside `make test`.
 test-faults: install
 	$(BIN)/python -m pytest -q -m minutes
 
