@@ -16,13 +16,13 @@ import tempfile
 NO_TESTS_COLLECTED = 5  # pytest's exit status for an empty collection
 
 
-def warm(python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+def warm() -> subprocess.CompletedProcess[str]:
     """Collect nothing in an empty directory with bytecode writing on: loading the plugins is
     what rewrites (and now caches) their modules."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as empty:
         return subprocess.run(
-            [python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"],
+            [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"],
             cwd=empty, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
 
