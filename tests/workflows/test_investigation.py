@@ -89,9 +89,12 @@ async def test_a_performance_regression_is_found_by_its_distribution(
 
     repo = tmp_path / "perfkit"
     shas = planted(repo, PERF, commits=24, bad_at=15, breaking=PERF_SLOW)
+    # The planted slowdown is 20x; a budget of 2x (not the default 1.1x) keeps this shared
+    # machine's bursts of slowness, which can make a 20 ms benchmark read 10% slower five
+    # times in a row, from naming a good commit (seen once in CI-like runs).
     response = await api.post("/investigations", json={
         "repo": str(repo), "kind": "performance", "good_ref": shas[0],
-        "reproduce": {"test_command": "python bench.py"},
+        "reproduce": {"test_command": "python bench.py"}, "max_slowdown": 1.0,
     })  # fmt: skip
     assert response.status_code == 202, response.text
     run = await wait_for_end(api, response.json()["run_id"], timeout_s=240)
