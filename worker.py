@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import anthropic
@@ -21,11 +22,13 @@ from temporalio.worker import Worker
 from activities.agent import AgentActivities, OpenAIServer, RoleModel
 from activities.delivery import GitHubConfig
 from activities.drift import DriftActivities
+from activities.envs import EnvironmentActivities
 from activities.forward import ForwardActivities
 from activities.investigation import InvestigationActivities
 from activities.observe import ObserveInterceptor
 from activities.roles import RoleActivities
-from activities.testing import RunnerConfig, TestActivities
+from activities.runner import RunnerConfig
+from activities.testing import TestActivities
 from agents.anthropic_policy import AnthropicPolicy
 from agents.openai_compat import OpenAICompatPolicy
 from agents.policy import Policy
@@ -107,7 +110,11 @@ def runner_config(settings: Settings) -> RunnerConfig:
     )
     if sandbox.name == "none":
         log.warning("NO SANDBOX: repository code will run unconfined (%s)", sandbox.description)
-    return RunnerConfig(limits=limits, sandbox=sandbox, reruns=settings.flaky_reruns)
+    return RunnerConfig(
+        limits=limits, sandbox=sandbox, reruns=settings.flaky_reruns,
+        allowlist=settings.env_allowlist(),
+        env_limits=replace(limits, timeout_s=settings.env_timeout_s),
+    )  # fmt: skip
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
@@ -141,6 +148,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
     )  # fmt: skip
     activities: list[Callable[..., Any]] = [
         *forward.all(), tests.run_tests, tests.lint, tests.performance, *agent.all(),
+        *EnvironmentActivities(home=settings.home, store=store, runner=runner).all(),
         *investigation.all(), *roles_activities.all(),
         *DriftActivities(home=settings.home, store=store, runner=runner).all(),
     ]  # fmt: skip

@@ -15,8 +15,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.common import heartbeats, materialize, model_usage, tag_span
+from activities.envs import sandbox_for
 from activities.errors import permanent_errors
-from activities.testing import RunnerConfig
+from activities.runner import RunnerConfig
 from agents import openai_compat, transcript
 from agents.claude import anthropic_turn
 from agents.prompts import load_prompt
@@ -150,7 +151,7 @@ class AgentActivities:
         rules = PatchRules(protected=load_config(base).protected)
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
         if call.name == RUN_TESTS:
-            content = await self._run_tests(arg, ws)
+            content = await self._run_tests(arg, ws, base)
             return ToolOutput(ToolResult(call.id, content), arg.snapshot, attempt)
         if call.name not in EDITING:
             answer = await asyncio.to_thread(read_tool, ws, call.name, args, rules)
@@ -171,11 +172,12 @@ class AgentActivities:
             )
         return ToolOutput(ToolResult(call.id, answer.content, answer.is_error), sha, attempt)
 
-    async def _run_tests(self, arg: ToolInput, ws: Path) -> str:
+    async def _run_tests(self, arg: ToolInput, ws: Path, base: Path) -> str:
         run = await run_tests(
             arg.test_command, ws,
             limits=replace(self.runner.limits, timeout_s=arg.test_timeout_s),
-            sandbox=self.runner.sandbox, reruns=self.runner.reruns, tick=activity.heartbeat,
+            sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
+            reruns=self.runner.reruns, tick=activity.heartbeat,
         )  # fmt: skip
         report = run.as_json()
         failing = [t["id"] for t in report["tests"] if t["outcome"] in ("failed", "error")]

@@ -13,14 +13,16 @@ from typing import Any
 from temporalio import activity
 
 from activities.common import materialize, tag_span
+from activities.envs import sandbox_for
 from activities.errors import permanent_errors
-from activities.testing import RunnerConfig
+from activities.runner import RunnerConfig
 from agents.context import tracked_files
 from gym import specs, workspace
 from gym.config import load_config
 from gym.errors import PatchRefused
 from gym.paths import safe_path
 from gym.report import quote, table
+from gym.sandbox import Sandbox
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 from workflows.drift_shared import (
@@ -44,7 +46,7 @@ class DriftActivities:
     async def prepare(self, arg: DriftPrepareInput) -> DriftPrepared:
         tag_span(arg.run_id)
         mirror, sha = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.ref)
-        run = RunRef(arg.run_id, arg.repo, str(mirror), sha, arg.when)
+        run = RunRef(arg.run_id, arg.repo, str(mirror), sha, arg.when, arg.environment)
         ws = await asyncio.to_thread(materialize, self.home, run, sha, "base")
         config = load_config(ws)
         text = specs.spec_text(ws, tracked_files(ws), config.spec_globs, config.spec_docstrings)
@@ -56,6 +58,7 @@ class DriftActivities:
         tag_span(arg.run.run_id)
         claims = json.loads(self.store.get_text(arg.claims_ref))["claims"]
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "drift")
+        sandbox = await sandbox_for(self.home, self.runner, arg.run, ws)
         findings, drift_tests = [], {}
         for claim in claims:
             check = claim["check"]
@@ -64,7 +67,9 @@ class DriftActivities:
                                                 check.get("expect", "present"))  # fmt: skip
             elif check["kind"] == "test" and check.get("content"):
                 path = f"tests/test_claim_{claim['id']}.py"
-                holds, evidence = await self._test(ws, path, check["content"], arg.timeout_s)
+                holds, evidence = await self._test(
+                    ws, path, check["content"], arg.timeout_s, sandbox
+                )
                 if not holds:
                     drift_tests[path] = check["content"]
             else:
@@ -84,7 +89,9 @@ class DriftActivities:
             drift_tests=drift_tests, attempt=activity.info().attempt,
         )  # fmt: skip
 
-    async def _test(self, ws: Path, path: str, content: str, timeout_s: float) -> tuple[bool, str]:
+    async def _test(
+        self, ws: Path, path: str, content: str, timeout_s: float, sandbox: Sandbox
+    ) -> tuple[bool, str]:
         try:
             target = safe_path(ws, path, ())
         except PatchRefused as err:
@@ -93,7 +100,7 @@ class DriftActivities:
         target.write_text(content)
         run = await run_tests(
             f"python -m pytest -q {path}", ws,
-            limits=replace(self.runner.limits, timeout_s=timeout_s), sandbox=self.runner.sandbox,
+            limits=replace(self.runner.limits, timeout_s=timeout_s), sandbox=sandbox,
             reruns=1, tick=activity.heartbeat,
         )  # fmt: skip
         tail = run.result.output[-600:].decode(errors="replace").strip()

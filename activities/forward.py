@@ -18,6 +18,7 @@ from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
 from agents.scripted import ScriptedPolicy, parse_script
 from gym import gates, workspace
 from gym.config import detect_test_command, load_config
+from gym.diagnose import HOW_TO_FIX
 from gym.errors import BadRepository, PatchDoesNotApply
 from gym.lint import LintRun, lint_gate
 from gym.patching import PatchRules, apply_patch
@@ -51,6 +52,17 @@ from workflows.shared import (
 )
 
 SUMMARY_CHARS = 1500
+
+
+def _unrunnable(gate: gates.GateResult, why: str) -> gates.GateResult:
+    """A suite that cannot run at the base verifies nothing: say so instead of blaming the
+    patch."""
+    if gate.name != "tests" or gate.passed:
+        return gate
+    return gates.GateResult(
+        "tests", False, f"the suite cannot run at the base commit either ({why}), so it cannot "
+        f"verify a change: {HOW_TO_FIX}. {gate.detail}",
+    )  # fmt: skip
 
 
 def _attempt() -> int:
@@ -99,7 +111,7 @@ class ForwardActivities:
     async def prepare(self, arg: PrepareInput) -> Prepared:
         tag_span(arg.run_id)
         mirror, base = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.base_ref)
-        run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when)
+        run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when, arg.environment)
         if arg.start_snapshot and not self.mirrors.has_commit(mirror, arg.start_snapshot):
             raise BadRepository(f"snapshot {arg.start_snapshot} is not in the mirror of {arg.repo}")
         ws = await asyncio.to_thread(self._workspace, run, base, "base")
@@ -193,6 +205,8 @@ class ForwardActivities:
             results.append(
                 gates.GateResult("performance", arg.performance.passed, arg.performance.detail)
             )
+        if arg.baseline.cannot_run:
+            results = [_unrunnable(g, arg.baseline.cannot_run) for g in results]
         passed = all(g.passed for g in results)
         feedback_ref = None
         if not passed:

@@ -12,8 +12,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.common import materialize, tag_span
+from activities.envs import sandbox_for
 from activities.errors import permanent_errors
-from activities.testing import RunnerConfig
+from activities.runner import RunnerConfig
 from agents.context import tracked_files
 from gym import investigate, perf, workspace
 from gym.config import detect_test_command, load_config
@@ -77,10 +78,10 @@ class InvestigationActivities:
                 bad_ref = candidate
                 break
         mirror, bad = await asyncio.to_thread(self.mirrors.sync, arg.repo, bad_ref)
-        run = RunRef(arg.run_id, arg.repo, str(mirror), bad, arg.when)
+        run = RunRef(arg.run_id, arg.repo, str(mirror), bad, arg.when, arg.environment)
         ws = await asyncio.to_thread(materialize, self.home, run, bad, "base")
         config = load_config(ws)
-        test_command = detect_test_command(ws, config)[0]
+        test_command = arg.suite_command or detect_test_command(ws, config)[0]
         pairs = [(f.filename, f.abs_path) for f in arg.frames if f.in_app]
         files, refused = investigate.resolve_frame_files(ws, pairs)
         if arg.test_id:
@@ -128,8 +129,10 @@ class InvestigationActivities:
         limits = replace(self.runner.limits, timeout_s=arg.timeout_s)
         if arg.kind == "performance":
             return await self._measure(arg, ws, limits)
+        # A probe runs in the environment of its own commit's key files.
+        sandbox = await sandbox_for(self.home, self.runner, arg.run, ws, arg.sha)
         run = await run_tests(
-            arg.command, ws, limits=limits, sandbox=self.runner.sandbox, reruns=1,
+            arg.command, ws, limits=limits, sandbox=sandbox, reruns=1,
             tick=activity.heartbeat,
         )  # fmt: skip
         result, attempt = run.result, activity.info().attempt
@@ -161,7 +164,12 @@ class InvestigationActivities:
         )
         started = asyncio.get_running_loop().time()
         samples = await perf.sample(
-            arg.command, ref_ws, ws, runs=arg.runs, limits=limits, sandbox=self.runner.sandbox
+            arg.command,
+            ref_ws,
+            ws,
+            runs=arg.runs,
+            limits=limits,
+            sandbox=await sandbox_for(self.home, self.runner, arg.run, ws, arg.sha),
         )
         elapsed = asyncio.get_running_loop().time() - started
         if samples.failures or len(samples.patched) < 2 or len(samples.base) < 2:

@@ -15,8 +15,9 @@ from temporalio import activity
 
 from activities.agent import OpenAIServer, RoleModel
 from activities.common import heartbeats, materialize, model_usage, tag_span
+from activities.envs import sandbox_for
 from activities.errors import permanent_errors
-from activities.testing import RunnerConfig
+from activities.runner import RunnerConfig
 from agents import openai_compat
 from agents.claude import anthropic_turn
 from agents.context import repository_context
@@ -176,6 +177,8 @@ class RoleActivities:
             held = {r["path"] for r in self._json(arg.only_passing_from) if r["passed"]}
             tests = [t for t in tests if t["path"] in held]
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "adversary")
+        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        sandbox = await sandbox_for(self.home, self.runner, arg.run, base)
         results = []
         for test in tests:
             try:
@@ -188,7 +191,7 @@ class RoleActivities:
             run = await run_tests(
                 f"python -m pytest -q {test['path']}", ws,
                 limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-                sandbox=self.runner.sandbox, reruns=1, tick=activity.heartbeat,
+                sandbox=sandbox, reruns=1, tick=activity.heartbeat,
             )  # fmt: skip
             failure = (
                 "" if run.passed else run.result.output[-FAILURE_CHARS:].decode(errors="replace")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from temporalio import activity
 
 from activities.common import materialize, tag_span
+from activities.envs import sandbox_for
 from activities.errors import permanent_errors
+from activities.runner import RunnerConfig
 from gym import perf, workspace
 from gym.config import RepoConfig, detect_lint_command, load_config
+from gym.diagnose import suite_problem
 from gym.lint import run_lint
 from gym.paths import matches_any
-from gym.runner import Limits
-from gym.sandbox import Sandbox
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 from workflows.shared import (
@@ -33,13 +34,6 @@ from workflows.shared import (
 )
 
 SUMMARY_CHARS = 1500
-
-
-@dataclass(frozen=True)
-class RunnerConfig:
-    limits: Limits
-    sandbox: Sandbox
-    reruns: int = 1
 
 
 class TestActivities:
@@ -76,11 +70,12 @@ class TestActivities:
             restored = await asyncio.to_thread(
                 self._restore_original_tests, arg.run, arg.snapshot, ws, config
             )
+        sandbox = await sandbox_for(self.home, self.runner, arg.run, base)
         run = await run_tests(
             arg.test_command,
             ws,
             limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-            sandbox=self.runner.sandbox,
+            sandbox=sandbox,
             reruns=self.runner.reruns,
             tick=activity.heartbeat,
             collect_spans=True,  # the tests' own spans join the run's trace
@@ -102,6 +97,7 @@ class TestActivities:
             killed_by=result.killed_by,
             restored_tests=restored,
             spans_ref=None if run.spans is None else self.store.put_text(json.dumps(run.spans)),
+            cannot_run=suite_problem(arg.test_command, result, [t.outcome for t in run.tests]),
         )
 
     @activity.defn(name=LINT)
@@ -118,7 +114,7 @@ class TestActivities:
         run = await run_lint(
             command, fmt, ws,
             limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-            sandbox=self.runner.sandbox,
+            sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
         )  # fmt: skip
         return LintReport(
             configured=True,
@@ -145,7 +141,7 @@ class TestActivities:
         samples = await perf.sample(
             config.benchmark_command, perf_base, perf_new, runs=config.benchmark_runs,
             limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-            sandbox=self.runner.sandbox,
+            sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
         )  # fmt: skip
         if samples.failures or len(samples.base) < 2 or len(samples.patched) < 2:
             why = ", ".join(samples.failures) or "too few runs"

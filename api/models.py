@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workflows.shared import EnvironmentSpec
 
 
 class Input(BaseModel):
@@ -85,6 +87,36 @@ class ControlPublic(BaseModel):
     message: str = ""
 
 
+class EnvironmentIn(Input):
+    """The repository's environment: setup commands run (with network, through the egress
+    proxy) in the sandbox before any test, `python`/`pip` being the environment's own."""
+
+    setup: list[Annotated[str, Field(min_length=1, max_length=4096, pattern=r"\S")]] = Field(
+        min_length=1, max_length=50
+    )
+    key_files: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=100
+    )
+    """Files (globs) whose content keys the environment; default: the manifests and lockfiles."""
+
+    @model_validator(mode="after")
+    def _relative_key_files(self) -> EnvironmentIn:
+        for path in self.key_files:
+            if path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"key_files must be paths inside the repository: {path!r}")
+        return self
+
+    @staticmethod
+    def spec(body: EnvironmentIn | None) -> EnvironmentSpec | None:
+        return None if body is None else EnvironmentSpec(list(body.setup), list(body.key_files))
+
+
+class EnvironmentPublic(BaseModel):
+    key: str
+    source: str
+    setup: list[str]
+
+
 class TaskCreate(Input):
     repo: str = Field(min_length=1, max_length=4096, description="absolute path or git URL")
     goal: str = Field(min_length=1, description="what the change should achieve")
@@ -113,6 +145,7 @@ class TaskCreate(Input):
     """Wait for POST /runs/{id}/approve before the verified patch is delivered."""
     approval_timeout_s: float = Field(default=7 * 24 * 3600.0, ge=1, le=90 * 24 * 3600)
     """Unanswered this long, the run ends "expired" with its work kept (not delivered)."""
+    environment: EnvironmentIn | None = None
 
 
 class Reproduce(Input):
@@ -133,6 +166,9 @@ class InvestigationCreate(Input):
     """Performance mode: runs of the benchmark per side of each comparison."""
     max_slowdown: float = Field(default=0.10, gt=0, le=10)
     """Performance mode: how much slower (median) counts as a regression, if significant."""
+    test_command: str | None = Field(default=None, min_length=1, max_length=4096)
+    """The whole suite, for the fix's gates (the reproduction is `reproduce`)."""
+    environment: EnvironmentIn | None = None
 
 
 class CulpritPublic(BaseModel):
@@ -193,6 +229,7 @@ class RunResultPublic(BaseModel):
     plan_url: str | None = None
     investigation_run_id: str | None = None
     memory_used: list[str] = Field(default_factory=list)
+    environment: EnvironmentPublic | None = None
 
 
 class DriftCreate(Input):
@@ -202,6 +239,7 @@ class DriftCreate(Input):
     policy_script: str | None = Field(default=None, max_length=4096)
     investigate: bool = True
     """Start an investigation when a claim's test shows drift."""
+    environment: EnvironmentIn | None = None
 
 
 class ScheduleCreate(DriftCreate):

@@ -41,6 +41,10 @@ class RepoConfig:
     spec_docstrings: bool = False
     invariants_command: str | None = None
     """Checks of the code's invariants (exit 0 when they hold), for invariants investigations."""
+    env_setup: tuple[str, ...] | None = None
+    """[environment] setup: the commands that build the environment (None: detect)."""
+    env_key_files: tuple[str, ...] | None = None
+    """[environment] key_files: the files whose content keys the environment."""
 
 
 def load_config(workspace: Path) -> RepoConfig:
@@ -56,6 +60,7 @@ def load_config(workspace: Path) -> RepoConfig:
     lint = data.get("lint", {})
     observability = data.get("observability", {})
     performance = data.get("performance", {})
+    environment = data.get("environment", {})
     try:
         return RepoConfig(
             test_command=_opt_str(tests.get("command")),
@@ -77,9 +82,21 @@ def load_config(workspace: Path) -> RepoConfig:
                 str(g) for g in data.get("specs", {}).get("paths", ("specs/**/*.md", "README.md"))
             ),
             spec_docstrings=bool(data.get("specs", {}).get("docstrings", False)),
+            env_setup=_opt_strings(environment.get("setup"), "[environment] setup"),
+            env_key_files=_opt_strings(environment.get("key_files"), "[environment] key_files"),
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise BadRepository(f"ratchet.toml has a value of the wrong type: {err}") from None
+
+
+def _opt_strings(value: object, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise BadRepository(f"ratchet.toml: {name} must be a list of non-empty strings")
+    return tuple(value)
 
 
 def _opt_str(value: object) -> str | None:

@@ -11,7 +11,6 @@ import os
 import resource
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -56,16 +55,18 @@ class CommandResult:
 Tick = Callable[[], Awaitable[None] | None]
 
 
-def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A fresh environment: nothing is inherited, so no key, token or credential can leak."""
-    interpreter_bin = str(Path(sys.executable).parent)
+def scrubbed_env(sandbox: Sandbox, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A fresh environment: nothing is inherited, so no key, token or credential can leak.
+    `python`, `pip` and the rest are the environment's (first on PATH)."""
     env = {
-        "PATH": f"{interpreter_bin}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": sandbox.search_path(),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "CI": "1",
     }
+    if (seen := sandbox.environment_seen()) is not None:
+        env["VIRTUAL_ENV"] = seen
     return env | (extra or {})
 
 
@@ -153,7 +154,7 @@ async def _run(
     isolation = describe(sandbox, limits, cgroup)
     if isinstance(sandbox, NoSandbox):
         log.warning("running %r WITHOUT a sandbox: %s", command[:80], isolation)
-    base_env = scrubbed_env({"HOME": str(results), "TMPDIR": str(results)})
+    base_env = scrubbed_env(sandbox, {"HOME": str(results), "TMPDIR": str(results)})
     argv, run_env, results_seen = sandbox.wrap(
         ["/bin/sh", "-c", command], workspace, base_env, results
     )

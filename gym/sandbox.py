@@ -1,14 +1,23 @@
-"""Where a repository's command runs: bubblewrap when it works here, else nothing (said loudly).
+"""Where a repository's command runs: a sealed bubblewrap sandbox when it works here, else
+nothing (said loudly).
 
-The bubblewrap sandbox has no network, a read-only root, a private /tmp and only the workspace
-(and a results directory) writable; the environment is built from scratch.
+The bubblewrap sandbox starts from an empty root and shows the command only what programs
+need: the system directories read-only (/usr and its links, /etc with every file that is not
+world-readable masked), the interpreter's installation, the repository's environment
+(read-only), the workspace (read-write), a results directory, a private /tmp and a fresh HOME.
+$RATCHET_HOME (the API token, the mirrors, artifacts, other environments, other runs'
+workspaces, Temporal's database), Ratchet's own checkout and venv, /root, /home and every other
+repository are simply not there. It has its own empty network namespace and PID namespace.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -16,13 +25,31 @@ from typing import Protocol
 from gym.errors import GymError
 
 RESULTS_INSIDE = "/tmp/.ratchet"  # where the results directory appears inside the sandbox
-# The workspace appears at a neutral path: tools that search upwards for configuration (pytest,
-# ruff) must find the repository's, never that of whatever project holds $RATCHET_HOME.
+# The workspace appears at a neutral, fixed path: tools that search upwards for configuration
+# (pytest, ruff) find the repository's, and an editable install made while the environment was
+# built keeps pointing at the workspace of every later step.
 WORKSPACE_INSIDE = "/tmp/workspace"
+ENV_INSIDE = "/opt/ratchet/env"  # the repository's environment (a venv)
+TOOLS_INSIDE = "/opt/ratchet/bin"  # copies of what Ratchet itself needs inside (ruff)
+GIT_INSIDE = "/opt/ratchet/git"  # the repository's own mirror, read-only, for `git log` & co
+HOME_INSIDE = "/tmp/home"
+KEPT_IN_WORKSPACE = ("node_modules",)
+SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
 class SandboxUnavailable(GymError):
     """The operator requires a sandbox (RATCHET_REQUIRE_SANDBOX=1) and none works here."""
+
+
+def base_python() -> str:
+    """The real interpreter behind Ratchet's venv: environments are venvs made from it, and the
+    scripts Ratchet runs inside (the span collector, the egress bridge) run on it."""
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
+def _ruff() -> str | None:
+    found = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    return os.path.realpath(found) if found else None
 
 
 class Sandbox(Protocol):
@@ -31,6 +58,27 @@ class Sandbox(Protocol):
 
     @property
     def description(self) -> str: ...
+
+    @property
+    def environment(self) -> Path | None:
+        """The environment's directory on this machine (None: no environment)."""
+        ...
+
+    def with_environment(self, path: Path | None, *, writable: bool = False) -> Sandbox:
+        """The same sandbox with `path` as the environment (writable only while it is built)."""
+        ...
+
+    def environment_seen(self) -> str | None:
+        """Where the environment appears to the command."""
+        ...
+
+    def search_path(self) -> str:
+        """PATH for the command: the environment's bin first, then Ratchet's tools, the system."""
+        ...
+
+    def tool_python(self) -> str:
+        """The interpreter for Ratchet's own stdlib-only helper scripts, as the command sees it."""
+        ...
 
     def wrap(
         self, argv: list[str], workspace: Path, env: dict[str, str], results: Path
@@ -46,6 +94,22 @@ class NoSandbox:
         "NONE: no sandbox in force; the command ran with the worker's network and filesystem "
         "access (scrubbed environment and resource limits only)"
     )
+    environment: Path | None = None
+
+    def with_environment(self, path: Path | None, *, writable: bool = False) -> NoSandbox:
+        return replace(self, environment=path)
+
+    def environment_seen(self) -> str | None:
+        return str(self.environment) if self.environment else None
+
+    def search_path(self) -> str:
+        # Trusted code only: Ratchet's own bin (ruff, and python when there is no environment).
+        own = str(Path(sys.executable).parent)
+        first = [f"{self.environment}/bin"] if self.environment else []
+        return ":".join([*first, own, "/usr/local/bin", "/usr/bin", "/bin"])
+
+    def tool_python(self) -> str:
+        return sys.executable
 
     def wrap(
         self, argv: list[str], workspace: Path, env: dict[str, str], results: Path
@@ -57,25 +121,54 @@ class NoSandbox:
 class BwrapSandbox:
     binary: str = "bwrap"
     name: str = "bwrap"
-    description: str = (
-        f"bwrap: no network, read-only root, private /tmp, only the workspace writable "
-        f"(at {WORKSPACE_INSIDE}), scrubbed environment"
-    )
+    environment: Path | None = None
+    writable_environment: bool = False
+
+    @property
+    def description(self) -> str:
+        env = f", the environment read-only at {ENV_INSIDE}" if self.environment else ""
+        return (
+            f"bwrap (sealed): no network, own PID namespace, an empty root holding only the "
+            f"system directories read-only (/usr, /etc with unreadable files masked), the "
+            f"interpreter{env}, the workspace read-write at {WORKSPACE_INSIDE}, a private /tmp "
+            f"and HOME; not visible: $RATCHET_HOME, Ratchet's checkout and venv, /root, /home, "
+            f"other repositories; scrubbed environment"
+        )
+
+    def with_environment(self, path: Path | None, *, writable: bool = False) -> BwrapSandbox:
+        return replace(self, environment=path, writable_environment=writable)
+
+    def environment_seen(self) -> str | None:
+        return ENV_INSIDE if self.environment else None
+
+    def search_path(self) -> str:
+        first = [f"{ENV_INSIDE}/bin"] if self.environment else []
+        return ":".join([*first, TOOLS_INSIDE, "/usr/local/bin", "/usr/bin", "/bin"])
+
+    def tool_python(self) -> str:
+        return base_python()
 
     def wrap(
         self, argv: list[str], workspace: Path, env: dict[str, str], results: Path
     ) -> tuple[list[str], dict[str, str], str]:
         ws = WORKSPACE_INSIDE
-        args = [self.binary, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        args += ["--tmpfs", "/tmp"]
-        # A private /tmp hides anything of ours that lives under /tmp: bind the interpreter back.
-        for keep in sorted({sys.prefix, sys.base_prefix}):
-            if keep.startswith("/tmp/"):
-                args += ["--ro-bind", keep, keep]
+        args = [self.binary, *sealed_root()]
+        args += ["--tmpfs", "/tmp", "--dir", HOME_INSIDE]
         args += ["--bind", str(workspace.resolve()), ws, "--bind", str(results), RESULTS_INSIDE]
+        args += _git_binds(workspace, results)
+        if self.environment is not None:
+            how = "--bind" if self.writable_environment else "--ro-bind"
+            args += [how, str(self.environment), ENV_INSIDE]
+            # What setup installed into the workspace itself (node_modules) is kept in the
+            # environment and shown back at its place.
+            for name in KEPT_IN_WORKSPACE:
+                if (self.environment / name).is_dir():
+                    args += ["--ro-bind", str(self.environment / name), f"{ws}/{name}"]
+        if (ruff := _ruff()) is not None:
+            args += ["--ro-bind", ruff, f"{TOOLS_INSIDE}/ruff"]
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         args += ["--clearenv"]
-        inside_env = {**env, "HOME": "/tmp", "TMPDIR": "/tmp"}
+        inside_env = {**env, "HOME": HOME_INSIDE, "TMPDIR": "/tmp"}
         for key, value in sorted(inside_env.items()):
             args += ["--setenv", key, value]
         args += ["--chdir", ws, "--", *argv]
@@ -83,9 +176,86 @@ class BwrapSandbox:
 
 
 @cache
+def sealed_root() -> tuple[str, ...]:
+    """bwrap arguments for the read-only part of the root (computed once per process)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in SYSTEM_DIRS:
+        if os.path.islink(top):  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    args += ["--ro-bind", "/etc", "/etc"]
+    for path, is_dir in _unreadable_under("/etc"):
+        args += (
+            ["--tmpfs", path, "--remount-ro", path] if is_dir else ["--ro-bind", "/dev/null", path]
+        )
+    args += ["--dev", "/dev", "--proc", "/proc"]
+    # The interpreter's installation, when it lives outside /usr (pyenv under /root, /opt):
+    # only that directory, with its own site-packages emptied (a venv does not use it).
+    for prefix in sorted({os.path.realpath(sys.base_prefix)}):
+        if not prefix.startswith("/usr/"):
+            args += ["--ro-bind", prefix, prefix]
+            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            site = Path(prefix) / "lib" / version / "site-packages"
+            if site.is_dir():
+                args += ["--tmpfs", str(site), "--remount-ro", str(site)]
+    return tuple(args)
+
+
+def _unreadable_under(root: str) -> list[tuple[str, bool]]:
+    """Files and directories under `root` that only their owner can read (shadow, host keys,
+    private TLS keys): the sandbox's root user must not read them either."""
+    found: list[tuple[str, bool]] = []
+    for parent, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(parent, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISLNK(info.st_mode) or info.st_mode & stat.S_IROTH:
+                continue
+            is_dir = stat.S_ISDIR(info.st_mode)
+            found.append((path, is_dir))
+            if is_dir:
+                dirs.remove(name)
+    return found
+
+
+def _git_binds(workspace: Path, results: Path) -> list[str]:
+    """A worktree's `.git` file names its mirror by host path: show the mirror (read-only) at a
+    fixed path and the worktree a `.git` file naming it there, so `git log` works inside."""
+    dot_git = workspace / ".git"
+    if not dot_git.is_file():
+        return []
+    text = dot_git.read_text(errors="replace").strip()
+    if not text.startswith("gitdir: "):
+        return []
+    private = Path(text.removeprefix("gitdir: "))
+    commondir = private / "commondir"
+    if not commondir.is_file():
+        return []
+    common = (private / commondir.read_text().strip()).resolve()
+    try:
+        inside = Path(GIT_INSIDE) / private.resolve().relative_to(common)
+    except ValueError:
+        return []
+    pointer = results / ".git-pointer"
+    pointer.write_text(f"gitdir: {inside}\n")
+    return [
+        "--ro-bind",
+        str(common),
+        GIT_INSIDE,
+        "--ro-bind",
+        str(pointer),
+        f"{WORKSPACE_INSIDE}/.git",
+    ]
+
+
+@cache
 def bwrap_works(binary: str = "bwrap") -> bool:
     """Probe once per process: installed is not enough (user namespaces may be off)."""
-    probe = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    probe = [*sealed_root(), "--tmpfs", "/tmp"]
     probe += ["--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--", "/bin/true"]
     try:
         return subprocess.run([binary, *probe], capture_output=True, timeout=10).returncode == 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,8 +13,9 @@ from typing import Any
 from gym import collector
 from gym.jsonl import read_jsonl
 from gym.junit import TestCase, parse_junit
+from gym.rerun import Rerun, plan_rerun
 from gym.runner import CommandResult, Limits, Tick, run_command
-from gym.sandbox import Sandbox
+from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import current_trace_id, forward_spans
 
 FAILING = ("failed", "error")
@@ -72,7 +71,7 @@ class TestRun:
 
 # Runs the collector next to the tests, in the sandbox's own network namespace, and points the
 # test process's OpenTelemetry SDK at it.
-# The collector runs on Ratchet's own interpreter (bound into the sandbox), whatever the repository
+# The collector (stdlib only) runs on the interpreter behind Ratchet's venv, whatever the repository
 # uses; if it cannot start, the tests still run, only without a collector.
 _WITH_COLLECTOR = """\
 %(python)s "$RATCHET_RESULTS/collector.py" "$RATCHET_RESULTS/collector.port" \\
@@ -90,15 +89,14 @@ exit $ratchet_status
 """
 
 
-def with_collector(command: str) -> str:
-    return _WITH_COLLECTOR % {"python": shlex.quote(sys.executable), "command": command}
+def with_collector(command: str, python: str) -> str:
+    return _WITH_COLLECTOR % {"python": shlex.quote(python), "command": command}
 
 
-def rerun_command(command: str, failing: list[str]) -> str:
-    """Re-run only the failing tests when the command is a plain pytest call, else all of it."""
-    if re.search(r"\bpytest\b", command) and not re.search(r"[;&|`$()<>]", command):
-        return command + " " + " ".join(shlex.quote(t) for t in failing)
-    return command
+def rerun_command(command: str, failing: list[str], workspace: Path | None = None) -> str:
+    """Re-run only the failing tests when the command is a plain pytest call (its paths swapped
+    for their node ids, gym.rerun), else all of it."""
+    return plan_rerun(command, failing, workspace).command
 
 
 async def run_tests(
@@ -126,7 +124,8 @@ async def run_tests(
         async def once(cmd: str) -> tuple[CommandResult, list[TestCase]]:
             (results / "junit.xml").unlink(missing_ok=True)
             result = await run_command(
-                with_collector(cmd) if collect_spans else cmd, workspace, limits=limits,
+                with_collector(cmd, (sandbox or NoSandbox()).tool_python()) if collect_spans
+                else cmd, workspace, limits=limits,
                 sandbox=sandbox, env=env, results=results, tick=tick, on_output=on_output,
             )  # fmt: skip
             junit = results / "junit.xml"
@@ -141,11 +140,21 @@ async def run_tests(
             failing = [t.id for t in run.tests if t.outcome in FAILING]
             if not failing or result.timed_out or result.killed_by:
                 break
-            _, again = await once(rerun_command(command, failing))
-            passed_now = {t.id for t in again if t.outcome == "passed"}
+            plan = plan_rerun(command, failing, workspace)
+            rerun, again = await once(plan.command)
+            if plan.node_ids and not again and not (rerun.timed_out or rerun.killed_by):
+                # pytest ran none of the node ids (one it did not accept stops them all): re-run
+                # the whole command instead.
+                plan = Rerun(command)
+                _, again = await once(command)
+            # Only a test that failed and then passed is flaky: one that passed stays passed.
+            recovered = plan.recovered(failing, again, workspace)
             run = replace(
                 run,
-                tests=[replace(t, outcome="flaky") if t.id in passed_now else t for t in run.tests],
+                tests=[
+                    replace(t, outcome="flaky") if t.outcome in FAILING and t.id in recovered else t
+                    for t in run.tests
+                ],
                 reruns=attempt,
             )
         return run

@@ -50,17 +50,23 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+SETUP_HELP = (
+    "a command that builds the environment (repeatable; run in order, with network through the "
+    "egress proxy; default: ratchet.toml's [environment], else detected)"
+)
+
+
 def _cmd_exec(args: argparse.Namespace) -> int:
     from ratchet.gymcli import exec_command
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    return exec_command(load_settings(), args.repo, args.ref, args.timeout, argv)
+    return exec_command(load_settings(), args.repo, args.ref, args.timeout, argv, args.setup)
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
     from ratchet.gymcli import test_command
 
-    return test_command(load_settings(), args.repo, args.ref, args.command, args.json)
+    return test_command(load_settings(), args.repo, args.ref, args.command, args.json, args.setup)
 
 
 def _api(args: argparse.Namespace) -> RatchetApi:
@@ -249,11 +255,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--repo", required=True)
     c.add_argument("--ref", default="HEAD")
     c.add_argument("--timeout", type=float, help="wall-clock limit in seconds (exit 124)")
+    c.add_argument("--setup", action="append", metavar="CMD", help=SETUP_HELP)
     c.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     c = _command(sub, "test", _cmd_test, "run a repo's tests through the sandboxed runner", local)
     c.add_argument("--repo", required=True)
     c.add_argument("--ref", default="HEAD")
     c.add_argument("--command", help="test command (detected when absent)")
+    c.add_argument("--setup", action="append", metavar="CMD", help=SETUP_HELP)
 
     c = _command(sub, "task", _cmd_task, "start a forward-planning run", remote)
     c.add_argument("--repo", required=True, help="local path or git URL")

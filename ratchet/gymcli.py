@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from gym import workspace
 from gym.config import detect_test_command, load_config
+from gym.diagnose import suite_problem
+from gym.envdef import definition_for
+from gym.environments import Environment, Environments
 from gym.errors import GymError
-from gym.runner import Limits, run_command
+from gym.runner import CommandResult, Limits, run_command
 from gym.sandbox import Sandbox, choose_sandbox
-from gym.testing import run_tests
+from gym.testing import TestRun, run_tests
 from ratchet.settings import Settings
 
 
@@ -33,11 +38,14 @@ def _sandbox(settings: Settings) -> Sandbox:
     return choose_sandbox(require=settings.require_sandbox, allow=settings.sandbox != "none")
 
 
+def _source(repo: str) -> str:
+    return repo if workspace.is_remote(repo) else str(Path(repo).resolve())
+
+
 @contextmanager
 def fresh_workspace(settings: Settings, repo: str, ref: str) -> Iterator[Path]:
     """A throwaway workspace of `repo` at `ref`, made the way runs make theirs."""
-    source = repo if workspace.is_remote(repo) else str(Path(repo).resolve())
-    mirror, sha = workspace.Mirrors(settings.home).sync(source, ref)
+    mirror, sha = workspace.Mirrors(settings.home).sync(_source(repo), ref)
     path = settings.home / "workspaces" / f"cli-{uuid.uuid4().hex[:12]}"
     workspace.materialize(mirror, sha, path)
     try:
@@ -46,26 +54,66 @@ def fresh_workspace(settings: Settings, repo: str, ref: str) -> Iterator[Path]:
         workspace.discard(mirror, path)
 
 
+async def with_environment(
+    settings: Settings, repo: str, ref: str, ws: Path, setup: list[str], sandbox: Sandbox
+) -> tuple[Sandbox, Environment]:
+    """The sandbox with the repository's environment, as a run would have it: `setup` (--setup)
+    as a request's, else ratchet.toml's [environment], else detection."""
+    config = load_config(ws)
+    definition = definition_for(
+        ws, requested_setup=setup or None, requested_key_files=None,
+        toml_setup=list(config.env_setup) if config.env_setup is not None else None,
+        toml_key_files=list(config.env_key_files) if config.env_key_files is not None else None,
+    )  # fmt: skip
+    builds: list[Path] = []
+
+    async def build_workspace(key: str) -> Path:
+        with fresh_workspace(settings, repo, ref) as path:
+            # Kept until the build ends (removed below): what setup leaves there is thrown away.
+            kept = path.with_name(path.name + "-env")
+            path.rename(kept)
+        builds.append(kept)
+        return kept
+
+    try:
+        env = await Environments(settings.home).for_workspace(
+            _source(repo), ws, definition, build_workspace, sandbox=sandbox,
+            limits=replace(_limits(settings, None), timeout_s=settings.env_timeout_s),
+            allowlist=settings.env_allowlist(),
+        )  # fmt: skip
+    finally:
+        for path in builds:
+            shutil.rmtree(path, ignore_errors=True)
+    how = "cache hit" if env.cache_hit else f"built in {env.duration_s:.1f} s"
+    print(f"ratchet: environment {env.key[:12]} ({env.source}): {how}", file=sys.stderr)
+    return sandbox.with_environment(env.path), env
+
+
 def _write(chunk: bytes) -> None:
     sys.stdout.buffer.write(chunk)
     sys.stdout.buffer.flush()
 
 
 def exec_command(
-    settings: Settings, repo: str, ref: str, timeout_s: float | None, argv: list[str]
-) -> int:
+    settings: Settings, repo: str, ref: str, timeout_s: float | None, argv: list[str],
+    setup: list[str] | None = None,
+) -> int:  # fmt: skip
     if not argv:
         print("ratchet exec: give the command after --", file=sys.stderr)
         return 2
+
+    async def run(ws: Path) -> CommandResult:
+        sandbox, _ = await with_environment(
+            settings, repo, ref, ws, setup or [], _sandbox(settings)
+        )
+        return await run_command(
+            shlex.join(argv), ws, limits=_limits(settings, timeout_s), sandbox=sandbox,
+            on_output=_write,
+        )  # fmt: skip
+
     try:
-        sandbox = _sandbox(settings)
         with fresh_workspace(settings, repo, ref) as ws:
-            result = asyncio.run(
-                run_command(
-                    shlex.join(argv), ws, limits=_limits(settings, timeout_s), sandbox=sandbox,
-                    on_output=_write,
-                )
-            )  # fmt: skip
+            result = asyncio.run(run(ws))
     except GymError as err:
         print(f"ratchet exec: {err}", file=sys.stderr)
         return 2
@@ -78,23 +126,31 @@ def exec_command(
 
 
 def test_command(
-    settings: Settings, repo: str, ref: str, command: str | None, as_json: bool
-) -> int:
+    settings: Settings, repo: str, ref: str, command: str | None, as_json: bool,
+    setup: list[str] | None = None,
+) -> int:  # fmt: skip
+    async def run_suite(ws: Path, command: str) -> tuple[TestRun, Environment]:
+        sandbox, env = await with_environment(
+            settings, repo, ref, ws, setup or [], _sandbox(settings)
+        )
+        run = await run_tests(
+            command, ws, limits=_limits(settings, None), sandbox=sandbox,
+            reruns=settings.flaky_reruns,
+        )  # fmt: skip
+        return run, env
+
     try:
-        sandbox = _sandbox(settings)
         with fresh_workspace(settings, repo, ref) as ws:
             if not command:
                 command, _ = detect_test_command(ws, load_config(ws))
-            run = asyncio.run(
-                run_tests(
-                    command, ws, limits=_limits(settings, None), sandbox=sandbox,
-                    reruns=settings.flaky_reruns,
-                )
-            )  # fmt: skip
+            run, env = asyncio.run(run_suite(ws, command))
     except GymError as err:
         print(f"ratchet test: {err}", file=sys.stderr)
         return 2
     report = run.as_json()
+    report["environment"] = {"key": env.key, "source": env.source, "setup": list(env.setup),
+                             "cache_hit": env.cache_hit, "built_in_s": env.duration_s}  # fmt: skip
+    report["cannot_run"] = suite_problem(command, run.result, [t.outcome for t in run.tests])
     if as_json:
         print(json.dumps(report, indent=2))
     else:

@@ -12,6 +12,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.ledger import DEFAULT_PRICES
+from gym.egress import Allowlist, parse_allowed_hosts
+from gym.indexes import default_allowed_hosts
 
 
 class Settings(BaseSettings):
@@ -101,6 +103,25 @@ class Settings(BaseSettings):
     sandbox_cpu_seconds: int = Field(default=1200, ge=1)
     flaky_reruns: int = Field(default=1, ge=0, le=5)
     """How many times failing tests are re-run to tell a flaky test from a real failure."""
+    env_allowed_hosts: str | None = None
+    """RATCHET_ENV_ALLOWED_HOSTS: hosts an environment build may reach (JSON list or commas;
+    `host`, `*.domain`, `host:port`); default: the indexes pip and npm are configured with."""
+    env_timeout_s: float = Field(default=1800.0, gt=0)
+    """Wall-clock limit of one setup command of an environment build."""
+
+    @field_validator("env_allowed_hosts")
+    @classmethod
+    def _hosts_parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_allowed_hosts(value)  # a bad entry stops start-up with its name
+        return value
+
+    def env_allowlist(self) -> Allowlist:
+        """The egress allowlist of environment builds."""
+        if self.env_allowed_hosts is not None:
+            return parse_allowed_hosts(self.env_allowed_hosts)
+        return Allowlist.of(*default_allowed_hosts())
+
     sentry_client_secret: SecretStr | None = None
     """The Sentry integration's client secret: webhooks signed with anything else get 401."""
     sentry_projects: dict[str, dict[str, Any]] = Field(default_factory=dict)

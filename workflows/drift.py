@@ -60,9 +60,11 @@ class DriftWorkflow(PatternSteps):
     async def _check(self, inp: DriftInput, run_id: str) -> RunResult:
         when = workflow.now().replace(microsecond=0).isoformat()
         prepared: DriftPrepared = await self._step(
-            "read specs", DRIFT_PREPARE, DriftPrepareInput(run_id, inp.repo, inp.ref, when),
+            "read specs", DRIFT_PREPARE,
+            DriftPrepareInput(run_id, inp.repo, inp.ref, when, inp.environment),
             DriftPrepared, limit=QUICK, heartbeat=None,
         )  # fmt: skip
+        prepared = replace(prepared, run=await self._prepare_environment(prepared.run, 30.0))
         task = TaskInput(run_id=run_id, repo=inp.repo, goal="list the checkable claims",
                          policy=inp.policy)  # fmt: skip
         claims = await self._role("claims", "claims", "claims", prepared.run, task,
@@ -85,6 +87,7 @@ class DriftWorkflow(PatternSteps):
                     bad_ref=prepared.run.base_sha, test_command=command,
                     reproduction_files=checked.drift_tests, trace_id=inp.trace_id,
                     test_timeout_s=inp.test_timeout_s, queues=inp.queues,
+                    environment=inp.environment,
                 ),
                 id=investigation,
                 # The investigation outlives the check that started it.

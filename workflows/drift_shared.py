@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.shared import PolicyChoice, Queues, RunRef
+from workflows.shared import EnvironmentSpec, PolicyChoice, Queues, RunRef
 
 DRIFT_WORKFLOW = "DriftWorkflow"
 DRIFT_PREPARE = "ratchet.drift.prepare"
@@ -21,6 +21,7 @@ class DriftInput:
     trace_id: str = ""
     test_timeout_s: float = 600.0
     queues: Queues = field(default_factory=Queues)
+    environment: EnvironmentSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class DriftPrepareInput:
     repo: str
     ref: str
     when: str
+    environment: EnvironmentSpec | None = None
 
 
 @dataclass(frozen=True)

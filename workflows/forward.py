@@ -183,10 +183,13 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
         when = workflow.now().replace(microsecond=0).isoformat()
         prepared: Prepared = await self._step(
             "prepare", PREPARE, PrepareInput(task.run_id, task.repo, task.base_ref,
-                                             task.test_command, when, task.start_snapshot),
+                                             task.test_command, when, task.start_snapshot,
+                                             task.environment),
             Prepared, limit=timedelta(minutes=15), heartbeat=None,
         )  # fmt: skip
-        run = self._run = prepared.run
+        run = await self._prepare_environment(prepared.run, task.heartbeat_timeout_s)
+        prepared = replace(prepared, run=run)
+        self._run = run
         self._record_snapshot("base", run.base_sha)
         baseline = await self._tests(task, prepared, run.base_sha, "baseline", None)
         baseline_lint = await self._lint(run, run.base_sha, "baseline lint", None)
@@ -270,9 +273,13 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
                 gates=gates, patch_ref=None, branch=None, plan_ref=plan.plan_ref,
                 isolation=isolation,
             ))  # fmt: skip
+            unrunnable = (
+                f"; the suite cannot run at the base commit either ({baseline.cannot_run})"
+                if baseline.cannot_run else ""
+            )  # fmt: skip
             raise self._fail(
                 "VerificationFailed",
-                f"no patch passed verification in {rounds} rounds; see the last gates",
+                f"no patch passed verification in {rounds} rounds; see the last gates{unrunnable}",
             )
         snapshot = current
 

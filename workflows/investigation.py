@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from gym.diagnose import HOW_TO_FIX
     from workflows import search
     from workflows.bisect import Multisection
     from workflows.investigation_shared import (
@@ -68,6 +69,8 @@ class InvestigationWorkflow(StepRunner):
     def __init__(self) -> None:
         self._state = RunState(run_id="", kind="investigation", trace_id="", policy_label="")
         self._probes: list[ProbeRecord] = []
+        self._suite_problem = ""
+        """Why the suite cannot run at the bad commit ("" when it runs)."""
         self._reference: str | None = None
         """Performance mode: the good commit every probe measures itself against."""
 
@@ -132,9 +135,10 @@ class InvestigationWorkflow(StepRunner):
             "reproduce", INV_PREPARE,
             InvPrepareInput(inp.run_id, inp.repo, inp.bad_ref, event.release if event else "",
                             event.frames if event else [], inp.test_command, inp.test_id,
-                            inp.kind, when, inp.good_ref),
+                            inp.kind, when, inp.good_ref, inp.environment, inp.suite_command),
             InvPrepared, limit=timedelta(minutes=15), heartbeat=None,
         )  # fmt: skip
+        prep = replace(prep, run=await self._prepare_environment(prep.run, inp.heartbeat_timeout_s))
         bad = prep.run.base_sha
         if inp.kind == "performance":
             if prep.good_sha is None:
@@ -144,9 +148,15 @@ class InvestigationWorkflow(StepRunner):
         for attempt in range(1 if inp.kind == "performance" else 2):
             seen = await self._probe(inp, prep, bad, attempt, 0)
             if seen.outcome != "bad":
+                hint = (
+                    f"; if the suite cannot run here, {HOW_TO_FIX}"
+                    if seen.outcome == "skip"
+                    else ""
+                )
                 raise self._fail(
                     "NotReproduced",
-                    f"the problem does not reproduce at {bad[:12]} ({seen.outcome}: {seen.detail})",
+                    f"the problem does not reproduce at {bad[:12]} ({seen.outcome}: "
+                    f"{seen.detail}){hint}",
                 )
         history: History = await self._step(
             "history", HISTORY, HistoryInput(prep.run, prep.good_sha, inp.max_history), History,
@@ -186,7 +196,15 @@ class InvestigationWorkflow(StepRunner):
             rounds=rounds, probes=len(self._probes), report_ref=report.report_ref,
         )  # fmt: skip
         if delivery is None:
-            self._state = replace(self._state, result=result)
+            self._state = replace(
+                self._state, result=replace(result, environment=self._environment)
+            )
+            if self._suite_problem:
+                raise self._fail(
+                    "SuiteDoesNotRun",
+                    f"the fix could not be verified: the suite cannot run at the bad commit "
+                    f"({self._suite_problem}), with or without the fix; {HOW_TO_FIX}",
+                )
             raise self._fail("VerificationFailed", f"the fix did not verify: {fix}")
         return result
 
@@ -250,6 +268,7 @@ class InvestigationWorkflow(StepRunner):
         baseline: TestReport = await self._step(
             "baseline", RUN_TESTS, base_tests, TestReport, limit=limit, heartbeat=beat
         )
+        self._suite_problem = baseline.cannot_run
         fixed_tests = tests(revert.snapshot, "test")
         report: TestReport = await self._step(
             "test", RUN_TESTS, fixed_tests, TestReport, limit=limit, heartbeat=beat
@@ -297,7 +316,7 @@ class InvestigationWorkflow(StepRunner):
             run_id=f"{inp.run_id}-fix", repo=inp.repo, goal=goal, policy=inp.policy,
             base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
             test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
-            queues=inp.queues,
+            queues=inp.queues, environment=inp.environment,
         )  # fmt: skip
         result: RunResult = await self._child(
             "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.shared import Gate, PolicyChoice, Queues, RunRef
+from workflows.shared import EnvironmentSpec, Gate, PolicyChoice, Queues, RunRef
 
 INVESTIGATION_WORKFLOW = "InvestigationWorkflow"
 INV_PREPARE = "ratchet.investigation.prepare"
@@ -67,6 +67,10 @@ class InvestigationInput:
     reproduction_files: dict[str, str] = field(default_factory=dict)
     """Files written into every probe's workspace (e.g. the test of a drifted spec claim)."""
     queues: Queues = field(default_factory=Queues)
+    environment: EnvironmentSpec | None = None
+    suite_command: str | None = None
+    """The whole suite, for the fix's gates (POST /investigations "test_command"); default: the
+    repository's own (ratchet.toml, detection)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class InvPrepareInput:
     kind: str
     when: str
     good_ref: str | None = None
+    environment: EnvironmentSpec | None = None
+    suite_command: str | None = None
 
 
 @dataclass(frozen=True)

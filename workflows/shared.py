@@ -14,6 +14,7 @@ FORWARD_WORKFLOW = "ForwardPlanningWorkflow"
 
 # Activity names are explicit and prefixed: renaming a Python function cannot break histories.
 PREPARE = "ratchet.prepare"
+ENVIRONMENT = "ratchet.environment"
 RUN_TESTS = "ratchet.run_tests"
 PLAN = "ratchet.plan"
 PATCH = "ratchet.patch"
@@ -25,6 +26,7 @@ SNAPSHOT_DIFF = "ratchet.snapshot_diff"
 
 NON_RETRYABLE_TYPES = [
     "BadRepository",
+    "EnvironmentBuildFailed",
     "PatchRefused",
     "DeliveryConflict",
     "PolicyError",
@@ -53,7 +55,8 @@ MODEL_ACTIVITIES = frozenset({
     "ratchet.plan", "ratchet.patch", "ratchet.role", "ratchet.model_turn",
 })  # fmt: skip
 SANDBOX_ACTIVITIES = frozenset({
-    "ratchet.run_tests", "ratchet.lint", "ratchet.performance", "ratchet.tool",
+    "ratchet.environment", "ratchet.run_tests", "ratchet.lint", "ratchet.performance",
+    "ratchet.tool",
     "ratchet.adversarial_tests", "ratchet.investigation.probe", "ratchet.drift.check",
 })  # fmt: skip
 
@@ -69,6 +72,26 @@ def queue_for(activity: str, queues: Queues) -> str | None:
     if activity in SANDBOX_ACTIVITIES:
         return queues.sandbox or None
     return None
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """An environment declared by a request: its setup commands and, optionally, the files whose
+    content keys it (default: the manifests and lockfiles the repository has)."""
+
+    setup: list[str] = field(default_factory=list)
+    key_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EnvironmentRef:
+    """The environment a run's sandboxed commands use (built under $RATCHET_HOME/envs/<key>)."""
+
+    key: str
+    source: str
+    """Where its definition came from: "request", "ratchet.toml", "detected: <file>" or
+    "default: …"."""
+    setup: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,8 @@ class TaskInput:
     approval_timeout_s: float = 7 * 24 * 3600.0
     """Unanswered this long, a wait for approval ends the run ("expired"), its work kept."""
     queues: Queues = field(default_factory=Queues)
+    environment: EnvironmentSpec | None = None
+    """The request's environment; None: ratchet.toml's [environment], else detection."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,10 @@ class RunRef:
     base_sha: str
     when: str
     """The run's fixed commit date (ISO 8601), so retried steps make identical commits."""
+    requested_environment: EnvironmentSpec | None = None
+    environment: EnvironmentRef | None = None
+    """Set by the environment step: every sandboxed command of the run uses it (a bisection
+    probe uses the environment of its own commit's key files)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +164,25 @@ class PrepareInput:
     test_command: str | None
     when: str
     start_snapshot: str | None = None
+    environment: EnvironmentSpec | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentInput:
+    run: RunRef
+    snapshot: str
+
+
+@dataclass(frozen=True)
+class EnvironmentOutput:
+    environment: EnvironmentRef
+    cache_hit: bool
+    duration_s: float
+    log_ref: str | None = None
+    """The build log (an artifact); None on a cache hit."""
+    egress: list[str] = field(default_factory=list)
+    """What the build's egress proxy allowed and refused."""
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -177,6 +225,9 @@ class TestReport:
     restored_tests: list[str] = field(default_factory=list)
     spans_ref: str | None = None
     """JSON list of the spans the tests exported, when the repository requires spans."""
+    cannot_run: str = ""
+    """Why the suite could not run at all (no tests ran, collection errors, a missing module,
+    command not found); "" when it ran."""
 
     __test__ = False  # not a pytest class
 
@@ -409,6 +460,7 @@ class RunResult:
     memory_used: list[str] = field(default_factory=list)
     """Knowledge-base entries the planners were given."""
     pull_request_url: str | None = None
+    environment: EnvironmentRef | None = None
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import model_retry_policy
     from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from workflows.shared import (
+        ENVIRONMENT,
         MODEL_ACTIVITIES,
         NON_RETRYABLE_TYPES,
         Delivery,
+        EnvironmentInput,
+        EnvironmentOutput,
+        EnvironmentRef,
         LintReport,
         PatchOutput,
         PerfReport,
         PlanOutput,
         Queues,
+        RunRef,
         RunState,
         StepRecord,
         TestReport,
@@ -45,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 MODEL_STEP_LIMIT = timedelta(hours=6)
+ENVIRONMENT_LIMIT = timedelta(hours=3)  # several setup commands, each within its own limit
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -65,6 +71,8 @@ class StepRunner:
     """Where model calls and sandboxed runs go (set from the run's input)."""
     _model_backoff: tuple[float, float] = (2.0, 120.0)
     """First and longest wait between tries of a model call (set from the run's input)."""
+    _environment: EnvironmentRef | None = None
+    """The run's environment, once its step has run: every run result names it."""
 
     def _before_step(self) -> None:
         """Called before every step; a workflow may raise here to stop (e.g. when cancelled)."""
@@ -73,8 +81,23 @@ class StepRunner:
         _count(RUNS_STARTED, {"kind": self._state.kind})
         self._show_details()
 
+    async def _prepare_environment(self, run: RunRef, heartbeat_s: float) -> RunRef:
+        """The environment step: build the repository's environment or find it built; the run
+        carries it from here on. (Runs recorded before this step existed go on without it.)"""
+        if not workflow.patched("environment-step"):
+            return run
+        out: EnvironmentOutput = await self._step(
+            "environment", ENVIRONMENT, EnvironmentInput(run, run.base_sha), EnvironmentOutput,
+            limit=ENVIRONMENT_LIMIT, heartbeat=timedelta(seconds=heartbeat_s),
+        )  # fmt: skip
+        self._environment = out.environment
+        return replace(run, environment=out.environment)
+
     def _set_phase(self, phase: str, **changes: Any) -> None:
         """Move the run to `phase`: the state, the UI's details and RatchetStatus follow."""
+        result = changes.get("result")
+        if result is not None and self._environment is not None and result.environment is None:
+            changes["result"] = replace(result, environment=self._environment)
         self._state = replace(self._state, phase=phase, **changes)
         search.set_status(phase)
         self._show_details()
@@ -205,6 +228,7 @@ class StepRunner:
 # What each activity does, in the words a person watching the Temporal UI would use.
 _PURPOSE = {
     "ratchet.prepare": "mirror the repository and snapshot the base",
+    "ratchet.environment": "build the repository's environment, or find it built",
     "ratchet.run_tests": "run the repository's tests in the sandbox",
     "ratchet.plan": "ask the policy for a plan",
     "ratchet.patch": "ask the policy for a patch",
@@ -254,6 +278,8 @@ def _test_detail(r: TestReport) -> str:
         verdict += f", {len(r.flaky)} flaky"
     if r.killed_by:
         verdict += f", killed by {', '.join(r.killed_by)}"
+    if r.cannot_run:
+        verdict += f"; the suite cannot run: {r.cannot_run[:300]}"
     if r.restored_tests:
         verdict += f"; graded with the original {', '.join(r.restored_tests)}"
     sandbox = r.isolation.split(":", 1)[0]
@@ -267,6 +293,11 @@ def _detail(result: object) -> str:
 
 _DETAILS: dict[type, Callable[[Any], str]] = {
     TestReport: lambda r: _test_detail(r),
+    EnvironmentOutput: lambda r: (
+        f"cache hit ({r.environment.source})"
+        if r.cache_hit
+        else f"built in {r.duration_s:.1f} s ({r.environment.source})"
+    ),
     VerifyOutput: lambda r: ", ".join(
         f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in r.gates
     ),

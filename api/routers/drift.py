@@ -18,7 +18,14 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import DriftCreate, ScheduleCreate, ScheduleCreated, SchedulePublic, TaskAccepted
+from api.models import (
+    DriftCreate,
+    EnvironmentIn,
+    ScheduleCreate,
+    ScheduleCreated,
+    SchedulePublic,
+    TaskAccepted,
+)
 from api.repo_check import check_repo
 from api.starting import accepted, choose_policy, run_queues, tags
 from gym.errors import BadRepository
@@ -41,7 +48,7 @@ async def _drift_input(body: DriftCreate, settings: Settings, store: StoreDep) -
     return DriftInput(
         repo=body.repo, policy=policy, ref=body.ref, investigate=body.investigate,
         trace_id=current_trace_id(), test_timeout_s=settings.test_timeout_s,
-        queues=run_queues(settings),
+        queues=run_queues(settings), environment=EnvironmentIn.spec(body.environment),
     )  # fmt: skip
 
 

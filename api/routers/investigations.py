@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from opentelemetry import trace
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import InvestigationCreate, TaskAccepted
+from api.models import EnvironmentIn, InvestigationCreate, TaskAccepted
 from api.repo_check import check_repo
 from api.starting import choose_policy, run_queues, start_investigation
 from gym.errors import BadRepository
@@ -51,6 +51,7 @@ async def create_investigation(
         parallel_probes=body.parallel_probes or settings.parallel_probes,
         test_timeout_s=settings.test_timeout_s, heartbeat_timeout_s=settings.heartbeat_timeout_s,
         benchmark_runs=body.benchmark_runs, max_slowdown=body.max_slowdown,
-        queues=run_queues(settings),
+        queues=run_queues(settings), suite_command=body.test_command,
+        environment=EnvironmentIn.spec(body.environment),
     )  # fmt: skip
     return await start_investigation(client, settings, inp)

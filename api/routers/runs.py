@@ -21,6 +21,7 @@ from api.models import (
     ApprovalPublic,
     BudgetIn,
     CulpritPublic,
+    EnvironmentPublic,
     ErrorPublic,
     ForkCreate,
     GatePublic,
@@ -100,6 +101,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
             plan_url=f"/runs/{run_id}/plan" if r.plan_ref else None,
             investigation_run_id=r.investigation_run_id,
             memory_used=r.memory_used,
+            environment=EnvironmentPublic(**asdict(r.environment)) if r.environment else None,
         )
     error = None
     if state and state.error:

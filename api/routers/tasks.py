@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, HTTPException
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import TaskAccepted, TaskCreate
+from api.models import EnvironmentIn, TaskAccepted, TaskCreate
 from api.repo_check import check_repo
 from api.starting import choose_policy, new_run_id, run_queues, start_forward
 from gym.errors import BadRepository
@@ -64,5 +64,6 @@ async def create_task(
         require_approval=body.require_approval,
         approval_timeout_s=body.approval_timeout_s,
         queues=run_queues(settings),
+        environment=EnvironmentIn.spec(body.environment),
     )
     return await start_forward(client, settings, task)

@@ -21,6 +21,7 @@ from api.starting import run_queues, start_investigation
 from ratchet.metrics import WEBHOOK_DELIVERIES
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
 from workflows.investigation_shared import InvestigationInput, SentryEvent
+from workflows.shared import EnvironmentSpec
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -119,11 +120,20 @@ async def _sentry(
             event=event, trace_id=current_trace_id(), parallel_probes=settings.parallel_probes,
             test_timeout_s=settings.test_timeout_s,
             heartbeat_timeout_s=settings.heartbeat_timeout_s, queues=run_queues(settings),
+            environment=_environment(mapping.get("environment")),
         )  # fmt: skip
         accepted = await start_investigation(client, settings, inp, join=True)
     answer = accepted.model_dump()
     recent.put(key, answer)  # only once started: a refused start must be redelivered
     return answer
+
+
+def _environment(value: object) -> EnvironmentSpec | None:
+    """A project mapping's {"setup": [...], "key_files"?: [...]} (operator configuration)."""
+    if not isinstance(value, dict) or not isinstance(value.get("setup"), list):
+        return None
+    setup = [str(c) for c in value["setup"] if str(c).strip()]
+    return EnvironmentSpec(setup, [str(f) for f in value.get("key_files") or []]) if setup else None
 
 
 class RecentDeliveries:

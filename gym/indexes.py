@@ -1,0 +1,99 @@
+"""The package indexes this machine's pip and npm are configured with: the hosts an
+environment build may reach by default, and the index settings handed to the build (the
+host's config files are not, since they may name files the sandbox cannot see)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from functools import cache
+from urllib.parse import urlsplit
+
+PYPI_HOSTS = ("pypi.org", "files.pythonhosted.org")
+NPM_DEFAULT = "https://registry.npmjs.org/"
+
+
+@cache
+def _pip_config() -> dict[str, str]:
+    """pip's effective index settings (its own `pip config list`, files and environment)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+            timeout=30, check=False,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        name, _, value = line.partition("=")
+        key = name.rsplit(".", 1)[-1]
+        if key == "cert":
+            found["cert"] = value.strip().strip("'\"")
+        if key in ("index-url", "extra-index-url"):
+            found[key] = (found.get(key, "") + " " + value.strip().strip("'\"")).strip()
+    for key, variable in (
+        ("index-url", "PIP_INDEX_URL"),
+        ("extra-index-url", "PIP_EXTRA_INDEX_URL"),
+    ):
+        if os.environ.get(variable):
+            found[key] = os.environ[variable]
+    return found
+
+
+def _usable(url: str) -> bool:
+    """An index a build can use through the proxy: http(s), and no credentials in the URL
+    (the build gets no secrets)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
+
+
+def pip_settings() -> dict[str, str]:
+    config = _pip_config()
+    env: dict[str, str] = {}
+    index = [u for u in config.get("index-url", "").split() if _usable(u)]
+    extra = [u for u in config.get("extra-index-url", "").split() if _usable(u)]
+    if index:
+        env["PIP_INDEX_URL"] = index[0]
+    if extra:
+        env["PIP_EXTRA_INDEX_URL"] = " ".join(extra)
+    cert = config.get("cert", "")
+    # The CA bundle this machine trusts (a TLS-inspecting gateway's CA may be in it), when the
+    # sandbox shows it (system directories only): pip, requests, uv and node all read it.
+    if cert.startswith(("/etc/", "/usr/")) and os.path.isfile(cert):
+        env |= {"PIP_CERT": cert, "SSL_CERT_FILE": cert, "REQUESTS_CA_BUNDLE": cert,
+                "NODE_EXTRA_CA_CERTS": cert}  # fmt: skip
+    return env
+
+
+@cache
+def _npm_registry() -> str:
+    npm = shutil.which("npm")
+    if npm is None:
+        return NPM_DEFAULT
+    try:
+        out = subprocess.run(
+            [npm, "config", "get", "registry"], capture_output=True, text=True, timeout=30,
+            check=False,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return NPM_DEFAULT
+    return out if _usable(out) else NPM_DEFAULT
+
+
+def default_allowed_hosts() -> list[str]:
+    """pip's index (PyPI and its file host unless another index is set), its extra indexes and
+    npm's registry."""
+    settings = pip_settings()
+    hosts = [] if "PIP_INDEX_URL" in settings else list(PYPI_HOSTS)
+    urls = [
+        settings.get("PIP_INDEX_URL", ""),
+        settings.get("PIP_EXTRA_INDEX_URL", ""),
+        _npm_registry(),
+    ]
+    for url in " ".join(urls).split():
+        parts = urlsplit(url)
+        if parts.hostname:
+            hosts.append(parts.netloc if parts.port else parts.hostname)
+    return sorted(set(hosts))
