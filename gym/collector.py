@@ -9,6 +9,7 @@ script (copied into the run's results directory), so it needs nothing of Ratchet
 from __future__ import annotations
 
 import json
+import struct
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,26 +41,100 @@ def spans_from_json(body: bytes) -> list[dict[str, Any]]:
 
 
 def spans_from_protobuf(body: bytes) -> list[dict[str, Any]]:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(body)
+    """An OTLP ExportTraceServiceRequest, decoded from the wire format with the stdlib alone: the
+    collector runs on a bare interpreter, whatever the repository's environment holds."""
     out = []
-    for resource_spans in request.resource_spans:
-        attrs = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-        for scope in resource_spans.scope_spans:
-            for span in scope.spans:
+    for resource_spans in _fields(body, 1):
+        resource = next(iter(_fields(resource_spans, 1)), b"")
+        attrs = dict(_attribute(kv) for kv in _fields(resource, 1))
+        for scope in _fields(resource_spans, 2):
+            for span in _fields(scope, 2):
+                f = _message(span)
+                status = _message(f.get(15, [b""])[0])
                 out.append({
-                    "name": span.name, "trace_id": span.trace_id.hex(),
-                    "span_id": span.span_id.hex(),
-                    "parent_span_id": span.parent_span_id.hex() or None,
-                    "service": _service(attrs), "start_ns": span.start_time_unix_nano,
-                    "end_ns": span.end_time_unix_nano, "error": span.status.code == 2,
-                    "attributes": {a.key: _proto_value(a.value) for a in span.attributes},
+                    "name": _text(f, 5), "trace_id": _bytes(f, 1).hex(),
+                    "span_id": _bytes(f, 2).hex(),
+                    "parent_span_id": _bytes(f, 4).hex() or None,
+                    "service": _service(attrs), "start_ns": _int(f, 7), "end_ns": _int(f, 8),
+                    "error": _int(status, 3) == 2,
+                    "attributes": dict(
+                        _attribute(kv) for kv in f.get(9, []) if isinstance(kv, bytes)
+                    ),
                 })  # fmt: skip
     return out
+
+
+Field = bytes | int
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _message(data: Field) -> dict[int, list[Field]]:
+    """Field number → values (varints and fixed as ints, length-delimited as bytes)."""
+    fields: dict[int, list[Field]] = {}
+    if not isinstance(data, bytes):
+        return fields
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        value: Field
+        if wire == 0:
+            value, at = _varint(data, at)
+        elif wire == 1:
+            value, at = int.from_bytes(data[at : at + 8], "little"), at + 8
+        elif wire == 2:
+            size, at = _varint(data, at)
+            value, at = data[at : at + size], at + size
+        elif wire == 5:
+            value, at = int.from_bytes(data[at : at + 4], "little"), at + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _fields(data: Field, number: int) -> list[bytes]:
+    return [v for v in _message(data).get(number, []) if isinstance(v, bytes)]
+
+
+def _bytes(fields: dict[int, list[Field]], number: int) -> bytes:
+    value = fields.get(number, [b""])[0]
+    return value if isinstance(value, bytes) else b""
+
+
+def _text(fields: dict[int, list[Field]], number: int) -> str:
+    return _bytes(fields, number).decode(errors="replace")
+
+
+def _int(fields: dict[int, list[Field]], number: int) -> int:
+    value = fields.get(number, [0])[0]
+    return value if isinstance(value, int) else 0
+
+
+def _attribute(kv: bytes) -> tuple[str, Any]:
+    """A KeyValue: key (1) and an AnyValue (2): string 1, bool 2, int 3, double 4."""
+    f = _message(kv)
+    value = _message(f.get(2, [b""])[0])
+    if 1 in value:
+        return _text(f, 1), _text(value, 1)
+    if 2 in value:
+        return _text(f, 1), bool(_int(value, 2))
+    if 3 in value:
+        number = _int(value, 3)
+        return _text(f, 1), number - (1 << 64) if number >= 1 << 63 else number
+    if 4 in value:
+        return _text(f, 1), struct.unpack("<d", _int(value, 4).to_bytes(8, "little"))[0]
+    return _text(f, 1), str(value)
 
 
 def _json_value(value: dict[str, Any]) -> Any:
@@ -67,12 +142,6 @@ def _json_value(value: dict[str, Any]) -> Any:
         if kind in value:
             return int(value[kind]) if kind == "intValue" else value[kind]
     return str(value)
-
-
-def _proto_value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind in ("string_value", "bool_value", "int_value",
-                                            "double_value") else str(value)  # fmt: skip
 
 
 def _service(attributes: dict[str, Any]) -> str | None:

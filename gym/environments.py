@@ -32,7 +32,12 @@ from gym.runner import Limits, Tick, run_command
 from gym.sandbox import KEPT_IN_WORKSPACE, RESULTS_INSIDE, Sandbox, base_python
 
 MANIFEST = "ratchet-env.json"
-SEED = "pytest"
+# Ratchet's own test tools, copied into every environment before its setup (which may replace
+# them with the repository's own versions): pytest runs the suites, hypothesis runs the
+# invariant guards. Hypothesis comes without its pytest plugin entry point, so a suite that does
+# not import it pays nothing for it.
+SEED = ("pytest", "hypothesis")
+NOT_SEEDED = ("hypothesis", "entry_points.txt")
 LOG_TAIL = 3000
 
 
@@ -149,11 +154,10 @@ class Environments:
                         command, workspace, builder, limits, results, log, definition, tick,
                         online=True,
                     )  # fmt: skip
-                decisions = [
-                    f"{'allowed' if ok else 'refused'} {host}:{port}"
-                    + ("" if ok else f" ({why})")
+                decisions = list(dict.fromkeys(  # each host once, in the order first seen
+                    f"{'allowed' if ok else 'refused'} {host}:{port}" + ("" if ok else f" ({why})")
                     for host, port, ok, why in proxy.decisions
-                ]  # fmt: skip
+                ))  # fmt: skip
             _keep_workspace_dirs(workspace, path)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
@@ -224,10 +228,12 @@ def _seed(path: Path, seen: str) -> None:
     """Copy pytest and what it needs from Ratchet's own installation, compiled bytecode
     included, so an environment can run the tests without a download."""
     site = path / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-    for dist in _closure(SEED):
+    for dist in _closure(*SEED):
         for file in dist.files or []:
             if str(file).startswith(".."):
                 continue  # console scripts: written below with this venv's interpreter
+            if _is_plugin_entry(dist, str(file)):
+                continue
             source = Path(str(dist.locate_file(file)))
             if source.is_file():
                 target = site / str(file)
@@ -242,9 +248,14 @@ def _seed(path: Path, seen: str) -> None:
         target.chmod(0o755)
 
 
-def _closure(name: str) -> list[metadata.Distribution]:
+def _is_plugin_entry(dist: metadata.Distribution, file: str) -> bool:
+    name = (dist.metadata["Name"] or "").lower()
+    return name == NOT_SEEDED[0] and file.endswith(f".dist-info/{NOT_SEEDED[1]}")
+
+
+def _closure(*names: str) -> list[metadata.Distribution]:
     seen: dict[str, metadata.Distribution] = {}
-    todo = [name]
+    todo = list(names)
     while todo:
         current = todo.pop()
         if current.lower() in seen:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from temporalio.worker import Worker
 
 from api.main import create_app
 from ratchet.settings import Settings
+from tests.utils.envs import OTEL_PACKAGES
+from tests.utils.pypi import PackageIndex, repack_closure
 from tests.utils.settings import TOKEN, make_settings
 from worker import build_worker
 from workflows import search
@@ -52,6 +54,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(scope="session")
+def otel_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
+    """A loopback package index with the OpenTelemetry SDK and exporter (and what they need),
+    repacked from this installation: repositories that need them install them for real."""
+    wheels = tmp_path_factory.mktemp("otel-wheels")
+    repack_closure(wheels, *OTEL_PACKAGES.split())
+    with PackageIndex(wheels) as index:
+        yield index
 
 
 @pytest_asyncio.fixture(scope="session")

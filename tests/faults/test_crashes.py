@@ -78,8 +78,9 @@ async def test_killed_mid_patch(client: Client, settings: Settings, tmp_path: Pa
     result, state = await _run_through_a_crash(client, settings, task, tmp_path, mid_patch())
     assert all(g.passed for g in result.gates)
     steps = [(s.name, s.round, s.attempts) for s in state.steps]
-    assert steps[:6] == [
-        ("prepare", None, 1), ("baseline", None, 1), ("baseline lint", None, 1),
+    assert steps[:7] == [
+        ("prepare", None, 1), ("environment", None, 1), ("baseline", None, 1),
+        ("baseline lint", None, 1),
         ("memory", None, 1), ("plan", None, 1), ("patch", 1, 2),
     ]  # fmt: skip
     # The retried patch made the same snapshot (same tree, same fixed date): one commit.
@@ -106,8 +107,9 @@ async def test_killed_mid_test_run(client: Client, settings: Settings, tmp_path:
     assert all(g.passed for g in result.gates)
     steps = [(s.name, s.round, s.attempts) for s in state.steps]
     # The interrupted test step ran twice; the steps before it ran once.
-    assert steps[:7] == [
-        ("prepare", None, 1), ("baseline", None, 1), ("baseline lint", None, 1),
+    assert steps[:8] == [
+        ("prepare", None, 1), ("environment", None, 1), ("baseline", None, 1),
+        ("baseline lint", None, 1),
         ("memory", None, 1), ("plan", None, 1), ("patch", 1, 1), ("test", 1, 2),
     ]  # fmt: skip
     # The trace shows the retry: the killed worker never ended its span; the second worker's

@@ -56,8 +56,8 @@ async def test_a_run_resumes_after_the_dev_server_restarts_on_its_database(
     assert result.branch == "ratchet/task-restart" and all(g.passed for g in result.gates)
     steps = [(s.name, s.round) for s in state.steps]
     # Everything before the outage happened once; the run went on from where it was.
-    assert steps[:7] == [
-        ("prepare", None), ("baseline", None), ("baseline lint", None), ("memory", None),
-        ("plan", None), ("patch", 1), ("test", 1),
+    assert steps[:8] == [
+        ("prepare", None), ("environment", None), ("baseline", None), ("baseline lint", None),
+        ("memory", None), ("plan", None), ("patch", 1), ("test", 1),
     ]  # fmt: skip
     assert state.steps[-1].name == "deliver"

@@ -7,7 +7,7 @@ from pathlib import Path
 from gym.config import RUFF, RepoConfig, detect_lint_command, load_config
 from gym.lint import LintRun, lint_gate, parse_findings, run_lint
 from gym.runner import Limits
-from gym.sandbox import BwrapSandbox
+from tests.utils.envs import sealed
 from tests.utils.repos import PY_REPO, make_repo
 
 
@@ -15,7 +15,7 @@ async def test_ruff_in_the_sandbox_finds_what_a_patch_introduces(tmp_path: Path)
     repo = make_repo(tmp_path / "calc", PY_REPO)
     command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
     assert (command, fmt) == (RUFF, "ruff-json")
-    limits, sandbox = Limits(timeout_s=60), BwrapSandbox()
+    limits, sandbox = Limits(timeout_s=60), sealed()
     before = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
     assert before.ok and before.findings == []
     (repo / "calc.py").write_text("import os\n\n\ndef add(a, b):\n    return a + b\n")

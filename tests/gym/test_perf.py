@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gym.perf import compare, mann_whitney_greater, measure_value, sample
 from gym.runner import Limits
-from gym.sandbox import BwrapSandbox
+from tests.utils.envs import sealed
 
 
 def brute_force_p(patched: list[float], base: list[float]) -> float:
@@ -52,7 +52,7 @@ async def test_a_planted_slowdown_is_found_side_by_side(tmp_path: Path) -> None:
             f"sum(i * i for i in range({n}))\nprint(time.perf_counter() - t)\n"
         )
     samples = await sample(
-        "python bench.py", fast, slow, runs=5, limits=Limits(timeout_s=60), sandbox=BwrapSandbox()
+        "python bench.py", fast, slow, runs=5, limits=Limits(timeout_s=60), sandbox=sealed()
     )
     assert samples.unit == "reported" and not samples.failures
     verdict = compare(samples.base, samples.patched, max_slowdown=0.05)

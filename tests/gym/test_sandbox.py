@@ -10,8 +10,9 @@ import pytest
 
 from gym.runner import Limits, run_command
 from gym.sandbox import BwrapSandbox, SandboxUnavailable, bwrap_works, choose_sandbox
+from tests.utils.envs import default_environment
 
-SANDBOX = BwrapSandbox()
+SANDBOX = BwrapSandbox().with_environment(default_environment())
 
 
 def test_bubblewrap_works_here() -> None:
@@ -34,7 +35,7 @@ async def run(command: str, ws: Path, **limits: object) -> tuple[int, str, list[
         limits=Limits(**{"timeout_s": 20, **limits}),
         sandbox=SANDBOX,  # type: ignore[arg-type]
     )
-    assert result.isolation.startswith("bwrap: no network")
+    assert result.isolation.startswith("bwrap (sealed): no network")
     return result.exit_code, result.output.decode(), result.killed_by, time.monotonic() - started
 
 

@@ -10,8 +10,8 @@ import pytest
 from gym.junit import TestCase, parse_junit
 from gym.rerun import Rerun, plan_rerun
 from gym.runner import Limits
-from gym.sandbox import BwrapSandbox
 from gym.testing import TestRun, rerun_command, run_tests
+from tests.utils.envs import sealed
 from tests.utils.repos import make_repo
 
 SUITE = {
@@ -34,7 +34,7 @@ SUITE = {
 async def test_real_suite_per_test_outcomes_and_flaky_detection(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "suite", SUITE)
     run = await run_tests(
-        "python -m pytest -q", repo, limits=Limits(timeout_s=60), sandbox=BwrapSandbox()
+        "python -m pytest -q", repo, limits=Limits(timeout_s=60), sandbox=sealed()
     )
     outcomes = {t.id: t.outcome for t in run.tests}
     assert outcomes == {
@@ -84,7 +84,7 @@ async def test_the_bundled_example_repositorys_own_suite(tmp_path: Path) -> None
 
     repo = build_example(Settings(home=tmp_path))
     run = await run_tests(
-        "python -m pytest -q", repo, limits=Limits(timeout_s=60), sandbox=BwrapSandbox()
+        "python -m pytest -q", repo, limits=Limits(timeout_s=60), sandbox=sealed()
     )
     assert run.passed
     assert [(t.id, t.outcome) for t in run.tests] == [

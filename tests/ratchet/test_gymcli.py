@@ -30,7 +30,7 @@ def test_exec_streams_output_and_exits_with_the_commands_status(tmp_path: Path) 
     assert done.returncode == 7
     assert "def add(a, b):" in done.stdout  # HEAD~1, not the v2 commit
     assert "do-not-leak" not in done.stdout
-    assert "isolation: bwrap: no network" in done.stderr
+    assert "isolation: bwrap (sealed): no network" in done.stderr
     assert (repo / "calc.py").read_text() == "# v2\n"  # the repository itself is untouched
     assert not list((tmp_path / "home" / "workspaces").iterdir())  # the workspace is gone
 

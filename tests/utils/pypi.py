@@ -256,3 +256,61 @@ def _page(title: str, links: list[str]) -> bytes:
         "</html>",
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def repack(out_dir: Path, name: str) -> Path:
+    """A wheel of the distribution `name` as it is installed here (its RECORD's files, its own
+    WHEEL tags): real third-party packages for a loopback index, without a download."""
+    from importlib import metadata as md
+
+    dist = md.distribution(name)
+    files = [
+        f for f in dist.files or [] if not str(f).startswith("..") and "__pycache__" not in str(f)
+    ]
+    info = next(str(f).split("/")[0] for f in files if str(f).endswith(".dist-info/METADATA"))
+    wheel_meta = Path(str(dist.locate_file(f"{info}/WHEEL"))).read_text()
+    tags = [
+        line.split(":", 1)[1].strip() for line in wheel_meta.splitlines() if line.startswith("Tag:")
+    ]
+    version = dist.version
+    target = out_dir / f"{wheel_name(dist.metadata['Name'])}-{version}-{tags[0]}.whl"
+    record_lines: list[list[str]] = []
+    part = target.with_suffix(".part")
+    with ZipFile(part, "w", ZIP_DEFLATED) as archive:
+        for file in files:
+            rel = str(file)
+            if rel == f"{info}/RECORD" or rel.endswith(
+                (".pyc", "INSTALLER", "REQUESTED", "direct_url.json")
+            ):
+                continue
+            data = Path(str(dist.locate_file(file))).read_bytes()
+            entry = ZipInfo(rel, _ZIP_DATE)
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, data)
+            record_lines.append([rel, _record_hash(data), str(len(data))])
+        record_lines.append([f"{info}/RECORD", "", ""])
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(record_lines)
+        archive.writestr(ZipInfo(f"{info}/RECORD", _ZIP_DATE), buffer.getvalue())
+    os.replace(part, target)
+    return target
+
+
+def repack_closure(out_dir: Path, *names: str) -> list[Path]:
+    """`repack` each of `names` and everything they require (markers evaluated here)."""
+    from importlib import metadata as md
+
+    from packaging.requirements import Requirement
+
+    done: dict[str, Path] = {}
+    todo = list(names)
+    while todo:
+        current = project_name(todo.pop())
+        if current in done:
+            continue
+        done[current] = repack(out_dir, current)
+        for line in md.distribution(current).requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return list(done.values())

@@ -52,12 +52,13 @@ async def test_demo_example_is_repaired_verified_and_delivered(
     assert verifies[0][0] == 1 and "tests FAILED" in verifies[0][1]
     assert verifies[1][0] == 2 and "FAILED" not in verifies[1][1]
     assert [name for name, _, _ in steps] == [
-        "prepare", "baseline", "baseline lint", "memory", "plan", "patch", "test", "lint", "verify",
+        "prepare", "environment", "baseline", "baseline lint", "memory", "plan", "patch", "test",
+        "lint", "verify",
         "patch", "test", "lint", "verify", "refactor", "test", "lint", "verify", "deliver",
     ]  # fmt: skip
     assert all(status == "completed" for _, _, status in steps), steps
     assert run["result"]["refactor_kept"] is True
-    assert run["result"]["isolation"].startswith("bwrap: no network")
+    assert run["result"]["isolation"].startswith("bwrap (sealed): no network")
 
     # The branch holds one commit on top of the base; the user's checkout is untouched.
     branch = run["result"]["branch"]
