@@ -54,15 +54,18 @@ from workflows.shared import (
 SUMMARY_CHARS = 1500
 
 
-def _unrunnable(gate: gates.GateResult, why: str) -> gates.GateResult:
-    """A suite that cannot run at the base verifies nothing: say so instead of blaming the
-    patch."""
-    if gate.name != "tests" or gate.passed:
+def _suite_gate(gate: gates.GateResult, now: str, before: str) -> gates.GateResult:
+    """A suite that cannot run verifies nothing (whatever its exit code compares to): the tests
+    gate says so, and when it could not run at the base either, says how to fix that instead of
+    blaming the patch."""
+    if gate.name != "tests" or not (now or (before and not gate.passed)):
         return gate
-    return gates.GateResult(
-        "tests", False, f"the suite cannot run at the base commit either ({why}), so it cannot "
-        f"verify a change: {HOW_TO_FIX}. {gate.detail}",
-    )  # fmt: skip
+    if not now:
+        return gates.GateResult("tests", False, f"the suite cannot run at the base commit "
+                                f"({before}), so it cannot verify a change: {HOW_TO_FIX}. "
+                                f"{gate.detail}")  # fmt: skip
+    either = f"; nor at the base commit: {HOW_TO_FIX}" if before else ""
+    return gates.GateResult("tests", False, f"the suite cannot run on this change ({now}){either}")
 
 
 def _attempt() -> int:
@@ -205,8 +208,7 @@ class ForwardActivities:
             results.append(
                 gates.GateResult("performance", arg.performance.passed, arg.performance.detail)
             )
-        if arg.baseline.cannot_run:
-            results = [_unrunnable(g, arg.baseline.cannot_run) for g in results]
+        results = [_suite_gate(g, arg.tests.cannot_run, arg.baseline.cannot_run) for g in results]
         passed = all(g.passed for g in results)
         feedback_ref = None
         if not passed:

@@ -144,7 +144,7 @@ class Environments:
         results = Path(tempfile.mkdtemp(prefix="ratchet-env-"))
         try:
             without_pip = "" if definition.setup else " --without-pip"
-            create = f"{base_python()} -m venv{without_pip} {seen}"
+            create = f"{builder.tool_python()} -m venv{without_pip} {seen}"
             await self._step(create, workspace, builder, limits, results, log, definition, tick)
             _seed(path, seen)
             async with egress.EgressProxy(results / "egress.sock", allowlist) as proxy:

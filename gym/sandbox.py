@@ -33,6 +33,7 @@ ENV_INSIDE = "/opt/ratchet/env"  # the repository's environment (a venv)
 TOOLS_INSIDE = "/opt/ratchet/bin"  # copies of what Ratchet itself needs inside (ruff)
 GIT_INSIDE = "/opt/ratchet/git"  # the repository's own mirror, read-only, for `git log` & co
 HOME_INSIDE = "/tmp/home"
+PYTHON_INSIDE = "/opt/ratchet/python"  # the interpreter's installation, when outside /usr
 KEPT_IN_WORKSPACE = ("node_modules",)
 SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
@@ -146,7 +147,7 @@ class BwrapSandbox:
         return ":".join([*first, TOOLS_INSIDE, "/usr/local/bin", "/usr/bin", "/bin"])
 
     def tool_python(self) -> str:
-        return base_python()
+        return python_inside()
 
     def wrap(
         self, argv: list[str], workspace: Path, env: dict[str, str], results: Path
@@ -169,6 +170,9 @@ class BwrapSandbox:
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         args += ["--clearenv"]
         inside_env = {**env, "HOME": HOME_INSIDE, "TMPDIR": "/tmp"}
+        if _relocated():
+            # The interpreter's own library, found by its absolute RUNPATH elsewhere.
+            inside_env["LD_LIBRARY_PATH"] = f"{PYTHON_INSIDE}/lib"
         for key, value in sorted(inside_env.items()):
             args += ["--setenv", key, value]
         args += ["--chdir", ws, "--", *argv]
@@ -190,16 +194,29 @@ def sealed_root() -> tuple[str, ...]:
             ["--tmpfs", path, "--remount-ro", path] if is_dir else ["--ro-bind", "/dev/null", path]
         )
     args += ["--dev", "/dev", "--proc", "/proc"]
-    # The interpreter's installation, when it lives outside /usr (pyenv under /root, /opt):
-    # only that directory, with its own site-packages emptied (a venv does not use it).
-    for prefix in sorted({os.path.realpath(sys.base_prefix)}):
-        if not prefix.startswith("/usr/"):
-            args += ["--ro-bind", prefix, prefix]
-            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-            site = Path(prefix) / "lib" / version / "site-packages"
-            if site.is_dir():
-                args += ["--tmpfs", str(site), "--remount-ro", str(site)]
+    # The interpreter's installation, when it lives outside /usr (pyenv under /root, /opt): only
+    # that directory, at a neutral path (so nothing of /root shows), its site-packages emptied
+    # (a venv does not use it).
+    if _relocated():
+        prefix = os.path.realpath(sys.base_prefix)
+        args += ["--ro-bind", prefix, PYTHON_INSIDE]
+        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        site = f"{PYTHON_INSIDE}/lib/{version}/site-packages"
+        if (Path(prefix) / "lib" / version / "site-packages").is_dir():
+            args += ["--tmpfs", site, "--remount-ro", site]
     return tuple(args)
+
+
+def _relocated() -> bool:
+    return not os.path.realpath(sys.base_prefix).startswith("/usr/")
+
+
+def python_inside() -> str:
+    """The base interpreter as the sealed sandbox shows it."""
+    real = base_python()
+    if not _relocated():
+        return real
+    return PYTHON_INSIDE + real.removeprefix(os.path.realpath(sys.base_prefix))
 
 
 def _unreadable_under(root: str) -> list[tuple[str, bool]]:
