@@ -238,6 +238,9 @@ def _seed(path: Path, seen: str) -> None:
             if source.is_file():
                 target = site / str(file)
                 target.parent.mkdir(parents=True, exist_ok=True)
+                # A copy, never a hard link: setup runs with the environment writable, and what
+                # it writes must not reach Ratchet's own installation. copy2 keeps the mtime, so
+                # the compiled bytecode copied beside stays valid.
                 shutil.copy2(source, target)
     for script in ("pytest", "py.test"):
         target = path / "bin" / script

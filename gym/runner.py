@@ -126,7 +126,7 @@ async def run_command(
         span.set_attributes({
             "process.exit_code": result.exit_code, "ratchet.timed_out": result.timed_out,
             "ratchet.killed_by": result.killed_by, "ratchet.duration_s": result.duration_s,
-            "ratchet.sandbox": result.isolation.split(":", 1)[0],
+            "ratchet.sandbox": (sandbox or NoSandbox()).name,
         })  # fmt: skip
         if result.exit_code != 0:
             span.set_status(StatusCode.ERROR, f"exit {result.exit_code}")

@@ -115,7 +115,11 @@ async def client(temporal_target: str, tracer_provider: TracerProvider) -> Clien
 
 
 @pytest.fixture
-def settings(tmp_path: Path, temporal_target: str) -> Settings:
+def settings(tmp_path: Path, temporal_target: str, request: pytest.FixtureRequest) -> Settings:
+    if "otel_index" in request.fixturenames:  # builds may reach the loopback index
+        index: PackageIndex = request.getfixturevalue("otel_index")
+        hosts = json.dumps([index.host])
+        return make_settings(tmp_path / "home", temporal_target, env_allowed_hosts=hosts)
     return make_settings(tmp_path / "home", temporal_target)
 
 

@@ -11,6 +11,8 @@ from temporalio.worker import Worker
 from gym.git import git
 from ratchet.demo import EXAMPLES, GOAL, build_example
 from ratchet.settings import Settings
+from tests.utils.envs import otel_setup
+from tests.utils.pypi import PackageIndex
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from tests.workflows.helpers import wait_for_end
@@ -206,7 +208,7 @@ async def test_weakening_an_existing_test_is_flagged_and_graded_with_the_origina
     assert gates["tests"]["detail"].startswith("failing: tests/test_calc.py::test_add")
     test_step = next(s for s in run["steps"] if s["name"] == "test")
     assert "graded with the original tests/test_calc.py" in test_step["detail"]
-    assert "[sandbox: bwrap]" in test_step["detail"]
+    assert "[sandbox: bwrap (sealed)]" in test_step["detail"]
 
 
 async def test_a_test_failing_at_baseline_does_not_block_an_unrelated_change(
@@ -252,7 +254,7 @@ async def test_a_new_lint_finding_sends_the_patch_back(
 
 
 async def test_a_required_span_the_patch_drops_fails_the_observability_gate(
-    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path, otel_index: PackageIndex
 ) -> None:
     from tests.gym.test_observability import INSTRUMENTED
 
@@ -279,7 +281,10 @@ async def test_a_required_span_the_patch_drops_fails_the_observability_gate(
         "        pass\n=======\n    return None\n>>>>>>> REPLACE\n"
     )
     script = write_script(tmp_path / "s.toml", [drop])
-    run_id = await submit(api, repo, script, "simplify", max_repair_rounds=0)
+    environment = {"setup": otel_setup(otel_index.url)}
+    run_id = await submit(
+        api, repo, script, "simplify", max_repair_rounds=0, environment=environment
+    )
     run = await wait_for_end(api, run_id)
     gates = {g["name"]: g for g in run["result"]["gates"]}
     assert gates["tests"]["passed"], gates
