@@ -129,7 +129,7 @@ def _cmd_task(args: argparse.Namespace) -> int:
                  perspectives=args.perspectives, adversarial=args.adversarial,
                  invariants=args.invariants, require_approval=args.require_approval,
                  approve_plan=args.approve_plan, approval_timeout_s=args.approval_timeout_s,
-                 budget=budget or None),
+                 budget=budget or None, environment=_environment(args)),
     }  # fmt: skip
     if args.memory is not None:  # --no-memory is a False that must be sent
         body["memory"] = args.memory
@@ -137,12 +137,17 @@ def _cmd_task(args: argparse.Namespace) -> int:
     return _started(args, api, api.submit(body))
 
 
+def _environment(args: argparse.Namespace) -> dict[str, list[str]] | None:
+    return {"setup": args.setup} if args.setup else None
+
+
 def _cmd_investigate(args: argparse.Namespace) -> int:
     reproduce = _given(test_command=args.test_command, test_id=args.test_id)
     body = {
         "repo": _abs_or_url(args.repo), "bad_ref": args.bad, "kind": args.kind, **_policy(args),
         **_given(good_ref=args.good, reproduce=reproduce or None,
-                 parallel_probes=args.parallel_probes),
+                 parallel_probes=args.parallel_probes, test_command=args.suite,
+                 environment=_environment(args)),
     }  # fmt: skip
     api = _api(args)
     return _started(args, api, api.investigate(body))
@@ -268,6 +273,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--goal", required=True)
     c.add_argument("--ref", default="HEAD")
     c.add_argument("--test-command")
+    c.add_argument("--setup", action="append", metavar="CMD", help=SETUP_HELP)
     _policy_options(c)
     c.add_argument("--max-repair-rounds", type=int, metavar="N")
     c.add_argument("--budget-usd", type=float, metavar="USD")
@@ -288,6 +294,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--good", help="a ref without the problem (default: searched for)")
     how = c.add_mutually_exclusive_group()
     how.add_argument("--test-command", help="a command that fails where the problem is")
+    c.add_argument("--suite", metavar="CMD", help="the whole test suite, for the fix's gates")
+    c.add_argument("--setup", action="append", metavar="CMD", help=SETUP_HELP)
     how.add_argument("--test-id", help="a test that fails where the problem is")
     c.add_argument("--kind", choices=["regression", "performance", "invariants"],
                    default="regression")  # fmt: skip
