@@ -15,7 +15,7 @@ from activities.runner import RunnerConfig
 from gym import workspace
 from gym.config import load_config
 from gym.envdef import EnvDefinition, definition_for
-from gym.environments import Environment, Environments
+from gym.environments import Environment, EnvironmentBuildFailed, Environments
 from gym.sandbox import Sandbox
 from ratchet.artifacts import ArtifactStore
 from workflows.shared import (
@@ -85,7 +85,13 @@ class EnvironmentActivities:
     async def environment(self, arg: EnvironmentInput) -> EnvironmentOutput:
         tag_span(arg.run.run_id)
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "base")
-        env = await ensure_environment(self.home, self.runner, arg.run, ws, arg.snapshot)
+        try:
+            env = await ensure_environment(self.home, self.runner, arg.run, ws, arg.snapshot)
+        except EnvironmentBuildFailed as failed:
+            # The whole log stays readable; the message (the run's error) names it.
+            raise EnvironmentBuildFailed(
+                f"{failed} [build log: {self.store.put(failed.log)}]", failed.log
+            ) from None
         ref = EnvironmentRef(env.key, env.source, list(env.setup))
         log_ref = None if env.cache_hit else self.store.put(env.log)
         return EnvironmentOutput(

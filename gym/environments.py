@@ -44,6 +44,10 @@ LOG_TAIL = 3000
 class EnvironmentBuildFailed(GymError):
     """A setup command failed: retrying builds the same thing and fails the same way."""
 
+    def __init__(self, message: str, log: bytes = b"") -> None:
+        super().__init__(message)
+        self.log = log
+
 
 @dataclass(frozen=True)
 class Environment:
@@ -207,7 +211,8 @@ class Environments:
             why = "timed out" if result.timed_out else f"exited {result.exit_code}"
             raise EnvironmentBuildFailed(
                 f"environment setup failed ({definition.source}): `{command}` {why}; "
-                f"the log ends with:\n{tail}"
+                f"the log ends with:\n{tail}",
+                bytes(log),
             )
 
 

@@ -224,3 +224,44 @@ async def test_a_hostile_repository_finds_nothing_of_the_host(
         )
         assert not [leak for leak in leaks if leak in seen], span.name
     assert not [leak for leak in leaks if leak in json.dumps(run)]
+
+
+async def test_a_failing_setup_fails_the_run_at_once_with_the_command_and_its_log(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path, index: PackageIndex
+) -> None:
+    repo = make_repo(tmp_path / "titles", TITLES)
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
+    bad = f"python -m pip install --no-cache-dir --index-url {index.url} slugkit==7.0"
+    response = await api.post("/tasks", json={
+        "repo": str(repo), "goal": "add mul", "policy": "scripted",
+        "policy_script": str(script), "environment": {"setup": [bad]},
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=120)
+    assert run["status"] == "failed", run
+    assert run["error"]["type"] == "EnvironmentBuildFailed"
+    assert f"`{bad}` exited 1" in run["error"]["message"]
+    assert (
+        "slugkit==7.0" in run["error"]["message"]
+        and "[build log: sha256:" in run["error"]["message"]
+    )
+    environment = step(run, "environment")
+    assert environment["status"] == "failed" and environment["attempts"] == 1
+    assert [s["name"] for s in run["steps"]] == ["prepare", "environment"]
+
+
+async def test_a_bad_environment_is_refused_before_anything_starts(
+    api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "titles", TITLES)
+    for environment in ({"setup": []}, {"setup": ["  "]}, {"setup": ["x"], "key_files": ["/etc/x"]},
+                        {"setup": ["x"], "key_files": ["../up"]}, {"setup": "pip install x"},
+                        {"setup": ["x"], "extra": 1}):  # fmt: skip
+        for path, body in (
+            ("/tasks", {"goal": "g", "policy": "scripted"}),
+            ("/investigations", {}),
+        ):
+            response = await api.post(
+                path, json={"repo": str(repo), **body, "environment": environment}
+            )
+            assert response.status_code == 422, (path, environment, response.text)
+            assert "detail" in response.json()
