@@ -3,6 +3,8 @@ runs already in flight (a non-deterministic change) fails here, in CI.
 
 `make histories` re-records them from the tests (tests/histories/*.json); re-record on purpose,
 after making a change safe with `workflow.patched(...)`, never to make this test pass.
+The histories recorded before the environment step existed are kept beside those recorded after
+it (`workflow.patched("environment-step")`): both kinds of run must replay.
 """
 
 from __future__ import annotations
