@@ -128,3 +128,40 @@ def test_a_worker_that_requires_a_sandbox_refuses_to_start_without_one(tmp_path:
     with pytest.raises(SandboxUnavailable, match="refusing to run untrusted code"):
         runner_config(settings)
     assert runner_config(Settings(home=tmp_path, require_sandbox=True)).sandbox.name == "bwrap"
+
+
+async def test_the_sandbox_shows_nothing_of_the_host_but_what_programs_need(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    from gym import workspace
+
+    # A worker's home beside the workspace: a token, another repository's mirror, a workspace of
+    # another run; and this checkout, its venv, /root.
+    home = tmp_path / "home"
+    (home / "mirrors" / "other-secret-project.git").mkdir(parents=True)
+    (home / "api-token").write_text("the-api-token")
+    repo = tmp_path / "repo"
+    from tests.utils.repos import make_repo
+
+    make_repo(repo, {"a.py": "x = 1\n"})
+    mirror, sha = workspace.Mirrors(home).sync(str(repo), "HEAD")
+    ws = workspace.materialize(mirror, sha, home / "workspaces" / "run-1" / "tests")
+    checkout = Path(__file__).resolve().parents[2]
+    look = " ".join(
+        f"ls -d {p} >/dev/null 2>&1 && echo VISIBLE {p};"
+        for p in [home, home / "api-token", home / "mirrors", checkout, sys.prefix, "/root",
+                  "/home", tmp_path]
+    )  # fmt: skip
+    exit_code, out, _, _ = await run(
+        f"{look} cat /etc/shadow >/dev/null 2>&1 && echo VISIBLE /etc/shadow; "
+        "git log --format=%s -1; python -c 'import sys; print(sys.prefix, sys.base_prefix)'; "
+        "ls /opt/ratchet",
+        ws,
+    )
+    assert exit_code == 0, out
+    assert "VISIBLE" not in out, out
+    assert "initial" in out  # git works in the workspace: its mirror is shown read-only
+    assert "/opt/ratchet/env /opt/ratchet/python" in out or "/opt/ratchet/env /usr" in out, out
+    assert "the-api-token" not in out
