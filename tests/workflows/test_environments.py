@@ -80,9 +80,11 @@ async def test_a_task_builds_the_declared_environment_and_a_second_run_reuses_it
 ) -> None:
     repo = make_repo(tmp_path / "titles", TITLES)
     script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
+    # Setup also leaves things in its workspace, as builds do (metadata, caches).
+    litter = "mkdir -p titles.egg-info && echo x > titles.egg-info/PKG-INFO && echo c > .cache-x"
     body = {
         "repo": str(repo), "goal": "add mul", "policy": "scripted",
-        "policy_script": str(script), "environment": {"setup": setup(index)},
+        "policy_script": str(script), "environment": {"setup": [*setup(index), litter]},
     }  # fmt: skip
     runs, before = [], len(downloads(index))
     for _ in range(2):
@@ -94,7 +96,16 @@ async def test_a_task_builds_the_declared_environment_and_a_second_run_reuses_it
     assert str(step(first, "environment")["detail"]).startswith("built in ")
     assert "(request)" in str(step(first, "environment")["detail"])
     environment = first["result"]["environment"]
-    assert environment["source"] == "request" and environment["setup"] == setup(index)
+    assert environment["source"] == "request" and environment["setup"] == [*setup(index), litter]
+    patch = (await api.get(f"/runs/{first['run_id']}/patch")).text
+    assert "def mul" in patch and "egg-info" not in patch and ".cache-x" not in patch
+    assert git("ls-tree", "-r", "--name-only", first["result"]["branch"], cwd=repo).split() == [
+        "calc.py",
+        "pyproject.toml",
+        "tests/test_mul.py",
+        "tests/test_titles.py",
+        "titles.py",
+    ]
     # The suite, with slugkit imported from the environment, ran at every step.
     assert "2 passed" in str(step(first, "baseline")["detail"]) or "1 passed" in str(
         step(first, "baseline")["detail"]
