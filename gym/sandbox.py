@@ -73,6 +73,10 @@ class Sandbox(Protocol):
         """Where the environment appears to the command."""
         ...
 
+    def with_paths(self, paths: tuple[str, ...]) -> Sandbox:
+        """The same sandbox also showing `paths` of this machine, read-only, where they are."""
+        ...
+
     def search_path(self) -> str:
         """PATH for the command: the environment's bin first, then Ratchet's tools, the system."""
         ...
@@ -100,6 +104,9 @@ class NoSandbox:
     def with_environment(self, path: Path | None, *, writable: bool = False) -> NoSandbox:
         return replace(self, environment=path)
 
+    def with_paths(self, paths: tuple[str, ...]) -> NoSandbox:
+        return self  # everything is visible already
+
     def environment_seen(self) -> str | None:
         return str(self.environment) if self.environment else None
 
@@ -124,6 +131,8 @@ class BwrapSandbox:
     name: str = "bwrap"
     environment: Path | None = None
     writable_environment: bool = False
+    shown: tuple[str, ...] = ()
+    """Paths of this machine shown read-only (only what a local user names: `--setup` files)."""
 
     @property
     def description(self) -> str:
@@ -138,6 +147,9 @@ class BwrapSandbox:
 
     def with_environment(self, path: Path | None, *, writable: bool = False) -> BwrapSandbox:
         return replace(self, environment=path, writable_environment=writable)
+
+    def with_paths(self, paths: tuple[str, ...]) -> BwrapSandbox:
+        return replace(self, shown=tuple(sorted({*self.shown, *paths})))
 
     def environment_seen(self) -> str | None:
         return ENV_INSIDE if self.environment else None
@@ -165,6 +177,8 @@ class BwrapSandbox:
             for name in KEPT_IN_WORKSPACE:
                 if (self.environment / name).is_dir():
                     args += ["--ro-bind", str(self.environment / name), f"{ws}/{name}"]
+        for path in self.shown:
+            args += ["--ro-bind", path, path]
         if (ruff := _ruff()) is not None:
             args += ["--ro-bind", ruff, f"{TOOLS_INSIDE}/ruff"]
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -54,6 +55,27 @@ def fresh_workspace(settings: Settings, repo: str, ref: str) -> Iterator[Path]:
         workspace.discard(mirror, path)
 
 
+# Directories the sandbox makes itself: showing one of these would cover what it made.
+SANDBOX_OWN = {"/", "/tmp", "/opt", "/opt/ratchet", "/proc", "/dev"}
+
+
+def named_paths(commands: list[str]) -> tuple[str, ...]:
+    """Absolute paths of existing files and directories that `commands` name (`/x`, `--opt=/x`,
+    `file:///x`)."""
+    found = set()
+    for command in commands:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            continue
+        for word in words:
+            value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+            value = os.path.normpath(value.removeprefix("file://")) if value else value
+            if value.startswith("/") and os.path.exists(value) and value not in SANDBOX_OWN:
+                found.add(value)
+    return tuple(sorted(found))
+
+
 async def with_environment(
     settings: Settings, repo: str, ref: str, ws: Path, setup: list[str], sandbox: Sandbox
 ) -> tuple[Sandbox, Environment]:
@@ -75,9 +97,13 @@ async def with_environment(
         builds.append(kept)
         return kept
 
+    # A local user's own --setup may name files of this machine (a wheel directory for
+    # --find-links, a requirements file): the build shows those, read-only. Never so for a
+    # definition from the repository or an API request.
+    builder = sandbox.with_paths(named_paths(setup))
     try:
         env = await Environments(settings.home).for_workspace(
-            _source(repo), ws, definition, build_workspace, sandbox=sandbox,
+            _source(repo), ws, definition, build_workspace, sandbox=builder,
             limits=replace(_limits(settings, None), timeout_s=settings.env_timeout_s),
             allowlist=settings.env_allowlist(),
         )  # fmt: skip

@@ -70,3 +70,33 @@ def test_test_with_an_explicit_command(tmp_path: Path) -> None:
     done = ratchet(tmp_path / "home", "test", "--repo", str(repo), "--command", "exit 0", "--json")
     assert done.returncode == 0
     assert json.loads(done.stdout)["tests"] == []
+
+
+def test_test_with_setup_builds_the_environment_once_and_counts_like_pytest(
+    tmp_path: Path,
+) -> None:
+    from tests.utils.pypi import build_wheel
+
+    # A wheel directory of this machine, named by the user's own --setup (--find-links).
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, "tinyfmt", "1.0", {"tinyfmt/__init__.py": "def fmt(x):\n    return x\n"})
+    tests = (
+        "from tinyfmt import fmt\n\n"
+        + "".join(f"def test_{i}():\n    assert fmt({i}) == {i}\n\n" for i in range(4))
+        + "def test_broken():\n    assert fmt(1) == 2\n"
+    )
+    repo = make_repo(tmp_path / "app", {"tests/test_x.py": tests})
+    setup = f"python -m pip install --no-index --find-links {wheels} tinyfmt"
+    args = ("test", "--repo", str(repo), "--command", "python -m pytest -q tests/test_x.py",
+            "--setup", setup, "--json")  # fmt: skip
+    done = ratchet(tmp_path / "home", *args)
+    report = json.loads(done.stdout)
+    assert done.returncode == 1, done.stderr
+    # pytest's own count: 4 passed, 1 failed; the re-run of the failing test marks none flaky.
+    assert (report["passed"], report["failed"], report["flaky"]) == (4, 1, []), report
+    assert report["environment"]["source"] == "request" and not report["environment"]["cache_hit"]
+    assert "built in" in done.stderr
+    again = ratchet(tmp_path / "home", *args)
+    assert json.loads(again.stdout)["environment"]["cache_hit"] is True
+    assert "cache hit" in again.stderr
