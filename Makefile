@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (the test sandbox)"; \
 	  apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  echo "WARNING: bubblewrap could not be installed: tests run without a sandbox"
+	@command -v npm >/dev/null 2>&1 || { echo "installing nodejs and npm (environments of JavaScript repositories)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1; } || \
+	  echo "WARNING: npm could not be installed: npm environments will not build"
 	@command -v docker-compose >/dev/null 2>&1 || { echo "installing docker-compose (tests/deploy check the compose file with it)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1; } || \
 	  echo "WARNING: docker-compose could not be installed: tests/deploy will fail"

@@ -4,6 +4,7 @@ egress proxy, inside the sealed sandbox; a key is built once; what is not allowe
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +219,37 @@ def test_detection_reads_the_manifests(tmp_path: Path) -> None:
         ("other",),
         ("x.lock",),
     )
+
+
+async def test_an_npm_lockfile_is_installed_and_node_modules_is_kept_in_the_environment(
+    tmp_path: Path,
+) -> None:
+    # A dependency from a folder of the repository: npm ci links it, offline.
+    files = {
+        "vendor/tiny/package.json": '{"name": "tiny", "version": "1.0.0", "main": "index.js"}',
+        "vendor/tiny/index.js": "module.exports = (x) => x * 2;\n",
+        "package.json": '{"name": "app", "version": "1.0.0", "scripts": {"test": "node --test"},'
+        ' "dependencies": {"tiny": "file:./vendor/tiny"}}',
+        "package-lock.json": json.dumps({
+            "name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+            "packages": {
+                "": {"name": "app", "version": "1.0.0",
+                     "dependencies": {"tiny": "file:./vendor/tiny"}},
+                "node_modules/tiny": {"resolved": "vendor/tiny", "link": True},
+                "vendor/tiny": {"version": "1.0.0"},
+            },
+        }),
+        "test/app.test.js": "const test = require('node:test');\n"
+        "const assert = require('node:assert');\nconst tiny = require('tiny');\ntest('doubles', () => assert.strictEqual(tiny(2), 4));\n",
+        ".gitignore": "node_modules\n",
+    }  # fmt: skip
+    repo = make_repo(tmp_path / "app", files)
+    definition = detect(repo)
+    assert definition.source == "detected: package-lock.json"
+    sandbox, env = await built(tmp_path / "home", repo, list(definition.setup), allowed=[])
+    assert (env.path / "node_modules" / "tiny").is_symlink()
+    later = make_repo(tmp_path / "later", files)  # a later step's workspace: no node_modules
+    run = await run_tests("npm test", later, limits=Limits(timeout_s=60), sandbox=sandbox)
+    assert run.result.exit_code == 0, run.result.output.decode()
+    assert b"pass 1" in run.result.output
+    assert not (later / "node_modules").exists() or not any((later / "node_modules").iterdir())
