@@ -240,7 +240,8 @@ async def test_an_npm_lockfile_is_installed_and_node_modules_is_kept_in_the_envi
             },
         }),
         "test/app.test.js": "const test = require('node:test');\n"
-        "const assert = require('node:assert');\nconst tiny = require('tiny');\ntest('doubles', () => assert.strictEqual(tiny(2), 4));\n",
+        "const assert = require('node:assert');\nconst tiny = require('tiny');\n"
+        "test('doubles', () => assert.strictEqual(tiny(2), 4));\n",
         ".gitignore": "node_modules\n",
     }  # fmt: skip
     repo = make_repo(tmp_path / "app", files)
