@@ -32,6 +32,7 @@ from agents.tools import (
 )
 from gym import workspace
 from gym.config import load_config
+from gym.diagnose import suite_problem
 from gym.patching import PatchRules
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
@@ -188,6 +189,8 @@ class AgentActivities:
         ]
         if failing:
             lines.append("failing: " + ", ".join(failing[:20]))
+        if why := suite_problem(arg.test_command, run.result, [t.outcome for t in run.tests]):
+            lines.append(f"the suite cannot run: {why}")
         tail = run.result.output[-TEST_OUTPUT_TAIL:].decode(errors="replace")
         return "\n".join([*lines, "output (tail):", tail])
 
