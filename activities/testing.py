@@ -15,7 +15,7 @@ from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from gym import perf, workspace
 from gym.config import RepoConfig, detect_lint_command, load_config
-from gym.diagnose import suite_problem
+from gym.diagnose import diagnose
 from gym.lint import run_lint
 from gym.paths import matches_any
 from gym.testing import run_tests
@@ -81,6 +81,7 @@ class TestActivities:
             collect_spans=True,  # the tests' own spans join the run's trace
         )
         result = run.result
+        why, fatal = diagnose(arg.test_command, result, [t.outcome for t in run.tests])
         return TestReport(
             passed=run.passed,
             exit_code=result.exit_code,
@@ -97,7 +98,8 @@ class TestActivities:
             killed_by=result.killed_by,
             restored_tests=restored,
             spans_ref=None if run.spans is None else self.store.put_text(json.dumps(run.spans)),
-            cannot_run=suite_problem(arg.test_command, result, [t.outcome for t in run.tests]),
+            cannot_run=why,
+            cannot_run_fatal=fatal,
         )
 
     @activity.defn(name=LINT)

@@ -26,8 +26,15 @@ HOW_TO_FIX = (
 
 def suite_problem(command: str, result: CommandResult, outcomes: list[str]) -> str:
     """ "" when the suite ran (whatever its tests did), else why it could not."""
+    return diagnose(command, result, outcomes)[0]
+
+
+def diagnose(command: str, result: CommandResult, outcomes: list[str]) -> tuple[str, bool]:
+    """Why the suite could not run ("" when it ran), and whether no change to the code can
+    make it run: a missing module or command, a wrong invocation. (No tests collected or a
+    collection error may be what the change is about.)"""
     if result.timed_out or result.killed_by:
-        return ""
+        return "", False
     status = result.exit_code
     why = SHELL_STATUS.get(status, "")
     if not why and re.search(r"\bpytest\b", command):
@@ -37,6 +44,7 @@ def suite_problem(command: str, result: CommandResult, outcomes: list[str]) -> s
     if not why and status != 0 and not ran and missing:
         why = "a module the tests import is missing"
     if not why:
-        return ""
+        return "", False
     detail = f": {missing.group(0).decode(errors='replace')}" if missing else ""
-    return f"`{command}` exited {status}: {why}{detail}"
+    fatal = bool(missing) or status in (4, *SHELL_STATUS)
+    return f"`{command}` exited {status}: {why}{detail}", fatal

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     # The sandbox decodes results by type hints found through its own module table: every
     # module whose dataclasses this workflow receives must be imported here, not only inside
     # the modules it imports.
+    from gym.diagnose import HOW_TO_FIX
     from workflows import roles_shared  # noqa: F401
     from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
     from workflows.approvals import ApprovalEnded, ApprovalSteps
@@ -192,6 +193,13 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
         self._run = run
         self._record_snapshot("base", run.base_sha)
         baseline = await self._tests(task, prepared, run.base_sha, "baseline", None)
+        if baseline.cannot_run_fatal:
+            # Nothing a patch does can make this suite run: say so before any model is paid.
+            raise self._fail(
+                "SuiteDoesNotRun",
+                f"the suite cannot run at the base commit ({baseline.cannot_run}), so no change "
+                f"can be verified: {HOW_TO_FIX}",
+            )
         baseline_lint = await self._lint(run, run.base_sha, "baseline lint", None)
         memory = await self._read_memory(task)
         merged = await self._plan_with_perspectives(task, run) if task.perspectives > 0 else None

@@ -228,6 +228,8 @@ class TestReport:
     cannot_run: str = ""
     """Why the suite could not run at all (no tests ran, collection errors, a missing module,
     command not found); "" when it ran."""
+    cannot_run_fatal: bool = False
+    """No change to the code can make it run (a missing module or command, a usage error)."""
 
     __test__ = False  # not a pytest class
 

@@ -95,10 +95,12 @@ class StepRunner:
 
     def _set_phase(self, phase: str, **changes: Any) -> None:
         """Move the run to `phase`: the state, the UI's details and RatchetStatus follow."""
-        result = changes.get("result")
-        if result is not None and self._environment is not None and result.environment is None:
-            changes["result"] = replace(result, environment=self._environment)
         self._state = replace(self._state, phase=phase, **changes)
+        result = self._state.result
+        if result is not None and self._environment is not None and result.environment is None:
+            self._state = replace(
+                self._state, result=replace(result, environment=self._environment)
+            )
         search.set_status(phase)
         self._show_details()
         if phase in ENDED:

@@ -276,3 +276,21 @@ async def test_a_bad_environment_is_refused_before_anything_starts(
             )
             assert response.status_code == 422, (path, environment, response.text)
             assert "detail" in response.json()
+
+
+async def test_a_task_whose_suite_cannot_run_stops_before_any_model_is_paid(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    # Its tests need slugkit; nothing declares an environment that has it.
+    repo = make_repo(tmp_path / "titles", TITLES)
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
+    response = await api.post("/tasks", json={
+        "repo": str(repo), "goal": "add mul", "policy": "scripted", "policy_script": str(script),
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=120)
+    assert run["status"] == "failed", run
+    assert run["error"]["type"] == "SuiteDoesNotRun"
+    assert "No module named 'slugkit'" in run["error"]["message"]
+    assert "environment" in run["error"]["message"]
+    assert [s["name"] for s in run["steps"]] == ["prepare", "environment", "baseline"]
+    assert run["result"] is None or run["result"]["environment"]["source"].startswith("default")
