@@ -114,6 +114,7 @@ def runner_config(settings: Settings) -> RunnerConfig:
         limits=limits, sandbox=sandbox, reruns=settings.flaky_reruns,
         allowlist=settings.env_allowlist(),
         env_limits=replace(limits, timeout_s=settings.env_timeout_s),
+        tool_timeout_s=settings.tool_timeout_s,
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from agents import openai_compat, transcript
 from agents.claude import anthropic_turn
 from agents.prompts import load_prompt
 from agents.tools import (
+    BASH,
     EDITING,
     RUN_TESTS,
     TOOL_NAMES,
@@ -34,6 +35,8 @@ from gym import workspace
 from gym.config import load_config
 from gym.diagnose import suite_problem
 from gym.patching import PatchRules
+from gym.rerun import select_tests
+from gym.shell import run_shell
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 from workflows.agent_shared import (
@@ -152,8 +155,10 @@ class AgentActivities:
         rules = PatchRules(protected=load_config(base).protected)
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
         if call.name == RUN_TESTS:
-            content = await self._run_tests(arg, ws, base)
-            return ToolOutput(ToolResult(call.id, content), arg.snapshot, attempt)
+            content, bad = await self._run_tests(arg, ws, base, args.get("select"))
+            return ToolOutput(ToolResult(call.id, content, bad), arg.snapshot, attempt)
+        if call.name == BASH:
+            return await self._bash(arg, ws, base, args, rules)
         if call.name not in EDITING:
             answer = await asyncio.to_thread(read_tool, ws, call.name, args, rules)
             return ToolOutput(
@@ -173,9 +178,43 @@ class AgentActivities:
             )
         return ToolOutput(ToolResult(call.id, answer.content, answer.is_error), sha, attempt)
 
-    async def _run_tests(self, arg: ToolInput, ws: Path, base: Path) -> str:
+    async def _bash(
+        self, arg: ToolInput, ws: Path, base: Path, args: dict[str, Any], rules: PatchRules
+    ) -> ToolOutput:
+        attempt = activity.info().attempt
+        command = args.get("command")
+        if not isinstance(command, str) or not command.strip():
+            answer = ToolResult(arg.call.id, "bash needs a non-empty 'command'", is_error=True)
+            return ToolOutput(answer, arg.snapshot, attempt)
+        # Within the step's own time limit (the workflow gives a tool call the test timeout).
+        timeout_s = min(self.runner.tool_timeout_s, arg.test_timeout_s + 240)
+        shell = await run_shell(
+            command, ws, sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
+            limits=replace(self.runner.limits, timeout_s=timeout_s),
+            protected=rules.protected, tick=activity.heartbeat,
+        )  # fmt: skip
+        # A failing command is an answer, not a tool error: running the same failing
+        # reproduction again after a fix must not count as a loop.
+        step = "bash-" + "".join(ch for ch in arg.call.id if ch.isalnum() or ch in "_-")[-40:]
+        sha = await asyncio.to_thread(
+            workspace.snapshot, ws, arg.run.run_id, step, f"bash ({arg.call.id})", arg.run.when
+        )
+        return ToolOutput(ToolResult(arg.call.id, shell.render()), sha, attempt)
+
+    async def _run_tests(
+        self, arg: ToolInput, ws: Path, base: Path, select: object = None
+    ) -> tuple[str, bool]:
+        command = arg.test_command
+        if select:
+            if not isinstance(select, list) or not all(isinstance(s, str) and s for s in select):
+                return "run_tests: 'select' must be a list of test ids or paths", True
+            narrowed = select_tests(command, select)
+            if narrowed is None:
+                return (f"run_tests: the suite's command ({command}) is not a plain pytest call, "
+                        "so it cannot run a selection: run it with bash"), True  # fmt: skip
+            command = narrowed
         run = await run_tests(
-            arg.test_command, ws,
+            command, ws,
             limits=replace(self.runner.limits, timeout_s=arg.test_timeout_s),
             sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
             reruns=self.runner.reruns, tick=activity.heartbeat,
@@ -189,10 +228,10 @@ class AgentActivities:
         ]
         if failing:
             lines.append("failing: " + ", ".join(failing[:20]))
-        if why := suite_problem(arg.test_command, run.result, [t.outcome for t in run.tests]):
+        if why := suite_problem(command, run.result, [t.outcome for t in run.tests]):
             lines.append(f"the suite cannot run: {why}")
         tail = run.result.output[-TEST_OUTPUT_TAIL:].decode(errors="replace")
-        return "\n".join([*lines, "output (tail):", tail])
+        return "\n".join([*lines, "output (tail):", tail]), False
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.model_turn, self.tool]

@@ -18,3 +18,5 @@ class RunnerConfig:
     """Hosts an environment build may reach through the egress proxy."""
     env_limits: Limits = field(default_factory=lambda: Limits(timeout_s=1800.0))
     """Limits of one setup command of an environment build."""
+    tool_timeout_s: float = 300.0
+    """Wall-clock limit of one shell command of the agent's (RATCHET_TOOL_TIMEOUT_S)."""

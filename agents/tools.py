@@ -1,7 +1,8 @@
-"""The tools a model may call: read, list, search, edit, create, run the tests, submit.
+"""The tools a model may call: read, list, search, edit, create, a shell, run the tests, submit.
 
-Nothing else: no shell. Every path goes through the gym's patch rules, so a tool call can never
-write outside the workspace, into .git or onto a protected path.
+Every path of the file tools goes through the gym's patch rules, so they can never write outside
+the workspace, into .git or onto a protected path; the shell runs in the sealed sandbox, and what
+it changes on a protected path is put back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ MAX_MATCHES = 100
 EDITING = {"edit_file", "create_file"}
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
+BASH = "bash"
 
 TOOL_SPECS: list[dict[str, Any]] = [
     {
@@ -81,9 +83,32 @@ TOOL_SPECS: list[dict[str, Any]] = [
         },
     },
     {
+        "name": BASH,
+        "description": (
+            "Run a shell command (/bin/sh) in the repository's workspace, in its environment "
+            "(python, pip and the test tools are the environment's), in a sandbox with no "
+            "network. Use it to reproduce a problem, run one test or a script, read git log, "
+            "run a linter. Changes it makes to files are part of your change. Returns the exit "
+            "code and the head and tail of the output."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {"command": {"type": "string", "description": "the command line"}},
+            "required": ["command"],
+        },
+    },
+    {
         "name": RUN_TESTS,
-        "description": "Run the repository's tests in the sandbox and get the results.",
-        "input_schema": {"type": "object", "properties": {}},
+        "description": (
+            "Run the repository's tests in the sandbox and get per-test results: all of them, "
+            "or only `select` (test ids such as tests/test_x.py::test_y, or files/directories)."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "select": {"type": "array", "items": {"type": "string"}, "maxItems": 200},
+            },
+        },
     },
     {
         "name": SUBMIT,

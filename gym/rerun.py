@@ -357,3 +357,12 @@ def plan_rerun(command: str, failing: Sequence[str], workspace: Path | None = No
     ]
     rerun = " ".join([*call.head, *call.options, *(shlex.quote(t) for t in targets)])
     return Rerun(rerun, node_ids, rootdir_candidates(call.roots, targets))
+
+
+def select_tests(command: str, selection: Sequence[str]) -> str | None:
+    """The suite's command narrowed to `selection` (test ids, files, directories): its own
+    paths swapped for them, its options kept. None when it is not a plain pytest invocation."""
+    call = parse_pytest(command)
+    if call is None:
+        return None
+    return " ".join([*call.head, *call.options, "--", *(shlex.quote(s) for s in selection)])

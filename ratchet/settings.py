@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     `host`, `*.domain`, `host:port`); default: the indexes pip and npm are configured with."""
     env_timeout_s: float = Field(default=1800.0, gt=0)
     """Wall-clock limit of one setup command of an environment build."""
+    tool_timeout_s: float = Field(default=300.0, gt=0)
+    """Wall-clock limit of one `bash` tool call of the agent (its process group is killed)."""
 
     @field_validator("env_allowed_hosts")
     @classmethod

@@ -368,3 +368,16 @@ def test_node_ids_from_junit_ids(workspace: Path) -> None:
     # A test whose file is not there (or no file at all) re-runs the whole command.
     assert rerun_command("pytest tests", ["tests/gone.py::t"], workspace) == "pytest tests"
     assert rerun_command("pytest tests", ["tests.test_x::t"], workspace) == "pytest tests"
+
+
+def test_a_selection_narrows_the_suites_pytest_command() -> None:
+    from gym.rerun import select_tests
+
+    assert select_tests("python -m pytest -q tests", ["tests/test_a.py::test_x"]) == (
+        "python -m pytest -q -- tests/test_a.py::test_x"
+    )
+    assert select_tests("pytest -k 'not slow' tests/unit -x", ["tests/b.py", "t[1 2]"]) == (
+        "pytest -k 'not slow' -x -- tests/b.py 't[1 2]'"
+    )
+    assert select_tests("make test", ["tests/b.py"]) is None
+    assert select_tests("python -m pytest; rm -rf /", ["x"]) is None

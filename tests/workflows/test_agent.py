@@ -110,7 +110,8 @@ async def test_claude_reaches_a_verified_patch_through_the_sdk(
     assert len(requests) == 7
     turn = requests[2]["body"]
     assert [t["name"] for t in turn["tools"]] == [
-        "read_file", "list_files", "search", "edit_file", "create_file", "run_tests", "submit",
+        "read_file", "list_files", "search", "edit_file", "create_file", "bash", "run_tests",
+        "submit",
     ]  # fmt: skip
     assert turn["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert turn["system"][0]["cache_control"] == {"type": "ephemeral"}

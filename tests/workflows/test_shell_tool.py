@@ -1,0 +1,139 @@
+"""The agent's shell: Claude (the real SDK against a fake Messages API) reproduces a bug with
+`bash`, fixes it, runs one selected test and submits; what the shell may not do is handled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+from temporalio.client import Client
+
+from gym.git import git
+from tests.conftest import TOKEN, make_settings, serve_app
+from tests.utils.fake_anthropic import Answer, FakeMessagesApi, text_message, tool_use
+from tests.utils.repos import make_repo
+from tests.workflows.helpers import wait_for_end
+from worker import build_worker
+
+BUGGY = {
+    "pyproject.toml": '[project]\nname = "calc"\nversion = "0"\n\n'
+    '[tool.pytest.ini_options]\npythonpath = ["."]\n',
+    "calc.py": "def add(a, b):\n    return a - b\n",
+    "repro.py": "from calc import add\n\nassert add(2, 3) == 5, add(2, 3)\nprint('fixed')\n",
+    "tests/test_calc.py": "from calc import add\n\n\n"
+    "def test_add():\n    assert add(2, 3) == 5\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n",
+    ".github/workflows/ci.yml": "on: push\n",
+}
+
+
+def script() -> list[Answer]:
+    return [
+        text_message("reproduce, fix, test"),  # plan
+        tool_use("bash", {"command": "python repro.py"}, call_id="toolu_repro"),
+        tool_use(
+            "edit_file",
+            {"path": "calc.py", "search": "a - b", "replace": "a + b"},
+            call_id="toolu_fix",
+        ),
+        tool_use(
+            "bash", {"command": "python repro.py && git log --format=%s -1"}, call_id="toolu_again"
+        ),
+        tool_use(
+            "bash",
+            {
+                "command": "echo evil > .github/workflows/ci.yml; "
+                "echo new > .github/workflows/new.yml; echo kept > NOTES.md; "
+                "rm -f .git; echo broken > .git; git config user.name evil; echo done"
+            },
+            call_id="toolu_protected",
+        ),
+        tool_use(
+            "bash", {"command": "python -c \"print('x' * 10_000_000)\""}, call_id="toolu_loud"
+        ),
+        tool_use("bash", {"command": "sleep 60"}, call_id="toolu_slow"),
+        tool_use("run_tests", {"select": ["tests/test_calc.py::test_add"]}, call_id="toolu_one"),
+        tool_use("submit", {"summary": "add adds"}, call_id="toolu_submit"),
+        tool_use("submit", {"summary": "nothing to refactor"}, call_id="toolu_refactor"),
+    ]
+
+
+@pytest_asyncio.fixture
+async def api(
+    tmp_path: Path, temporal_target: str, client: Client, monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[httpx.AsyncClient, FakeMessagesApi]]:  # fmt: skip
+    from api.main import create_app
+
+    fake = FakeMessagesApi(script(), headers={"retry-after": "0"})
+    settings = make_settings(
+        tmp_path / "home", temporal_target, anthropic_api_key=SecretStr("sk-test"),
+        model_retry_initial_s=0.1, tool_timeout_s=2.0,
+    )  # fmt: skip
+    with fake.serve() as url:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
+        app = create_app(
+            settings, client=client, tracer_provider=request.getfixturevalue("tracer_provider")
+        )
+        async with (
+            build_worker(client, settings),
+            serve_app(app) as base_url,
+            httpx.AsyncClient(
+                base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+            ) as http,
+        ):
+            yield http, fake
+
+
+def tool_results(fake: FakeMessagesApi) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for request in fake.requests:
+        for message in request["body"]["messages"]:
+            if isinstance(message["content"], list):
+                for block in message["content"]:
+                    if block.get("type") == "tool_result":
+                        results[block["tool_use_id"]] = block
+    return results
+
+
+async def test_the_agent_reproduces_fixes_and_tests_through_its_shell(
+    api: tuple[httpx.AsyncClient, FakeMessagesApi], tmp_path: Path
+) -> None:
+    http, fake = api
+    repo = make_repo(tmp_path / "calc", BUGGY)
+    response = await http.post("/tasks", json={
+        "repo": str(repo), "goal": "add(2, 3) must be 5", "policy": "anthropic", "memory": False,
+    })  # fmt: skip
+    run = await wait_for_end(http, response.json()["run_id"], timeout_s=180)
+    assert run["status"] == "completed", run
+    assert all(g["passed"] for g in run["result"]["gates"]), run["result"]["gates"]
+    results = tool_results(fake)
+
+    def said(call: str) -> str:
+        content = results[call]["content"]
+        return content if isinstance(content, str) else str(content)
+
+    assert said("toolu_repro").startswith("exit 1") and "AssertionError: -1" in said("toolu_repro")
+    assert not results["toolu_repro"].get("is_error")  # a failing command is an answer
+    assert said("toolu_again").startswith("exit 0") and "fixed" in said("toolu_again")
+    assert "edit_file (toolu_fix)" in said("toolu_again")  # git works: the last snapshot
+    protected = said("toolu_protected")
+    assert "put back" in protected and ".github/workflows/ci.yml" in protected
+    assert ".github/workflows/new.yml" in protected
+    # .git is a read-only file naming a read-only mirror: removing or writing it fails.
+    assert "busy" in protected.lower() or "read-only" in protected.lower(), protected
+    assert "done" in protected
+    loud = said("toolu_loud")
+    assert "bytes of output left out" in loud and len(loud) < 20_000
+    assert said("toolu_slow").startswith("timed out (killed)")
+    one = said("toolu_one")
+    assert one.startswith("PASSED: 1 passed, 0 failed"), one
+    branch = run["result"]["branch"]
+    assert git("show", f"{branch}:calc.py", cwd=repo) == "def add(a, b):\n    return a + b"
+    assert git("show", f"{branch}:.github/workflows/ci.yml", cwd=repo) == "on: push"
+    files = git("ls-tree", "-r", "--name-only", branch, cwd=repo).split()
+    assert ".github/workflows/new.yml" not in files and "NOTES.md" in files
