@@ -20,6 +20,7 @@ from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from agents import openai_compat, transcript
 from agents.claude import anthropic_turn
+from agents.claude_tools import CLAUDE_TOOLS, TEXT_EDITOR, editor_call
 from agents.prompts import load_prompt
 from agents.tools import (
     BASH,
@@ -126,7 +127,7 @@ class AgentActivities:
             messages = transcript.with_tool_results(messages, results)
             turn = await anthropic_turn(
                 self.client, model=role.model, max_tokens=role.max_tokens,
-                temperature=role.temperature, system=load_prompt("agent"), tools=TOOL_SPECS,
+                temperature=role.temperature, system=load_prompt("agent"), tools=CLAUDE_TOOLS,
                 messages=transcript.for_call(messages),
             )  # fmt: skip
             messages = [*messages, {"role": "assistant", "content": turn.content}]
@@ -147,10 +148,15 @@ class AgentActivities:
         tag_span(arg.run.run_id)
         call, attempt = arg.call, activity.info().attempt
         trace.get_current_span().set_attribute("ratchet.tool", call.name)
-        if call.name not in TOOL_NAMES:
+        if call.name not in TOOL_NAMES and call.name != TEXT_EDITOR:
             result = ToolResult(call.id, f"there is no tool {call.name!r}", is_error=True)
             return ToolOutput(result, arg.snapshot, attempt)
-        args = parse_input(call.input_json)
+        name, args = call.name, parse_input(call.input_json)
+        if name == TEXT_EDITOR:  # Claude's own editor, as the gym's file tools
+            mapped = editor_call(args)
+            if isinstance(mapped, str):
+                return ToolOutput(ToolResult(call.id, mapped, is_error=True), arg.snapshot, attempt)
+            name, args = mapped
         base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
         rules = PatchRules(protected=load_config(base).protected)
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
@@ -159,12 +165,12 @@ class AgentActivities:
             return ToolOutput(ToolResult(call.id, content, bad), arg.snapshot, attempt)
         if call.name == BASH:
             return await self._bash(arg, ws, base, args, rules)
-        if call.name not in EDITING:
-            answer = await asyncio.to_thread(read_tool, ws, call.name, args, rules)
+        if name not in EDITING:
+            answer = await asyncio.to_thread(read_tool, ws, name, args, rules)
             return ToolOutput(
                 ToolResult(call.id, answer.content, answer.is_error), arg.snapshot, attempt
             )
-        answer = await asyncio.to_thread(edit_tool, ws, call.name, args, rules)
+        answer = await asyncio.to_thread(edit_tool, ws, name, args, rules)
         sha = arg.snapshot
         if not answer.is_error:
             step = "edit-" + "".join(ch for ch in call.id if ch.isalnum() or ch in "_-")[-40:]

@@ -21,7 +21,8 @@ from gym.paths import safe_path
 MAX_RESULT_CHARS = 20_000
 MAX_MATCHES = 100
 
-EDITING = {"edit_file", "create_file"}
+EDITING = {"edit_file", "create_file", "write_file", "insert"}
+"""Tools that write (the last two are what Claude's text editor's create and insert become)."""
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
 BASH = "bash"
@@ -162,6 +163,11 @@ def read_tool(workspace: Path, name: str, args: dict[str, Any], rules: PatchRule
                 f"{i:>5}  {lines[i - 1]}" for i in range(max(start, 1), min(end, len(lines)) + 1)
             ]
             return ToolAnswer(_cap("\n".join(numbered) or "(empty file)"))
+        if name == "view":  # Claude's text editor: a file with line numbers, or a directory
+            target = safe_path(workspace, _text(args, "path"), ()) if args.get("path") else None
+            if target is not None and target.is_file():
+                return read_tool(workspace, "read_file", args, rules)
+            return read_tool(workspace, "list_files", args, rules)
         if name == "list_files":
             prefix = str(args.get("path") or "").strip("/")
             files = [f for f in tracked_files(workspace) if f.startswith(prefix)]
@@ -200,6 +206,18 @@ def edit_tool(workspace: Path, name: str, args: dict[str, Any], rules: PatchRule
             content = _text(args, "content")
             if target.exists():
                 raise ValueError(f"{path} already exists: use edit_file")
+        elif name == "write_file":  # the text editor's create: a new file or all of one
+            content = _text(args, "content")
+        elif name == "insert":
+            current = target.read_text() if target.is_file() else None
+            if current is None:
+                raise ValueError(f"{path} does not exist")
+            lines, at = current.splitlines(keepends=True), args.get("line")
+            if not isinstance(at, int) or not 0 <= at <= len(lines):
+                raise ValueError(f"insert_line must be a line number from 0 to {len(lines)}")
+            text = _text(args, "text")
+            content = "".join([*lines[:at], text if text.endswith("\n") else text + "\n",
+                               *lines[at:]])  # fmt: skip
         else:
             search, replace = _text(args, "search"), _text(args, "replace")
             current = target.read_text() if target.is_file() else None

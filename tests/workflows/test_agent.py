@@ -25,20 +25,29 @@ from tests.workflows.helpers import wait_for_end
 from worker import build_worker
 
 MUL = "    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
+EDITOR = "str_replace_based_edit_tool"
 TEST_MUL = "from calc import mul\n\n\ndef test_mul():\n    assert mul(3, 4) == 12\n"
 
 
 def happy_path() -> list[Answer]:
     return [
         text_message("1. add mul to calc.py\n2. test it"),  # plan
-        tool_use("read_file", {"path": "calc.py"}, call_id="toolu_1"),
+        # Claude's own text editor tool, as its models are trained to use it.
+        tool_use(EDITOR, {"command": "view", "path": "calc.py"}, call_id="toolu_1"),
         tool_use(
-            "edit_file",
-            {"path": "calc.py", "search": "    return a + b\n", "replace": MUL},
+            EDITOR,
+            {
+                "command": "str_replace",
+                "path": "calc.py",
+                "old_str": "    return a + b\n",
+                "new_str": MUL,
+            },
             call_id="toolu_2",
         ),
         tool_use(
-            "create_file", {"path": "tests/test_mul.py", "content": TEST_MUL}, call_id="toolu_3"
+            EDITOR,
+            {"command": "create", "path": "tests/test_mul.py", "file_text": TEST_MUL},
+            call_id="toolu_3",
         ),
         tool_use("run_tests", {}, call_id="toolu_4"),
         tool_use("submit", {"summary": "added mul with a test"}, call_id="toolu_5"),
@@ -109,10 +118,12 @@ async def test_claude_reaches_a_verified_patch_through_the_sdk(
     requests = harness.fake.requests
     assert len(requests) == 7
     turn = requests[2]["body"]
-    assert [t["name"] for t in turn["tools"]] == [
-        "read_file", "list_files", "search", "edit_file", "create_file", "bash", "run_tests",
-        "submit",
+    # Claude gets its own schema-less client tools by type, then Ratchet's run_tests and submit.
+    assert [(t.get("type"), t["name"]) for t in turn["tools"]] == [
+        ("text_editor_20250728", EDITOR), ("bash_20250124", "bash"), (None, "run_tests"),
+        (None, "submit"),
     ]  # fmt: skip
+    assert "input_schema" not in turn["tools"][0]
     assert turn["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert turn["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert turn["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}

@@ -20,6 +20,7 @@ from tests.utils.repos import make_repo
 from tests.workflows.helpers import wait_for_end
 from worker import build_worker
 
+EDITOR = "str_replace_based_edit_tool"
 BUGGY = {
     "pyproject.toml": '[project]\nname = "calc"\nversion = "0"\n\n'
     '[tool.pytest.ini_options]\npythonpath = ["."]\n',
@@ -35,11 +36,18 @@ def script() -> list[Answer]:
     return [
         text_message("reproduce, fix, test"),  # plan
         tool_use("bash", {"command": "python repro.py"}, call_id="toolu_repro"),
+        tool_use(EDITOR, {"command": "view", "path": "/tmp/workspace"}, call_id="toolu_ls"),
         tool_use(
-            "edit_file",
-            {"path": "calc.py", "search": "a - b", "replace": "a + b"},
+            EDITOR,
+            {"command": "str_replace", "path": "calc.py", "old_str": "a - b", "new_str": "a + b"},
             call_id="toolu_fix",
         ),
+        tool_use(
+            EDITOR,
+            {"command": "insert", "path": "calc.py", "insert_line": 0, "insert_text": "# calc"},
+            call_id="toolu_insert",
+        ),
+        tool_use(EDITOR, {"command": "undo_edit", "path": "calc.py"}, call_id="toolu_undo"),
         tool_use(
             "bash", {"command": "python repro.py && git log --format=%s -1"}, call_id="toolu_again"
         ),
@@ -120,7 +128,9 @@ async def test_the_agent_reproduces_fixes_and_tests_through_its_shell(
     assert said("toolu_repro").startswith("exit 1") and "AssertionError: -1" in said("toolu_repro")
     assert not results["toolu_repro"].get("is_error")  # a failing command is an answer
     assert said("toolu_again").startswith("exit 0") and "fixed" in said("toolu_again")
-    assert "edit_file (toolu_fix)" in said("toolu_again")  # git works: the last snapshot
+    assert "toolu_insert" in said("toolu_again")  # git works: the last snapshot's message
+    assert "repro.py" in said("toolu_ls") and "tests/test_calc.py" in said("toolu_ls")
+    assert results["toolu_undo"]["is_error"] and "no command 'undo_edit'" in said("toolu_undo")
     protected = said("toolu_protected")
     assert "put back" in protected and ".github/workflows/ci.yml" in protected
     assert ".github/workflows/new.yml" in protected
@@ -133,7 +143,7 @@ async def test_the_agent_reproduces_fixes_and_tests_through_its_shell(
     one = said("toolu_one")
     assert one.startswith("PASSED: 1 passed, 0 failed"), one
     branch = run["result"]["branch"]
-    assert git("show", f"{branch}:calc.py", cwd=repo) == "def add(a, b):\n    return a + b"
+    assert git("show", f"{branch}:calc.py", cwd=repo) == "# calc\ndef add(a, b):\n    return a + b"
     assert git("show", f"{branch}:.github/workflows/ci.yml", cwd=repo) == "on: push"
     files = git("ls-tree", "-r", "--name-only", branch, cwd=repo).split()
     assert ".github/workflows/new.yml" not in files and "NOTES.md" in files
