@@ -76,12 +76,13 @@ async def harness(
     from api.main import create_app
     from tests.conftest import TOKEN, serve_app
 
-    # The parameter, when given, is the scripted answers or settings to change.
+    # The parameter, when given, is the scripted answers, settings to change, or both (a pair).
     param = getattr(request, "param", None)
-    answers: list[Answer] = param if isinstance(param, list) else happy_path()
+    scripted, changes = param if isinstance(param, tuple) else (param, param)
+    answers: list[Answer] = scripted if isinstance(scripted, list) else happy_path()
     fake = FakeMessagesApi(answers, headers={"retry-after": "0"})
     overrides = {"model_retry_initial_s": 0.1, "agent_turns_per_execution": 2}
-    overrides |= param if isinstance(param, dict) else {}
+    overrides |= changes if isinstance(changes, dict) else {}
     settings: Settings = make_settings(
         tmp_path / "home", temporal_target, anthropic_api_key=SecretStr("sk-test"), **overrides
     )

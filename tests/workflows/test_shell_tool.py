@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
-from pydantic import SecretStr
-from temporalio.client import Client
 
 from gym.git import git
-from tests.conftest import TOKEN, make_settings, serve_app
 from tests.utils.fake_anthropic import Answer, FakeMessagesApi, text_message, tool_use
 from tests.utils.repos import make_repo
 from tests.workflows.helpers import wait_for_end
-from worker import build_worker
+from tests.workflows.test_agent import Harness, harness  # noqa: F401 (the fixture)
 
 EDITOR = "str_replace_based_edit_tool"
 BUGGY = {
@@ -70,33 +64,6 @@ def script() -> list[Answer]:
     ]
 
 
-@pytest_asyncio.fixture
-async def api(
-    tmp_path: Path, temporal_target: str, client: Client, monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[httpx.AsyncClient, FakeMessagesApi]]:  # fmt: skip
-    from api.main import create_app
-
-    fake = FakeMessagesApi(script(), headers={"retry-after": "0"})
-    settings = make_settings(
-        tmp_path / "home", temporal_target, anthropic_api_key=SecretStr("sk-test"),
-        model_retry_initial_s=0.1, tool_timeout_s=2.0,
-    )  # fmt: skip
-    with fake.serve() as url:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
-        app = create_app(
-            settings, client=client, tracer_provider=request.getfixturevalue("tracer_provider")
-        )
-        async with (
-            build_worker(client, settings),
-            serve_app(app) as base_url,
-            httpx.AsyncClient(
-                base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-            ) as http,
-        ):
-            yield http, fake
-
-
 def tool_results(fake: FakeMessagesApi) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for request in fake.requests:
@@ -108,10 +75,13 @@ def tool_results(fake: FakeMessagesApi) -> dict[str, Any]:
     return results
 
 
+# Through test_agent's harness: the worker, the app and the fake, with a 2 s shell limit.
+@pytest.mark.parametrize("harness", [(script(), {"tool_timeout_s": 2.0})], indirect=True)
 async def test_the_agent_reproduces_fixes_and_tests_through_its_shell(
-    api: tuple[httpx.AsyncClient, FakeMessagesApi], tmp_path: Path
+    harness: Harness,  # noqa: F811 (the imported fixture, by name)
+    tmp_path: Path,
 ) -> None:
-    http, fake = api
+    http, fake = harness.api, harness.fake
     repo = make_repo(tmp_path / "calc", BUGGY)
     response = await http.post("/tasks", json={
         "repo": str(repo), "goal": "add(2, 3) must be 5", "policy": "anthropic", "memory": False,
