@@ -64,6 +64,11 @@ class DriftWorkflow(PatternSteps):
             DriftPrepareInput(run_id, inp.repo, inp.ref, when, inp.environment),
             DriftPrepared, limit=QUICK, heartbeat=None,
         )  # fmt: skip
+        if prepared.spec_chars == 0 and workflow.patched("drift-without-specs"):
+            # Nothing to ask a model about (and an empty message is refused by the API).
+            nothing = ("nothing to check: the repository has no spec text ([specs] paths in "
+                       "ratchet.toml; by default specs/**/*.md and README.md)")  # fmt: skip
+            return RunResult(gates=[Gate("spec drift", True, nothing)], patch_ref=None, branch=None)
         prepared = replace(prepared, run=await self._prepare_environment(prepared.run, 30.0))
         task = TaskInput(run_id=run_id, repo=inp.repo, goal="list the checkable claims",
                          policy=inp.policy)  # fmt: skip

@@ -82,3 +82,20 @@ async def test_a_scheduled_drift_check_starts_an_investigation(
     assert found["result"]["culprit"]["sha"] == shas[7]
     assert (await api.delete(f"/schedules/{schedule_id}")).status_code == 204
     assert (await api.get(f"/schedules/{schedule_id}")).status_code == 404
+
+
+async def test_a_repository_without_spec_text_is_reported_without_asking_a_model(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "bare"
+    planted(repo, BILLING, commits=2, bad_at=99, breaking={})  # no README, no specs/
+    script = roles_script(tmp_path / "s.toml", ["unused\n"], {"claims": [CLAIMS]})
+    response = await api.post("/drift", json={
+        "repo": str(repo), "policy": "scripted", "policy_script": str(script),
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"])
+    assert run["status"] == "completed", run
+    assert [s["name"] for s in run["steps"]] == ["read specs"]
+    (gate,) = run["result"]["gates"]
+    assert gate["passed"] and gate["detail"].startswith("nothing to check")
+    assert run["usage"]["turns"] == 0
