@@ -148,6 +148,9 @@ def key_for(
     same environment."""
     files = {}
     for pattern in definition.key_files:
+        if pattern.startswith("/") or ".." in Path(pattern).parts:
+            files[pattern] = "outside the repository"  # never read (ratchet.toml is untrusted)
+            continue
         for path in sorted(workspace.glob(pattern)) or [workspace / pattern]:
             rel = str(path.relative_to(workspace)) if path.is_relative_to(workspace) else pattern
             files[rel] = _digest(path)
