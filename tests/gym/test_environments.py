@@ -254,3 +254,19 @@ async def test_an_npm_lockfile_is_installed_and_node_modules_is_kept_in_the_envi
     assert run.result.exit_code == 0, run.result.output.decode()
     assert b"pass 1" in run.result.output
     assert not (later / "node_modules").exists() or not any((later / "node_modules").iterdir())
+
+
+def test_a_key_never_reads_files_outside_the_repository(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "app", {"requirements.txt": "x\n"})
+    outside = tmp_path / "outside.txt"
+    definition = EnvDefinition(("pip install x",), ("../outside.txt", str(outside)), "ratchet.toml")
+    keys = []
+    for content in ("one", "two"):
+        outside.write_text(content)
+        keys.append(key_for(str(repo), repo, definition, "python 3.11", "bwrap"))
+    assert keys[0] == keys[1]
+    # Inside the repository, the content is the key.
+    inside = EnvDefinition(("pip install x",), ("requirements.txt",), "ratchet.toml")
+    first = key_for(str(repo), repo, inside, "python 3.11", "bwrap")
+    (repo / "requirements.txt").write_text("y\n")
+    assert key_for(str(repo), repo, inside, "python 3.11", "bwrap") != first
