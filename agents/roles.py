@@ -48,7 +48,10 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
     if fenced:
         body = fenced.group(1)
     elif "{" in body:
-        body = body[body.index("{") : body.rindex("}") + 1]
+        start, end = body.index("{"), body.rfind("}")
+        if end < start:  # an answer cut off at max_tokens ends inside its object
+            raise AnswerInvalid("the answer ends before its JSON object does (cut off?)")
+        body = body[start : end + 1]
     try:
         answer = json.loads(body)
     except ValueError as err:

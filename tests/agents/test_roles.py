@@ -1,0 +1,31 @@
+"""A role's answer is parsed against its schema; a bad answer gets one retry, then a permanent
+error: never an exception that a step would retry without bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.policy import PolicyError
+from agents.roles import AnswerInvalid, ask, load_role, parse_answer
+
+CLAIMS = '{"claims": [{"id": "a", "text": "t", "source": "README.md", "check": {"kind": "inspe'
+
+
+def test_an_answer_cut_off_inside_its_object_is_invalid_not_a_crash() -> None:
+    role = load_role("claims")
+    with pytest.raises(AnswerInvalid, match="cut off"):
+        parse_answer(CLAIMS, role.schema)
+    with pytest.raises(AnswerInvalid, match="not JSON"):
+        parse_answer('{"claims": [} nonsense }', role.schema)
+
+
+async def test_a_truncating_model_gets_one_retry_then_a_permanent_error() -> None:
+    calls: list[str] = []
+
+    async def call(system: str, text: str) -> str:
+        calls.append(text)
+        return CLAIMS  # cut off at max_tokens, every time
+
+    with pytest.raises(PolicyError, match="twice"):
+        await ask(load_role("claims"), "the specs", call)
+    assert len(calls) == 2 and "could not be used: the answer ends before" in calls[1]
