@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,11 @@ from api.main import create_app
 from gym.git import git
 from tests.conftest import TOKEN, make_settings, serve_app
 from tests.utils.history import BILLING, BILLING_BROKEN, planted
+from tests.utils.sentry_fixtures import fixtures_dir
 from tests.workflows.helpers import wait_for_end
 from worker import build_worker
 
-# The shared fixtures sit beside the project's root (in CI too); RATCHET_SHARED_DIR overrides.
-SHARED = Path(os.environ.get("RATCHET_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
-FIXTURES = SHARED / "fixtures" / "sentry"
+FIXTURES = fixtures_dir()  # the shared fixtures when present, else the project's own copy
 SIGNATURES = json.loads((FIXTURES / "_signatures.json").read_text())
 SECRET = SIGNATURES["secret"]
 ISSUE_ID = "6543210987"

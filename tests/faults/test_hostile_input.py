@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import socket
 import time
 import uuid
@@ -35,14 +34,14 @@ from ratchet.settings import Settings
 from tests.conftest import TOKEN, _free_namespaces, make_settings, serve_app
 from tests.utils.repos import PY_REPO, commit, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, write_script
+from tests.utils.sentry_fixtures import fixtures_dir
 from tests.workflows.helpers import wait_for_end
 from worker import build_worker
 from workflows.drift_shared import DRIFT_WORKFLOW
 from workflows.investigation_shared import INVESTIGATION_WORKFLOW
 from workflows.shared import FORWARD_WORKFLOW
 
-SHARED = Path(os.environ.get("RATCHET_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
-FIXTURES = SHARED / "fixtures" / "sentry"
+FIXTURES = fixtures_dir()  # the shared fixtures when present, else the project's own copy
 SIGNATURES: dict[str, Any] = json.loads((FIXTURES / "_signatures.json").read_text())
 SECRET: str = SIGNATURES["secret"]
 ISSUE_ID = "6543210987"
