@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shlex
-import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -87,15 +86,14 @@ async def with_environment(
         toml_setup=list(config.env_setup) if config.env_setup is not None else None,
         toml_key_files=list(config.env_key_files) if config.env_key_files is not None else None,
     )  # fmt: skip
-    builds: list[Path] = []
+    builds: list[tuple[Path, Path]] = []
 
     async def build_workspace(key: str) -> Path:
-        with fresh_workspace(settings, repo, ref) as path:
-            # Kept until the build ends (removed below): what setup leaves there is thrown away.
-            kept = path.with_name(path.name + "-env")
-            path.rename(kept)
-        builds.append(kept)
-        return kept
+        # A worktree of its own, thrown away after the build with what setup left in it.
+        mirror, sha = workspace.Mirrors(settings.home).sync(_source(repo), ref)
+        path = settings.home / "workspaces" / f"cli-env-{key[:12]}-{uuid.uuid4().hex[:8]}"
+        builds.append((mirror, workspace.materialize(mirror, sha, path)))
+        return path
 
     # A local user's own --setup may name files of this machine (a wheel directory for
     # --find-links, a requirements file): the build shows those, read-only. Never so for a
@@ -108,8 +106,8 @@ async def with_environment(
             allowlist=settings.env_allowlist(),
         )  # fmt: skip
     finally:
-        for path in builds:
-            shutil.rmtree(path, ignore_errors=True)
+        for mirror, path in builds:
+            workspace.discard(mirror, path)
     how = "cache hit" if env.cache_hit else f"built in {env.duration_s:.1f} s"
     print(f"ratchet: environment {env.key[:12]} ({env.source}): {how}", file=sys.stderr)
     return sandbox.with_environment(env.path), env

@@ -107,9 +107,8 @@ async def test_a_task_builds_the_declared_environment_and_a_second_run_reuses_it
         "titles.py",
     ]
     # The suite, with slugkit imported from the environment, ran at every step.
-    assert "2 passed" in str(step(first, "baseline")["detail"]) or "1 passed" in str(
-        step(first, "baseline")["detail"]
-    )
+    # (the one test imports slugkit: without the environment it could not even be collected)
+    assert str(step(first, "baseline")["detail"]).startswith("passed: 1 passed, 0 failed")
     assert all(g["passed"] for g in first["result"]["gates"]), first["result"]["gates"]
     assert second["status"] == "completed", second
     assert step(second, "environment")["detail"] == "cache hit (request)"
