@@ -19,19 +19,20 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
-from activities.agent import AgentActivities, OpenAIServer, RoleModel
+from activities.agent import AgentActivities
 from activities.delivery import GitHubConfig
 from activities.drift import DriftActivities
 from activities.envs import EnvironmentActivities
 from activities.forward import ForwardActivities
 from activities.investigation import InvestigationActivities
+from activities.models import Models
 from activities.observe import ObserveInterceptor
 from activities.roles import RoleActivities
 from activities.runner import RunnerConfig
 from activities.testing import TestActivities
-from agents.anthropic_policy import AnthropicPolicy
-from agents.openai_compat import OpenAICompatPolicy
-from agents.policy import Policy
+from agents.claude import AnthropicModel, ModelSettings
+from agents.model import Model
+from agents.openai_compat import OpenAICompatModel
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore
@@ -58,7 +59,7 @@ def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic | None:
     )
 
 
-def openai_server(settings: Settings) -> OpenAIServer | None:
+def openai_model(settings: Settings) -> OpenAICompatModel | None:
     if not settings.openai_base_url:
         return None
     headers = {}
@@ -67,16 +68,23 @@ def openai_server(settings: Settings) -> OpenAIServer | None:
     http = httpx.AsyncClient(
         base_url=settings.openai_base_url.rstrip("/") + "/", headers=headers, timeout=600
     )
-    return OpenAIServer(http, settings.openai_model, settings.openai_max_tokens)
+    return OpenAICompatModel(
+        http, model=settings.openai_model, max_tokens=settings.openai_max_tokens
+    )
 
 
-def build_anthropic_policy(
-    settings: Settings, client: anthropic.AsyncAnthropic | None
-) -> Policy | None:
-    if client is None:
-        return None
-    model, max_tokens, temperature = settings.role_model("plan")
-    return AnthropicPolicy(client, model=model, max_tokens=max_tokens, temperature=temperature)
+def served_models(settings: Settings) -> dict[str, Model]:
+    """The providers this worker can reach, by policy name (the scripted one needs none)."""
+    served: dict[str, Model] = {}
+    client = anthropic_client(settings)
+    if client is not None:
+        purposes = {"plan", "code", "refactor", *settings.models}
+        roles = {p: ModelSettings(*settings.role_model(p)) for p in purposes}
+        served["anthropic"] = AnthropicModel(client, roles)
+    local = openai_model(settings)
+    if local is not None:
+        served["openai-compatible"] = local
+    return served
 
 
 async def connect(settings: Settings, provider: TracerProvider) -> Client:
@@ -121,32 +129,21 @@ def runner_config(settings: Settings) -> RunnerConfig:
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
     """One worker per task queue this process polls (RATCHET_WORKER_QUEUES)."""
     store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
-    model_client = anthropic_client(settings)
     runner = runner_config(settings)
-    openai = openai_server(settings)
+    models = Models(store, served_models(settings))
+    prices = settings.model_prices
     forward = ForwardActivities(
-        home=settings.home,
-        store=store,
-        anthropic_policy=build_anthropic_policy(settings, model_client),
-        openai_policy=(
-            OpenAICompatPolicy(openai.http, model=openai.model, max_tokens=openai.max_tokens)
-            if openai
-            else None
-        ),
-        prices=settings.model_prices,
+        home=settings.home, store=store, models=models, prices=prices,
         github=github_config(settings),
-    )
-    tests = TestActivities(home=settings.home, store=store, runner=runner)
-    roles = {role: RoleModel(*settings.role_model(role)) for role in ("plan", "code", "refactor")}
-    agent = AgentActivities(
-        home=settings.home, store=store, runner=runner, client=model_client, roles=roles,
-        prices=settings.model_prices, openai=openai,
     )  # fmt: skip
+    tests = TestActivities(home=settings.home, store=store, runner=runner)
+    agent = AgentActivities(
+        home=settings.home, store=store, runner=runner, models=models, prices=prices
+    )
     investigation = InvestigationActivities(home=settings.home, store=store, runner=runner)
     roles_activities = RoleActivities(
-        home=settings.home, store=store, runner=runner, client=model_client, openai=openai,
-        model=roles["plan"], prices=settings.model_prices,
-    )  # fmt: skip
+        home=settings.home, store=store, runner=runner, models=models, prices=prices
+    )
     activities: list[Callable[..., Any]] = [
         *forward.all(), tests.run_tests, tests.lint, tests.performance, *agent.all(),
         *EnvironmentActivities(home=settings.home, store=store, runner=runner).all(),

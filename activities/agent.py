@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import anthropic
-import httpx
 from opentelemetry import trace
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.common import heartbeats, materialize, model_usage, tag_span
+from activities.common import heartbeats, materialize, tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
+from activities.models import Models
+from activities.paid import CallLedger, charge, paid
 from activities.runner import RunnerConfig
-from agents import openai_compat, transcript
-from agents.claude import anthropic_turn
-from agents.claude_tools import CLAUDE_TOOLS, TEXT_EDITOR, editor_call
+from agents import transcript
+from agents.asking import ask
+from agents.claude_tools import TEXT_EDITOR, editor_call
+from agents.ledger import Price
+from agents.model import ModelCall
 from agents.prompts import load_prompt
 from agents.tools import (
+    APPLY_PATCH,
     BASH,
     EDITING,
     RUN_TESTS,
     TOOL_NAMES,
-    TOOL_SPECS,
+    ToolAnswer,
     edit_tool,
     parse_input,
     read_tool,
@@ -35,7 +37,8 @@ from agents.tools import (
 from gym import workspace
 from gym.config import load_config
 from gym.diagnose import suite_problem
-from gym.patching import PatchRules
+from gym.errors import GymError, PatchDoesNotApply
+from gym.patching import PatchRules, apply_patch
 from gym.rerun import select_tests
 from gym.shell import run_shell
 from gym.testing import run_tests
@@ -50,23 +53,10 @@ from workflows.agent_shared import (
     TurnInput,
     TurnOutput,
 )
+from workflows.budget import Usage
+from workflows.shared import PolicyChoice
 
 TEST_OUTPUT_TAIL = 4000
-
-
-@dataclass(frozen=True)
-class OpenAIServer:
-    http: httpx.AsyncClient
-    """Has the server's base URL (…/v1) and, when one is set, its API key."""
-    model: str
-    max_tokens: int
-
-
-@dataclass(frozen=True)
-class RoleModel:
-    model: str
-    max_tokens: int
-    temperature: float | None = None
 
 
 class AgentActivities:
@@ -76,35 +66,23 @@ class AgentActivities:
         home: Path,
         store: ArtifactStore,
         runner: RunnerConfig,
-        client: anthropic.AsyncAnthropic | None,
-        roles: dict[str, RoleModel],
-        prices: dict[str, tuple[float, float, float, float]],
-        openai: OpenAIServer | None = None,
+        models: Models,
+        prices: dict[str, Price],
     ) -> None:
-        self.openai = openai
         self.home = home
         self.store = store
         self.runner = runner
-        self.client = client
-        self.roles = roles
+        self.models = models
         self.prices = prices
+        self.ledger = CallLedger(home / "ledger")
 
     @activity.defn(name=MODEL_TURN)
+    @paid
     @permanent_errors
     @heartbeats
     async def model_turn(self, arg: TurnInput) -> TurnOutput:
         tag_span(arg.run.run_id)
-        openai = arg.provider == "openai-compatible"
-        if (self.openai if openai else self.client) is None:
-            missing = "RATCHET_OPENAI_BASE_URL" if openai else "ANTHROPIC_API_KEY"
-            raise ApplicationError(
-                f"the worker has no {missing}, so it cannot run the {arg.provider} policy",
-                type="ModelNotConfigured",
-                non_retryable=True,
-            )
-        role = self.roles.get(arg.role) or self.roles["code"]
-        if openai and self.openai is not None:
-            role = RoleModel(self.openai.model, self.openai.max_tokens)
+        model = self.models.choose(arg.policy or PolicyChoice(arg.provider))
         if arg.transcript_ref:
             messages = transcript.loads(self.store.get_text(arg.transcript_ref))
         else:
@@ -112,33 +90,25 @@ class AgentActivities:
             feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
             messages = transcript.opening(
                 role=arg.role, goal=arg.goal, plan=self.store.get_text(arg.plan_ref),
-                feedback=feedback, workspace=ws, provider=arg.provider,
+                feedback=feedback, workspace=ws,
             )  # fmt: skip
         results = [(r.tool_use_id, r.content, r.is_error) for r in arg.pending_results]
-        if openai and self.openai is not None:
-            messages = openai_compat.with_tool_results(messages, results)
-            turn = await openai_compat.openai_turn(
-                self.openai.http, model=role.model, max_tokens=role.max_tokens, temperature=None,
-                system=load_prompt("agent"), tools=TOOL_SPECS, messages=messages,
-            )  # fmt: skip
-            messages = [*messages, *turn.content]
-        else:
-            assert self.client is not None  # checked above; narrows the type for mypy
-            messages = transcript.with_tool_results(messages, results)
-            turn = await anthropic_turn(
-                self.client, model=role.model, max_tokens=role.max_tokens,
-                temperature=role.temperature, system=load_prompt("agent"), tools=CLAUDE_TOOLS,
-                messages=transcript.for_call(messages),
-            )  # fmt: skip
-            messages = [*messages, {"role": "assistant", "content": turn.content}]
-        usage = model_usage(arg.provider, role.model, turn.model, turn.counts, self.prices)
+        messages = transcript.with_tool_results(messages, results)
+        turns_so_far = sum(1 for m in messages if m.get("role") == "assistant")
+        call = ModelCall(
+            arg.role, load_prompt("agent"), messages, tools=True,
+            script_key=arg.script_key or f"{'refactor' if arg.role == 'refactor' else 'patch'}.1",
+            index=turns_so_far,
+        )  # fmt: skip
+        turn = await ask(model, call, charge)
+        messages = [*messages, {"role": "assistant", "content": turn.content}]
         return TurnOutput(
             transcript_ref=self.store.put_text(transcript.dumps(messages)),
             tool_calls=[ToolCall(i, n, j) for i, n, j in turn.tool_calls],
             stop_reason=turn.stop_reason,
             text=turn.text[:2000],
-            model=turn.model or role.model,
-            usage=usage,
+            model=turn.model or model.model_for(arg.role),
+            usage=Usage(),  # @paid puts the ledger's total here
             attempt=activity.info().attempt,
         )
 
@@ -165,12 +135,15 @@ class AgentActivities:
             return ToolOutput(ToolResult(call.id, content, bad), arg.snapshot, attempt)
         if call.name == BASH:
             return await self._bash(arg, ws, base, args, rules)
-        if name not in EDITING:
+        if name == APPLY_PATCH:
+            answer = await asyncio.to_thread(_apply, ws, args, rules)
+        elif name not in EDITING:
             answer = await asyncio.to_thread(read_tool, ws, name, args, rules)
             return ToolOutput(
                 ToolResult(call.id, answer.content, answer.is_error), arg.snapshot, attempt
             )
-        answer = await asyncio.to_thread(edit_tool, ws, name, args, rules)
+        else:
+            answer = await asyncio.to_thread(edit_tool, ws, name, args, rules)
         sha = arg.snapshot
         if not answer.is_error:
             step = "edit-" + "".join(ch for ch in call.id if ch.isalnum() or ch in "_-")[-40:]
@@ -241,3 +214,15 @@ class AgentActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.model_turn, self.tool]
+
+
+def _apply(ws: Path, args: dict[str, Any], rules: PatchRules) -> ToolAnswer:
+    """apply_patch: a unified diff or search/replace blocks, under the same path rules."""
+    patch = args.get("patch")
+    if not isinstance(patch, str) or not patch.strip():
+        return ToolAnswer("apply_patch needs a non-empty 'patch'", is_error=True)
+    try:
+        paths = apply_patch(ws, patch, rules)
+    except (PatchDoesNotApply, GymError) as err:
+        return ToolAnswer(f"the patch did not apply, nothing was written: {err}", is_error=True)
+    return ToolAnswer(f"apply_patch: changed {', '.join(paths) or 'nothing'}")

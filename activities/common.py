@@ -12,7 +12,7 @@ from typing import ParamSpec, TypeVar
 from opentelemetry import trace
 from temporalio import activity
 
-from agents.ledger import TokenCounts, cost_usd
+from agents.ledger import Price, TokenCounts, cost_usd
 from gym import workspace
 from ratchet.metrics import MODEL_COST, MODEL_TOKENS
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
@@ -38,19 +38,22 @@ def model_usage(
     requested: str,
     answered: str,
     counts: TokenCounts,
-    prices: dict[str, tuple[float, float, float, float]],
+    prices: dict[str, Price],
 ) -> Usage:
     """One model call's usage and cost, recorded on the current span and in the metrics.
 
     The span carries OpenTelemetry's gen_ai attributes and OpenInference's (which Arize Phoenix
     shows as the model and its token counts)."""
+    # The answer names the exact model that served it; a price is looked up by exact id.
     model = answered or requested
+    cost = cost_usd(model, counts, prices)
+    if cost is None and answered and answered != requested:
+        cost = cost_usd(requested, counts, prices)
     usage = Usage(
         turns=1, input_tokens=counts.input_tokens, output_tokens=counts.output_tokens,
         cache_creation_input_tokens=counts.cache_creation_input_tokens,
         cache_read_input_tokens=counts.cache_read_input_tokens,
-        cost_usd=cost_usd(model, counts, prices,
-                          unpriced_is_free=provider == "openai-compatible"),
+        cost_usd=cost or 0.0, unpriced_turns=int(cost is None),
     )  # fmt: skip
     system = "openai" if provider == "openai-compatible" else "anthropic"
     prompt = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
@@ -64,6 +67,7 @@ def model_usage(
         "gen_ai.usage.cache_creation.input_tokens": usage.cache_creation_input_tokens,
         "gen_ai.usage.cache_read.input_tokens": usage.cache_read_input_tokens,
         "ratchet.cost_usd": usage.cost_usd,
+        "ratchet.price_known": cost is not None,
         "openinference.span.kind": "LLM",
         "llm.provider": system,
         "llm.model_name": model,

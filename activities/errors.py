@@ -9,8 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from agents.claude import ModelCallError
-from agents.policy import PolicyError
+from agents.model import ModelCallError, PolicyError
 from gym.errors import GymError
 from ratchet.artifacts import ArtifactNotFound
 

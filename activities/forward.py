@@ -10,24 +10,24 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, model_usage, tag_span
+from activities.common import heartbeats, materialize, tag_span
 from activities.delivery import GitHubConfig, open_pull_request
 from activities.errors import permanent_errors
-from agents.ledger import DEFAULT_PRICES
-from agents.policy import PatchRequest, PlanRequest, Policy, PolicyError
-from agents.scripted import ScriptedPolicy, parse_script
+from activities.models import Models
+from activities.paid import CallLedger, charge, paid
+from agents.asking import ask
+from agents.ledger import DEFAULT_PRICES, Price
+from agents.model import PolicyError
+from agents.planning import plan_call
 from gym import gates, workspace
 from gym.config import detect_test_command, load_config
 from gym.diagnose import HOW_TO_FIX
-from gym.errors import BadRepository, PatchDoesNotApply
+from gym.errors import BadRepository
 from gym.lint import LintRun, lint_gate
-from gym.patching import PatchRules, apply_patch
 from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import GATE_OUTCOMES
-from workflows.budget import Usage
 from workflows.shared import (
     DELIVER,
-    PATCH,
     PLAN,
     PREPARE,
     SNAPSHOT_DIFF,
@@ -38,11 +38,8 @@ from workflows.shared import (
     DiffOutput,
     Gate,
     LintReport,
-    PatchInput,
-    PatchOutput,
     PlanInput,
     PlanOutput,
-    PolicyChoice,
     Prepared,
     PrepareInput,
     RunRef,
@@ -78,36 +75,20 @@ class ForwardActivities:
         *,
         home: Path,
         store: ArtifactStore,
-        anthropic_policy: Policy | None = None,
-        openai_policy: Policy | None = None,
-        prices: dict[str, tuple[float, float, float, float]] | None = None,
+        models: Models,
+        prices: dict[str, Price] | None = None,
         github: GitHubConfig | None = None,
     ) -> None:
         self.prices = prices or DEFAULT_PRICES
         self.github = github
-        self.openai_policy = openai_policy
+        self.models = models
         self.home = home
         self.mirrors = workspace.Mirrors(home)
         self.store = store
-        self.anthropic_policy = anthropic_policy
+        self.ledger = CallLedger(home / "ledger")
 
     def _workspace(self, run: RunRef, snapshot: str, purpose: str) -> Path:
         return materialize(self.home, run, snapshot, purpose)
-
-    def _policy(self, choice: PolicyChoice) -> Policy:
-        if choice.name == "scripted":
-            if not choice.script_ref:
-                raise PolicyError("the scripted policy needs a policy script")
-            return ScriptedPolicy(parse_script(self.store.get_text(choice.script_ref)))
-        if choice.name == "anthropic":
-            if self.anthropic_policy is None:
-                raise PolicyError("the worker has no ANTHROPIC_API_KEY, so it cannot run Claude")
-            return self.anthropic_policy
-        if choice.name == "openai-compatible":
-            if self.openai_policy is None:
-                raise PolicyError("the worker has no RATCHET_OPENAI_BASE_URL for this policy")
-            return self.openai_policy
-        raise PolicyError(f"unknown policy {choice.name!r}")
 
     @activity.defn(name=PREPARE)
     @permanent_errors
@@ -127,59 +108,18 @@ class ForwardActivities:
         )
 
     @activity.defn(name=PLAN)
+    @paid
     @permanent_errors
     @heartbeats
     async def plan(self, arg: PlanInput) -> PlanOutput:
         tag_span(arg.run.run_id)
-        policy = self._policy(arg.policy)
+        model = self.models.choose(arg.policy)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "policy")
         memory = self.store.get_text(arg.memory_ref) if arg.memory_ref else ""
-        answer = await policy.plan(PlanRequest(goal=arg.goal, workspace=ws, memory=memory))
-        usage = Usage()
-        if answer.counts is not None:
-            usage = model_usage(arg.policy.name, answer.model, "", answer.counts, self.prices)
-        return PlanOutput(self.store.put_text(answer.text), policy.label, _attempt(), usage)
-
-    @activity.defn(name=PATCH)
-    @permanent_errors
-    @heartbeats
-    async def patch(self, arg: PatchInput) -> PatchOutput:
-        tag_span(arg.run.run_id)
-        policy = self._policy(arg.policy)
-        if not isinstance(policy, ScriptedPolicy):
-            raise PolicyError(f"policy {arg.policy.name!r} patches through the agent loop")
-        ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "policy")
-        feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
-        request = PatchRequest(
-            goal=arg.goal,
-            plan=self.store.get_text(arg.plan_ref),
-            step="refactor" if arg.step == "refactor" else "patch",
-            round=arg.round,
-            feedback=feedback,
-            workspace=ws,
-        )
-        proposal = await policy.propose(request)
-        if not proposal.strip():
-            return PatchOutput(arg.snapshot, True, False, "no change proposed", attempt=_attempt())
-        # Rules come from the base snapshot: a patch never loosens what it is judged by.
-        base = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "base")
-        rules = PatchRules(protected=load_config(base).protected)
-        ws = await asyncio.to_thread(self._workspace, arg.run, arg.snapshot, "patch")
-        proposal_ref = self.store.put_text(proposal)
-        try:
-            paths = await asyncio.to_thread(apply_patch, ws, proposal, rules)
-        except PatchDoesNotApply as err:
-            # Not a failure of the step: the message goes back to the policy as feedback.
-            feedback_ref = self.store.put_text(f"The patch did not apply: {err}")
-            return PatchOutput(arg.snapshot, False, False, str(err), feedback_ref, _attempt())
-        step = f"{arg.step}-{arg.round}"
-        message = f"ratchet {arg.run.run_id}: {step}"
-        sha = await asyncio.to_thread(
-            workspace.snapshot, ws, arg.run.run_id, step, message, arg.run.when
-        )
-        changed = sha != arg.snapshot
-        summary = f"changed {', '.join(paths)}" if changed else "the patch changed nothing"
-        return PatchOutput(sha, True, changed, summary, proposal_ref, attempt=_attempt())
+        turn = await ask(model, plan_call(arg.goal, ws, memory), charge)
+        if not turn.text.strip():
+            raise PolicyError(f"the model returned no plan (stop_reason={turn.stop_reason})")
+        return PlanOutput(self.store.put_text(turn.text), model.label, _attempt())
 
     @activity.defn(name=VERIFY)
     @permanent_errors
@@ -267,7 +207,7 @@ class ForwardActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
-            self.prepare, self.plan, self.patch, self.verify, self.snapshot_diff, self.deliver,
+            self.prepare, self.plan, self.verify, self.snapshot_diff, self.deliver,
         ]  # fmt: skip
 
 

@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import anthropic
 from temporalio import activity
 
-from activities.agent import OpenAIServer, RoleModel
-from activities.common import heartbeats, materialize, model_usage, tag_span
+from activities.common import heartbeats, materialize, tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
+from activities.models import Models
+from activities.paid import CallLedger, charge, paid
 from activities.runner import RunnerConfig
-from agents import openai_compat
-from agents.claude import anthropic_turn
-from agents.context import repository_context
-from agents.ledger import TokenCounts
-from agents.policy import PolicyError
-from agents.roles import ask, load_role
-from agents.scripted import ScriptedPolicy, parse_script
+from agents.asking import ask
+from agents.ledger import Price
+from agents.model import ModelCall, PolicyError
+from agents.planning import repository_block
+from agents.roles import ask as ask_role
+from agents.roles import load_role
 from gym import workspace
 from gym.errors import PatchRefused
 from gym.memory import Memory, as_context
@@ -53,6 +52,13 @@ from workflows.roles_shared import (
 FAILURE_CHARS = 1500
 
 
+Blocks = list[dict[str, Any]]
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
 class RoleActivities:
     def __init__(
         self,
@@ -60,96 +66,81 @@ class RoleActivities:
         home: Path,
         store: ArtifactStore,
         runner: RunnerConfig,
-        client: anthropic.AsyncAnthropic | None,
-        openai: OpenAIServer | None,
-        model: RoleModel,
-        prices: dict[str, tuple[float, float, float, float]],
+        models: Models,
+        prices: dict[str, Price],
     ) -> None:
         self.home, self.store, self.runner = home, store, runner
-        self.client, self.openai, self.model, self.prices = client, openai, model, prices
+        self.models, self.prices = models, prices
+        self.ledger = CallLedger(home / "ledger")
 
     def _json(self, ref: str) -> Any:
         return json.loads(self.store.get_text(ref))
 
-    async def _content(self, arg: RoleInput) -> str:
+    async def _repository(self, arg: RoleInput, snapshot: str) -> dict[str, Any]:
+        # Roles run in parallel: each reads the snapshot from a workspace of its own.
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, snapshot, f"role-{arg.key}")
+        return repository_block(ws)
+
+    async def _content(self, arg: RoleInput) -> Blocks:
+        """The user message: what calls on the same snapshot share (the repository) comes first
+        and is cached, so N perspectives on one repository pay for it once."""
         goal = f"<goal>{escape(arg.goal)}</goal>\n"
         if arg.memory_ref:
             goal += f"<memory>\n{escape(self.store.get_text(arg.memory_ref))}\n</memory>\n"
         if arg.role == "perspective":
-            # Planners run in parallel: each reads the base from a workspace of its own.
-            ws = await asyncio.to_thread(
-                materialize, self.home, arg.run, arg.run.base_sha, f"role-{arg.key}"
-            )
-            lens = f"<lens>{escape(arg.lens)}</lens>\n"
-            return goal + lens + f"<repository>\n{repository_context(ws)}\n</repository>"
+            repository = await self._repository(arg, arg.run.base_sha)
+            return [repository, _text(goal + f"<lens>{escape(arg.lens)}</lens>")]
         if arg.role == "synthesis":
             drafts = [self._json(ref) for ref in arg.inputs]
-            return goal + "\n".join(
+            return [_text(goal + "\n".join(
                 f'<draft lens="{escape(str(d.get("lens")))}">{escape(json.dumps(d))}</draft>'
                 for d in drafts
-            )
+            ))]  # fmt: skip
         if arg.role in ("adversary", "invariants"):
             snapshot = arg.snapshot or arg.run.base_sha
             diff = await asyncio.to_thread(
                 workspace.diff, Path(arg.run.mirror), arg.run.base_sha, snapshot
             )
-            ws = await asyncio.to_thread(
-                materialize, self.home, arg.run, snapshot, f"role-{arg.key}"
-            )
-            return (goal + f"<diff>{escape(diff.decode(errors='replace'))}</diff>\n"
-                    f"<repository>\n{repository_context(ws)}\n</repository>")  # fmt: skip
+            repository = await self._repository(arg, snapshot)
+            change = f"<diff>{escape(diff.decode(errors='replace'))}</diff>"
+            return [repository, _text(goal + change)]
         if arg.role == "memory":
-            return goal + f"<run>\n{escape(arg.note)}\n</run>"
+            return [_text(goal + f"<run>\n{escape(arg.note)}\n</run>")]
         if arg.role == "claims":
-            return self.store.get_text(arg.inputs[0]) if arg.inputs else ""
+            text = self.store.get_text(arg.inputs[0]) if arg.inputs else ""
+            if not text.strip():  # the API refuses empty content; the workflow skips this
+                raise PolicyError("there is no spec text to extract claims from")
+            return [_text(text)]
         if arg.role == "judge":
             failing = [t for ref in arg.inputs for t in self._json(ref) if not t["passed"]]
-            return goal + "\n".join(
+            return [_text(goal + "\n".join(
                 f'<test path="{escape(t["path"])}">{escape(t["content"])}</test>\n'
                 f"<failure>{escape(t['failure'])}</failure>"
                 for t in failing
-            )
+            ))]  # fmt: skip
         raise PolicyError(f"unknown role {arg.role!r}")
 
     @activity.defn(name=ROLE_CALL)
+    @paid
     @permanent_errors
     @heartbeats
     async def role_call(self, arg: RoleInput) -> RoleOutput:
         tag_span(arg.run.run_id)
         role = load_role(arg.role)
         content = await self._content(arg)
-        counts: list[TokenCounts] = []
-        model = self.model.model
+        model = self.models.choose(arg.policy)
         answered = 0
 
-        async def call(system: str, text: str) -> str:
+        async def call(system: str, blocks: Blocks) -> str:
             nonlocal answered
             answered += 1
-            if arg.policy.name == "scripted":
-                if not arg.policy.script_ref:
-                    raise PolicyError("the scripted policy needs a policy script")
-                script = ScriptedPolicy(parse_script(self.store.get_text(arg.policy.script_ref)))
-                return script.answer(arg.key, arg.offset + answered - 1)
-            messages = [{"role": "user", "content": text}]
-            if arg.policy.name == "openai-compatible" and self.openai is not None:
-                turn = await openai_compat.openai_turn(
-                    self.openai.http, model=self.openai.model, max_tokens=self.openai.max_tokens,
-                    temperature=None, system=system, tools=[], messages=messages,
-                )  # fmt: skip
-            elif self.client is not None:
-                turn = await anthropic_turn(
-                    self.client, model=model, max_tokens=self.model.max_tokens,
-                    temperature=self.model.temperature, system=system, tools=[], messages=messages,
-                )  # fmt: skip
-            else:
-                raise PolicyError(f"the worker cannot run the {arg.policy.name} policy")
-            counts.append(turn.counts)
-            return turn.text
+            request = ModelCall(
+                arg.role, system, [{"role": "user", "content": blocks}],
+                script_key=arg.key, index=arg.offset + answered - 1,
+            )  # fmt: skip
+            return (await ask(model, request, charge)).text
 
-        answer, consumed = await ask(role, content, call)
-        usage = Usage()
-        for c in counts:
-            usage = usage + model_usage(arg.policy.name, model, "", c, self.prices)
+        answer, consumed = await ask_role(role, content, call)
         text, summary = render(arg, answer, self)
         verdicts = answer.get("verdicts", []) if arg.role == "judge" else []
         return RoleOutput(
@@ -157,7 +148,7 @@ class RoleActivities:
             text_ref=self.store.put_text(text),
             summary=summary,
             consumed=consumed,
-            usage=usage,
+            usage=Usage(),  # @paid puts the ledger's total here
             attempt=activity.info().attempt,
             valid=sum(1 for v in verdicts if v["valid"]),
             invalid=sum(1 for v in verdicts if not v["valid"]),

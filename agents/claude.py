@@ -1,4 +1,4 @@
-"""One model turn through the Anthropic Messages API, and what its errors mean for retrying.
+"""Claude through the Anthropic Messages API: one turn, its cache breakpoints, its errors.
 
 The client is built by the worker with max_retries=0: Temporal owns retries, so every attempt is
 visible in the workflow's history, and backoff honours the API's retry-after.
@@ -6,13 +6,17 @@ visible in the workflow's history, and backoff honours the API's retry-after.
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 
+from agents.claude_tools import CLAUDE_TOOLS
 from agents.ledger import TokenCounts
+from agents.model import Message, ModelCall, ModelCallError, TurnResult
 
 SPEND_LIMIT_CODES = {
     "enforced_spend_limit_reached",
@@ -20,32 +24,31 @@ SPEND_LIMIT_CODES = {
     "linked_organization_spend_limit_reached",
 }
 PERMANENT_STATUS = {400, 401, 402, 403, 404, 413, 422}
-
-
-class ModelCallError(Exception):
-    """A failed model call, classified: retry it (maybe after `retry_after_s`) or give up."""
-
-    def __init__(
-        self, message: str, *, retryable: bool, status: int | None = None,
-        retry_after_s: float | None = None, kind: str = "ModelError",
-    ) -> None:  # fmt: skip
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
-        self.retry_after_s = retry_after_s
-        self.kind = kind
+# The SDK refuses a request it expects to run past 10 minutes unless it streams: it expects an
+# hour per 128,000 output tokens (anthropic._base_client._calculate_nonstreaming_timeout).
+STREAM_ABOVE_TOKENS = 21_333
+MAX_OUTPUT_TOKENS = 64_000
+"""The most a cut-off answer is asked again with (current models' output limit or less)."""
+MAX_BREAKPOINTS = 4
+# Models released after Claude Opus 4.6 refuse a sampling temperature ("`temperature` is
+# deprecated for this model"); Opus/Sonnet 4.6, Haiku 4.5 and older take one. Ids that are not
+# Claude's (a gateway's own names) are sent what is configured.
+_TAKES_TEMPERATURE = re.compile(
+    r"^claude-(3|instant|2)|^claude-(opus|sonnet|haiku)-4(-[0-6])?(-\d{8})?$|"
+    r"^claude-(opus|sonnet)-4-[0-6]-|^claude-haiku-4-5"
+)
+_REFUSES_TEMPERATURE = re.compile(r"^claude-")
 
 
 @dataclass(frozen=True)
-class TurnResult:
-    content: list[dict[str, Any]]
-    """The assistant message's content blocks, as sent back on the next turn."""
-    tool_calls: list[tuple[str, str, str]] = field(default_factory=list)
-    """(id, name, input as JSON) of each tool_use block."""
-    stop_reason: str = ""
-    text: str = ""
-    model: str = ""
-    counts: TokenCounts = field(default_factory=TokenCounts)
+class ModelSettings:
+    model: str
+    max_tokens: int
+    temperature: float | None = None
+
+
+def takes_temperature(model: str) -> bool:
+    return bool(_TAKES_TEMPERATURE.search(model)) or not _REFUSES_TEMPERATURE.search(model)
 
 
 def _retry_after(err: anthropic.APIStatusError) -> float | None:
@@ -95,58 +98,110 @@ def _counts(usage: Any) -> TokenCounts:
     )
 
 
-async def anthropic_turn(
-    client: anthropic.AsyncAnthropic,
-    *,
-    model: str,
-    max_tokens: int,
-    temperature: float | None,
-    system: str,
-    tools: list[dict[str, Any]],
-    messages: list[dict[str, Any]],
-) -> TurnResult:
-    # Cache breakpoints: the system prompt, the tool list (the last tool marks all of them), the
-    # opening context and the newest message — so each turn reads the conversation from cache.
-    options: dict[str, Any] = {}
-    if tools:
-        options["tools"] = [dict(t) for t in tools]
-        options["tools"][-1]["cache_control"] = {"type": "ephemeral"}
-    if temperature is not None:
-        options["extra_body"] = {"temperature": temperature}
-    try:
-        message = await client.messages.create(
-            model=model,
-            max_tokens=max_tokens,
-            system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
-            messages=messages,  # type: ignore[arg-type]
-            **options,
-        )
-    except anthropic.APIResponseValidationError as err:
-        raise ModelCallError(
-            f"the model API's answer did not match its schema: {err}",
-            retryable=False, kind="ModelAnswerUnreadable",
-        ) from err  # fmt: skip
-    except (anthropic.APIError, anthropic.APIConnectionError) as err:
-        raise classify(err) from err
-    except ValueError as err:  # a body that is not JSON at all
-        raise ModelCallError(
-            f"the model API's answer could not be read: {err}",
-            retryable=False, kind="ModelAnswerUnreadable",
-        ) from err  # fmt: skip
-    try:
-        content = [block.model_dump(exclude_none=True) for block in message.content]
-        calls = [
-            (block.id, block.name, json.dumps(block.input))
-            for block in message.content
-            if block.type == "tool_use"
-        ]
-        text = "".join(block.text for block in message.content if block.type == "text")
-    except (AttributeError, TypeError, ValueError) as err:
-        raise ModelCallError(
-            f"the model's answer could not be read: {err}",
-            retryable=False,
-            kind="ModelAnswerUnreadable",
-        ) from err
-    return TurnResult(
-        content, calls, message.stop_reason or "", text, message.model, _counts(message.usage)
-    )
+def with_breakpoints(messages: list[Message]) -> list[Message]:
+    """A copy whose cache breakpoints are where they pay: the blocks the conversation's builder
+    marked in its first message (the stable prefix: tools, system and repository context are
+    all before them), then the newest block and the one before the newest turn, so each turn
+    reads the whole conversation so far from cache. Never more than the API's four."""
+    out = copy.deepcopy(messages)
+    kept = 0
+    for index, message in enumerate(out):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if not isinstance(block, dict) or "cache_control" not in block:
+                continue
+            if index == 0 and kept < 2:
+                kept += 1
+            else:
+                block.pop("cache_control")
+    marks = [len(out) - 1, len(out) - 3]  # the newest message, and the one a turn earlier
+    for index in marks:
+        if index < 1 or kept >= MAX_BREAKPOINTS:
+            continue
+        content = out[index].get("content")
+        if isinstance(content, str) and content:
+            out[index]["content"] = content = [{"type": "text", "text": content}]
+        if isinstance(content, list) and content and isinstance(content[-1], dict):
+            content[-1]["cache_control"] = {"type": "ephemeral"}
+            kept += 1
+    return out
+
+
+def request_body(call: ModelCall, settings: ModelSettings, max_tokens: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": settings.model,
+        "max_tokens": max_tokens,
+        "system": [{"type": "text", "text": call.system}],
+        "messages": with_breakpoints(call.messages),
+    }
+    if call.tools:
+        body["tools"] = [dict(t) for t in CLAUDE_TOOLS]
+    if settings.temperature is not None and takes_temperature(settings.model):
+        # The SDK's create() has no temperature argument any more: older models still take it.
+        body["extra_body"] = {"temperature": settings.temperature}
+    return body
+
+
+class AnthropicModel:
+    provider = "anthropic"
+
+    def __init__(self, client: anthropic.AsyncAnthropic, roles: dict[str, ModelSettings]) -> None:
+        """`roles`: settings by purpose; "code" is required, "plan" serves every role."""
+        self.client = client
+        self.roles = roles
+        self.label = f"anthropic ({roles['code'].model})"
+
+    def settings_for(self, purpose: str) -> ModelSettings:
+        if purpose in self.roles:
+            return self.roles[purpose]
+        return self.roles.get("plan") or self.roles["code"]
+
+    def model_for(self, purpose: str) -> str:
+        return self.settings_for(purpose).model
+
+    def limit_for(self, purpose: str) -> tuple[int, int]:
+        limit = self.settings_for(purpose).max_tokens
+        return limit, max(limit, MAX_OUTPUT_TOKENS)
+
+    async def turn(self, call: ModelCall) -> TurnResult:
+        settings = self.settings_for(call.purpose)
+        max_tokens = call.max_tokens or settings.max_tokens
+        body = request_body(call, settings, max_tokens)
+        try:
+            if max_tokens > STREAM_ABOVE_TOKENS:  # the SDK refuses to wait that long unstreamed
+                async with self.client.messages.stream(**body) as stream:
+                    message = await stream.get_final_message()
+            else:
+                message = await self.client.messages.create(**body)
+        except anthropic.APIResponseValidationError as err:
+            raise ModelCallError(
+                f"the model API's answer did not match its schema: {err}",
+                retryable=False, kind="ModelAnswerUnreadable",
+            ) from err  # fmt: skip
+        except (anthropic.APIError, anthropic.APIConnectionError) as err:
+            raise classify(err) from err
+        except ValueError as err:  # a body that is not JSON at all
+            raise ModelCallError(
+                f"the model API's answer could not be read: {err}",
+                retryable=False, kind="ModelAnswerUnreadable",
+            ) from err  # fmt: skip
+        try:
+            content = [block.model_dump(exclude_none=True) for block in message.content]
+            calls = [
+                (block.id, block.name, json.dumps(block.input))
+                for block in message.content
+                if block.type == "tool_use"
+            ]
+            text = "".join(block.text for block in message.content if block.type == "text")
+        except (AttributeError, TypeError, ValueError) as err:
+            raise ModelCallError(
+                f"the model's answer could not be read: {err}",
+                retryable=False,
+                kind="ModelAnswerUnreadable",
+            ) from err
+        return TurnResult(
+            content, calls, message.stop_reason or "", text, message.model or settings.model,
+            _counts(message.usage), max_tokens,
+        )  # fmt: skip

@@ -1,6 +1,7 @@
 """Self-hosted models (vLLM, Ollama, llama.cpp server) through the OpenAI-compatible chat API.
 
-Same tools, same loop, same ledger as Claude: only the wire format differs. Plain HTTP (httpx),
+Same tools, same loop, same ledger as Claude: only the wire format differs (the conversation
+is kept in the canonical shape and converted for each call). Plain HTTP (httpx),
 no retries of its own: Temporal owns them, as for Claude.
 """
 
@@ -11,12 +12,10 @@ from typing import Any
 
 import httpx
 
-from agents.claude import PERMANENT_STATUS, ModelCallError, TurnResult
+from agents.claude import PERMANENT_STATUS
 from agents.ledger import TokenCounts
-from agents.planning import plan_by_model
-from agents.policy import PlanAnswer, PlanRequest
-
-Message = dict[str, Any]
+from agents.model import Message, ModelCall, ModelCallError, TurnResult
+from agents.tools import TOOL_SPECS
 
 
 def openai_tools(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -40,25 +39,64 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-async def openai_turn(
-    http: httpx.AsyncClient,
-    *,
-    model: str,
-    max_tokens: int,
-    temperature: float | None,
-    system: str,
-    tools: list[dict[str, Any]],
-    messages: list[Message],
-) -> TurnResult:
-    body: dict[str, Any] = {
-        "model": model,
-        "max_tokens": max_tokens,
-        "messages": [{"role": "system", "content": system}, *messages],
-    }
-    if tools:
-        body["tools"] = openai_tools(tools)
-    if temperature is not None:
-        body["temperature"] = temperature
+def openai_messages(system: str, messages: list[Message]) -> list[Message]:
+    """Canonical (Messages API) messages in the chat completions shape."""
+    out: list[Message] = [{"role": "system", "content": system}]
+    for message in messages:
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        text = "\n\n".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+        if message.get("role") == "assistant":
+            reply: Message = {"role": "assistant", "content": text}
+            calls = [
+                {"id": b["id"], "type": "function",
+                 "function": {"name": b["name"], "arguments": json.dumps(b.get("input", {}))}}
+                for b in blocks if b.get("type") == "tool_use"
+            ]  # fmt: skip
+            if calls:
+                reply["tool_calls"] = calls
+            out.append(reply)
+            continue
+        for b in blocks:
+            if b.get("type") == "tool_result":
+                prefix = "ERROR: " if b.get("is_error") else ""
+                out.append({"role": "tool", "tool_call_id": b["tool_use_id"],
+                            "content": prefix + str(b.get("content", ""))})  # fmt: skip
+        if text:
+            out.append({"role": "user", "content": text})
+    return out
+
+
+class OpenAICompatModel:
+    provider = "openai-compatible"
+
+    def __init__(self, http: httpx.AsyncClient, *, model: str, max_tokens: int) -> None:
+        """`http` has the server's base URL (…/v1) and, when one is set, its API key."""
+        self.http = http
+        self.model = model
+        self.max_tokens = max_tokens
+        self.label = f"openai-compatible ({model})"
+
+    def model_for(self, purpose: str) -> str:
+        return self.model
+
+    def limit_for(self, purpose: str) -> tuple[int, int]:
+        return self.max_tokens, max(self.max_tokens, 4 * self.max_tokens)
+
+    async def turn(self, call: ModelCall) -> TurnResult:
+        max_tokens = call.max_tokens or self.max_tokens
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "messages": openai_messages(call.system, call.messages),
+        }
+        if call.tools:
+            body["tools"] = openai_tools(TOOL_SPECS)
+        return await _post(self.http, body, max_tokens)
+
+
+async def _post(http: httpx.AsyncClient, body: dict[str, Any], max_tokens: int) -> TurnResult:
+    model = str(body["model"])
     try:
         response = await http.post("chat/completions", json=body)
     except httpx.HTTPError as err:
@@ -90,46 +128,21 @@ async def openai_turn(
     except (ValueError, KeyError, IndexError, TypeError) as err:
         raise ModelCallError(f"the model server's answer could not be read: {err}",
                              retryable=False, kind="ModelAnswerUnreadable") from err  # fmt: skip
-    reply = {"role": "assistant", "content": assistant.get("content") or ""}
-    if assistant.get("tool_calls"):
-        reply["tool_calls"] = assistant["tool_calls"]
+    text = str(assistant.get("content") or "")
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [
+        {"type": "tool_use", "id": i, "name": n, "input": json.loads(j)} for i, n, j in calls
+    ]
+    finish = str(choice.get("finish_reason") or "")
     return TurnResult(
-        content=[reply],
+        content=content,
         tool_calls=calls,
-        stop_reason=str(choice.get("finish_reason") or ""),
-        text=str(assistant.get("content") or ""),
+        stop_reason={"length": "max_tokens", "tool_calls": "tool_use"}.get(finish, finish),
+        text=text,
         model=str(data.get("model") or model),
         counts=counts,
+        max_tokens=max_tokens,
     )
-
-
-def with_tool_results(
-    messages: list[Message], results: list[tuple[str, str, bool]]
-) -> list[Message]:
-    tool_messages = [
-        {"role": "tool", "tool_call_id": use_id, "content": ("ERROR: " if error else "") + text}
-        for use_id, text, error in results
-    ]
-    return [*messages, *tool_messages]
-
-
-class OpenAICompatPolicy:
-    name = "openai-compatible"
-
-    def __init__(self, http: httpx.AsyncClient, *, model: str, max_tokens: int) -> None:
-        self.http = http
-        self.model = model
-        self.max_tokens = max_tokens
-        self.label = f"openai-compatible ({model})"
-
-    async def plan(self, request: PlanRequest) -> PlanAnswer:
-        async def ask(system: str, messages: list[dict[str, Any]]) -> TurnResult:
-            return await openai_turn(
-                self.http, model=self.model, max_tokens=self.max_tokens, temperature=None,
-                system=system, tools=[], messages=messages,
-            )  # fmt: skip
-
-        return await plan_by_model(request, ask, self.model)
 
 
 def _arguments(value: object) -> str:

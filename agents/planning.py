@@ -1,33 +1,28 @@
-"""A plan from a model in one call, whichever API serves it."""
+"""The planner's request: the repository first (a prefix every call on it shares and caches),
+then the goal and what earlier runs learned, quoted as data."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
 from xml.sax.saxutils import escape
 
-from agents.claude import ModelCallError, TurnResult
 from agents.context import repository_context
-from agents.policy import PlanAnswer, PlanRequest, PolicyError
+from agents.model import Message, ModelCall
 from agents.prompts import load_prompt
 
-Ask = Callable[[str, list[dict[str, Any]]], Awaitable[TurnResult]]
+
+def repository_block(workspace: Path) -> dict[str, object]:
+    """The repository's files as one cached block (the stable prefix of a request)."""
+    text = f"<repository>\n{repository_context(workspace)}\n</repository>"
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
 
 
-async def plan_by_model(request: PlanRequest, ask: Ask, model: str) -> PlanAnswer:
-    """`ask(system, messages)` makes the one model call; permanent errors become PolicyError."""
-    content = (
-        f"<goal>{escape(request.goal)}</goal>\n\n"
-        f"<repository>\n{repository_context(request.workspace)}\n</repository>"
-    )
-    if request.memory:
-        content += f"\n<memory>\n{escape(request.memory)}\n</memory>"
-    try:
-        turn = await ask(load_prompt("plan"), [{"role": "user", "content": content}])
-    except ModelCallError as err:
-        if not err.retryable:
-            raise PolicyError(str(err)) from err
-        raise
-    if not turn.text.strip():
-        raise PolicyError(f"the model returned no plan (stop_reason={turn.stop_reason})")
-    return PlanAnswer(turn.text, turn.model or model, turn.counts)
+def plan_call(goal: str, workspace: Path, memory: str = "") -> ModelCall:
+    ask = f"<goal>{escape(goal)}</goal>"
+    if memory:
+        ask += f"\n<memory>\n{escape(memory)}\n</memory>"
+    message: Message = {
+        "role": "user",
+        "content": [repository_block(workspace), {"type": "text", "text": ask}],
+    }
+    return ModelCall("plan", load_prompt("plan"), [message], script_key="plan")

@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 
-from agents.policy import PolicyError
+from agents.model import PolicyError
 from agents.prompts import PROMPTS
 
 _SCHEMA = re.compile(r"## Output schema\s*```json\s*(\{.*?\})\s*```", re.S)
@@ -66,19 +66,23 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+Blocks = list[dict[str, Any]]
+
+
 async def ask(
-    role: RolePrompt, content: str, call: Callable[[str, str], Awaitable[str]]
+    role: RolePrompt, content: Blocks, call: Callable[[str, Blocks], Awaitable[str]]
 ) -> tuple[dict[str, Any], int]:
-    """(answer, calls made): a malformed answer is retried once with the parse error."""
+    """(answer, calls made): a malformed answer is retried once with the parse error. `content`
+    is the user message's blocks (shared repository content first, marked for the cache)."""
     text = await call(role.text, content)
     try:
         return parse_answer(text, role.schema), 1
     except AnswerInvalid as first:
         retry = (
-            f"{content}\n\nYour previous answer could not be used: {first}. Answer again with one "
-            "JSON object that matches the output schema, and nothing else."
+            f"Your previous answer could not be used: {first}. Answer again with one JSON "
+            "object that matches the output schema, and nothing else."
         )
-        text = await call(role.text, retry)
+        text = await call(role.text, [*content, {"type": "text", "text": retry}])
         try:
             return parse_answer(text, role.schema), 2
         except AnswerInvalid as second:

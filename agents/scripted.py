@@ -1,40 +1,106 @@
-"""The scripted policy: a TEST DOUBLE that replays a script file instead of asking a model.
+"""The scripted model: a TEST DOUBLE that replays a script instead of asking a model.
 
-It exists for deterministic tests and for the demo; every run that uses it says so.
-
-Script format (TOML):
+It exists for deterministic tests and for the demo, and it goes through the same agent loop,
+activities, tools and transcript as a real model: each scripted turn is a model turn whose tool
+calls the gym runs. Every run that uses it says so. The format is documented in the README
+("Scripted runs").
 
     label = "what this script demonstrates"   # optional
-    pause_s = 0                                # optional: wait before each patch (a slow model)
+    pause_s = 0                                # optional: wait before each turn (a slow model)
     plan = '''the plan text'''
-    [[patch]]                                  # one entry per round, in order
-    patch = '''unified diff or search/replace blocks'''
-    [refactor]                                 # optional
+
+    [[patch]]                                  # round 1 of the patch step: its turns, in order
+    [[patch.turn]]
+    text = "Reproduce it first."               # optional text of the turn
+    call = [{ tool = "bash", input = { command = "python repro.py" } }]
+    [[patch.turn]]
+    call = [{ tool = "run_tests", input = { select = ["tests/test_x.py"] } }]
+
+    [[patch]]                                  # round 2: a plain patch is a convenience, an
+    patch = '''unified diff or search/replace'''  # apply_patch call (then submit)
+
+    [refactor]                                 # optional: turns or a patch, as a round
     patch = '''...'''
+
+    [roles.perspective.security]               # answers of the roles that answer JSON
+    answers = ['{"lens": ...}']
+
+A round whose turns end without a submit call submits after its last turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 
-from agents.policy import PatchRequest, PlanAnswer, PlanRequest, PolicyError
+from agents.model import ModelCall, PolicyError, TurnResult
+from agents.tools import APPLY_PATCH
 
 TEST_DOUBLE_LABEL = "scripted policy (TEST DOUBLE: replays a script, no model involved)"
 
 
 @dataclass(frozen=True)
+class ScriptedCall:
+    tool: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScriptedTurn:
+    text: str = ""
+    calls: tuple[ScriptedCall, ...] = ()
+
+
+@dataclass(frozen=True)
 class Script:
     plan: str
-    patches: tuple[str, ...]
-    refactor: str
+    rounds: tuple[tuple[ScriptedTurn, ...], ...]
+    """The patch step's rounds, each a conversation of turns."""
+    refactor: tuple[ScriptedTurn, ...]
     description: str
     pause_s: float = 0.0
-    """Seconds to wait before each patch, as a slow model would (fault-injection tests)."""
+    """Seconds to wait before each turn, as a slow model would (fault-injection tests)."""
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Answers of the structured roles, in call order, by key ("perspective.security",
     "synthesis", "adversary", "judge")."""
+
+
+def _turns(entry: object, where: str) -> tuple[ScriptedTurn, ...]:
+    if not isinstance(entry, dict):
+        raise PolicyError(f"policy script: {where} must be a table")
+    if "patch" in entry:
+        if not isinstance(entry["patch"], str):
+            raise PolicyError(f"policy script: {where} needs patch = '...'")
+        if not entry["patch"].strip():
+            return ()
+        return (ScriptedTurn(calls=(ScriptedCall(APPLY_PATCH, {"patch": entry["patch"]}),)),)
+    turns = entry.get("turn")
+    if not isinstance(turns, list) or not turns:
+        raise PolicyError(f"policy script: {where} needs patch = '...' or [[...turn]] entries")
+    out = []
+    for number, turn in enumerate(turns, 1):
+        here = f"{where} turn {number}"
+        calls = turn.get("call", []) if isinstance(turn, dict) else None
+        text = turn.get("text", "") if isinstance(turn, dict) else None
+        if not isinstance(calls, list) or not isinstance(text, str):
+            raise PolicyError(f"policy script: {here} needs call = [...] and text = '...'")
+        parsed = []
+        for call in calls:
+            tool = call.get("tool") if isinstance(call, dict) else None
+            args = call.get("input", {}) if isinstance(call, dict) else None
+            if not isinstance(tool, str) or not tool or not isinstance(args, dict):
+                raise PolicyError(
+                    f"policy script: {here}: each call needs tool = '...' and input = {{...}}"
+                )
+            parsed.append(ScriptedCall(tool, args))
+        if not parsed and not text:
+            raise PolicyError(f"policy script: {here} has neither text nor calls")
+        out.append(ScriptedTurn(text, tuple(parsed)))
+    return tuple(out)
 
 
 def parse_script(text: str) -> Script:
@@ -43,17 +109,12 @@ def parse_script(text: str) -> Script:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"policy script is not valid TOML: {err}") from None
-    patches = data.get("patch", [])
-    if not isinstance(patches, list) or not patches:
-        raise PolicyError("policy script needs at least one [[patch]] entry with patch = '...'")
-    texts = []
-    for number, entry in enumerate(patches, 1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("patch"), str):
-            raise PolicyError(f"policy script: [[patch]] entry {number} needs patch = '...'")
-        texts.append(entry["patch"])
+    rounds = data.get("patch", [])
+    if not isinstance(rounds, list) or not rounds:
+        raise PolicyError("policy script needs at least one [[patch]] entry (a patch or turns)")
+    parsed = tuple(_turns(entry, f"[[patch]] entry {n}") for n, entry in enumerate(rounds, 1))
     refactor = data.get("refactor", {})
-    if not isinstance(refactor, dict) or not isinstance(refactor.get("patch", ""), str):
-        raise PolicyError("policy script: [refactor] needs patch = '...'")
+    refactor_turns = _turns(refactor, "[refactor]") if refactor else ()
     plan = data.get("plan", "")
     if not isinstance(plan, str):
         raise PolicyError("policy script: plan must be a string")
@@ -69,8 +130,8 @@ def parse_script(text: str) -> Script:
     return Script(
         plan=plan,
         pause_s=float(pause_s),
-        patches=tuple(texts),
-        refactor=refactor.get("patch", ""),
+        rounds=parsed,
+        refactor=refactor_turns,
         description=str(data.get("label", "")),
         roles=roles,
     )
@@ -92,34 +153,65 @@ def _flatten(tables: object, prefix: str = "") -> list[tuple[str, dict[str, obje
     return out
 
 
-class ScriptedPolicy:
-    name = "scripted"
+def _text_turn(text: str) -> TurnResult:
+    return TurnResult([{"type": "text", "text": text}], [], "end_turn", text, "scripted",
+                      billed=False)  # fmt: skip
+
+
+class ScriptedModel:
+    provider = "scripted"
     label = TEST_DOUBLE_LABEL
 
     def __init__(self, script: Script) -> None:
         self.script = script
 
-    async def plan(self, request: PlanRequest) -> PlanAnswer:
-        return PlanAnswer(self.script.plan or f"(scripted plan) {request.goal}")
+    def model_for(self, purpose: str) -> str:
+        return "scripted"
 
-    def answer(self, key: str, index: int) -> str:
-        """The scripted answer number `index` (0-based) of a structured role."""
-        answers = self.script.roles.get(key, ())
-        if index >= len(answers):
+    def limit_for(self, purpose: str) -> tuple[int, int]:
+        return 0, 0
+
+    def _conversation(self, key: str) -> tuple[ScriptedTurn, ...]:
+        """The turns of "patch.<round>" or "refactor.<round>"."""
+        step, _, number = key.partition(".")
+        round_ = int(number) if number.isdigit() else 1
+        if step == "refactor":
+            return self.script.refactor
+        if round_ > len(self.script.rounds):
             raise PolicyError(
-                f"the script has {len(answers)} answers for role {key!r}; answer {index + 1} "
+                f"the script has {len(self.script.rounds)} patch rounds; round {round_} "
                 "was asked for"
             )
-        return answers[index]
+        return self.script.rounds[round_ - 1]
 
-    async def propose(self, request: PatchRequest) -> str:
+    async def turn(self, call: ModelCall) -> TurnResult:
+        if call.purpose == "plan":
+            return _text_turn(self.script.plan or "(scripted plan)")
+        if not call.tools:  # a structured role
+            answers = self.script.roles.get(call.script_key, ())
+            if call.index >= len(answers):
+                raise PolicyError(
+                    f"the script has {len(answers)} answers for role {call.script_key!r}; "
+                    f"answer {call.index + 1} was asked for"
+                )
+            return _text_turn(answers[call.index])
         if self.script.pause_s:
             await asyncio.sleep(self.script.pause_s)
-        if request.step == "refactor":
-            return self.script.refactor
-        if request.round > len(self.script.patches):
-            raise PolicyError(
-                f"the script has {len(self.script.patches)} patch rounds; round {request.round} "
-                "was asked for"
+        turns = self._conversation(call.script_key)
+        if call.index >= len(turns):  # the script's turns are done: submit
+            turn = ScriptedTurn(calls=(ScriptedCall("submit", {"summary": "scripted change"}),))
+            if call.index > len(turns):  # it submitted already and was asked again
+                return _text_turn("(the script has no more turns)")
+        else:
+            turn = turns[call.index]
+        prefix = re.sub(r"[^a-zA-Z0-9_-]", "_", call.script_key)
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+        calls = []
+        for position, scripted in enumerate(turn.calls):
+            use_id = f"toolu_{prefix}_{call.index}_{position}"
+            blocks.append(
+                {"type": "tool_use", "id": use_id, "name": scripted.tool, "input": scripted.input}
             )
-        return self.script.patches[request.round - 1]
+            calls.append((use_id, scripted.tool, json.dumps(scripted.input)))
+        stop = "tool_use" if calls else "end_turn"
+        return TurnResult(blocks, calls, stop, turn.text, "scripted", billed=False)

@@ -1,4 +1,5 @@
-"""The tools a model may call: read, list, search, edit, create, a shell, run the tests, submit.
+"""The tools a model may call: read, list, search, edit, create, apply a patch, a shell, run the
+tests, submit.
 
 Every path of the file tools goes through the gym's patch rules, so they can never write outside
 the workspace, into .git or onto a protected path; the shell runs in the sealed sandbox, and what
@@ -26,6 +27,7 @@ EDITING = {"edit_file", "create_file", "write_file", "insert"}
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
 BASH = "bash"
+APPLY_PATCH = "apply_patch"
 
 TOOL_SPECS: list[dict[str, Any]] = [
     {
@@ -81,6 +83,18 @@ TOOL_SPECS: list[dict[str, Any]] = [
             "type": "object",
             "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
             "required": ["path", "content"],
+        },
+    },
+    {
+        "name": APPLY_PATCH,
+        "description": (
+            "Apply a patch to the repository: a unified diff (git diff format) or search/replace "
+            "blocks. Nothing is written unless all of it applies."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {"patch": {"type": "string"}},
+            "required": ["patch"],
         },
     },
     {

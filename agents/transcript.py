@@ -4,7 +4,6 @@ an artifact between turns (workflows carry only its reference).
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,15 @@ Message = dict[str, Any]
 MAX_LISTED_FILES = 2000
 
 
-def opening(
-    *, role: str, goal: str, plan: str, feedback: str, workspace: Path, provider: str = "anthropic"
-) -> list[Message]:
+def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) -> list[Message]:
+    """The first message, in the canonical shape every provider is given (converted per call).
+
+    The repository's file list comes first and is marked for the cache: it is the same for
+    every round and every run on the snapshot; the goal, the plan and feedback follow."""
     files = tracked_files(workspace)
     listing = "\n".join(files[:MAX_LISTED_FILES])
     if len(files) > MAX_LISTED_FILES:
         listing += f"\n[... {len(files) - MAX_LISTED_FILES} more files]"
-    # The stable part of the context comes first and is cached; the rest changes per round.
-    context = (
-        f"<goal>{escape(goal)}</goal>\n<plan>{escape(plan)}</plan>\n"
-        f"<files>\n{escape(listing)}\n</files>"
-    )
     ask = (
         "Refactor the change for clarity without changing behaviour; submit with no edits if "
         "nothing is worth changing."
@@ -38,14 +34,17 @@ def opening(
         ask = (
             f"<feedback>{escape(feedback)}</feedback>\nThe last attempt failed verification. {ask}"
         )
-    if provider != "anthropic":
-        return [{"role": "user", "content": f"{context}\n\n{ask}"}]
+    task = f"<goal>{escape(goal)}</goal>\n<plan>{escape(plan)}</plan>\n\n{ask}"
     return [
         {
             "role": "user",
             "content": [
-                {"type": "text", "text": context, "cache_control": {"type": "ephemeral"}},
-                {"type": "text", "text": ask},
+                {
+                    "type": "text",
+                    "text": f"<files>\n{escape(listing)}\n</files>",
+                    "cache_control": {"type": "ephemeral"},
+                },
+                {"type": "text", "text": task},
             ],
         }
     ]
@@ -63,22 +62,6 @@ def with_tool_results(
     return [*messages, {"role": "user", "content": blocks}]
 
 
-def for_call(messages: list[Message]) -> list[Message]:
-    """A copy with cache breakpoints on the opening context and on the newest block only."""
-    out = copy.deepcopy(messages)
-    for index, message in enumerate(out):
-        content = message.get("content")
-        if not isinstance(content, list):
-            continue
-        for position, block in enumerate(content):
-            if isinstance(block, dict) and not (index == 0 and position == 0):
-                block.pop("cache_control", None)
-    last = out[-1].get("content") if out else None
-    if isinstance(last, list) and last and isinstance(last[-1], dict):
-        last[-1]["cache_control"] = {"type": "ephemeral"}
-    return out
-
-
 def dumps(messages: list[Message]) -> str:
     return json.dumps({"version": 1, "messages": messages})
 
@@ -89,3 +72,31 @@ def loads(text: str) -> list[Message]:
     if not isinstance(messages, list):
         raise ValueError("not a Ratchet transcript")
     return messages
+
+
+def turns(messages: list[Message], result_chars: int = 2000) -> list[dict[str, Any]]:
+    """The conversation turn by turn, for people: each model turn's text and tool calls, with
+    the result each call got (cut to `result_chars`)."""
+    results: dict[str, tuple[str, bool]] = {}
+    for message in messages:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                body = block.get("content")
+                text = body if isinstance(body, str) else json.dumps(body)
+                results[str(block.get("tool_use_id"))] = (text, bool(block.get("is_error")))
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        calls = []
+        for block in content:
+            if block.get("type") != "tool_use":
+                continue
+            result, error = results.get(str(block.get("id")), ("", False))
+            calls.append({"tool": block.get("name"), "input": block.get("input"),
+                          "result": result[:result_chars], "is_error": error})  # fmt: skip
+        text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+        out.append({"turn": len(out) + 1, "text": text, "calls": calls})
+    return out

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workflows.budget import Usage
 from workflows.shared import EnvironmentSpec
 
 
@@ -71,12 +73,29 @@ class ApprovalPublic(BaseModel):
 
 
 class UsagePublic(BaseModel):
+    """Every model call the run paid for (a scripted run's turns count, at no cost)."""
+
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_read_share: float = 0.0
+    """The share of input tokens read from the prompt cache."""
     cost_usd: float = 0.0
+    unpriced_turns: int = 0
+    price_unknown: bool = False
+    """Some turns used a model with no known price: cost_usd is then a lower bound."""
+    children: dict[str, UsagePublic] = Field(default_factory=dict)
+    """Child runs' part of this usage (an investigation's fix run), by run id."""
+
+    @classmethod
+    def of(cls, usage: Usage, children: dict[str, Usage] | None = None) -> UsagePublic:
+        return cls(
+            **asdict(usage), cache_read_share=round(usage.cache_read_share, 4),
+            price_unknown=usage.unpriced_turns > 0,
+            children={k: cls.of(v) for k, v in (children or {}).items()},
+        )  # fmt: skip
 
 
 class ControlPublic(BaseModel):

@@ -18,7 +18,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from agents.policy import PolicyError
+from agents.model import PolicyError
 from agents.scripted import parse_script
 from api.deps import TemporalUnavailable
 from api.models import TaskAccepted

@@ -150,9 +150,13 @@ def observability_gate(required: tuple[str, ...], emitted: list[str] | None) -> 
 def evaluate(
     *, changed: list[ChangedFile], config: RepoConfig, patched: TestOutcome, baseline: TestOutcome
 ) -> list[GateResult]:
-    return [
+    results = [
         tests_gate(patched, baseline),
         tamper_gate(changed, config),
         diff_budget_gate(changed, config),
         protected_paths_gate(changed, config),
     ]
+    if not changed:
+        # A submit with no change delivers nothing: it is sent back, never "verified".
+        results.insert(0, GateResult("change", False, "the candidate changes nothing"))
+    return results

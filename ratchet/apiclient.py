@@ -117,6 +117,9 @@ class RatchetApi:
     def patch(self, run_id: str) -> str:
         return self._call("GET", f"/runs/{run_id}/patch").text
 
+    def transcript(self, run_id: str) -> Json:
+        return self._json("GET", f"/runs/{run_id}/transcript")
+
 
 def follow(
     api: RatchetApi,

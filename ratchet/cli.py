@@ -184,6 +184,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transcript(args: argparse.Namespace) -> int:
+    transcript = _api(args).transcript(args.run_id)
+    cliview.emit(args.json, transcript, cliview.transcript_text(transcript))
+    return 0
+
+
 def _cmd_follow(args: argparse.Namespace) -> int:
     return _follow(args, _api(args), args.run_id)
 
@@ -314,6 +320,8 @@ def parser() -> argparse.ArgumentParser:
     _command(sub, "show", _cmd_show, "a run's status, steps, gates and cost", remote).add_argument(
         "run_id"
     )
+    _command(sub, "transcript", _cmd_transcript, "the agent's turns and tool calls of a run",
+             remote).add_argument("run_id")  # fmt: skip
     c = _command(sub, "follow", _cmd_follow, "follow a run live (exit 0 if it completes)", remote)
     c.add_argument("run_id")
     _timeout_option(c)

@@ -28,9 +28,13 @@ def money(usd: float | None) -> str:
 
 def usage_line(usage: Json | None, budget: Json | None = None) -> str:
     u = usage or {}
+    cached = u.get("cache_read_input_tokens", 0)
     text = (
-        f"cost {money(u.get('cost_usd', 0.0))}, {u.get('turns', 0)} turns, "
-        f"{u.get('input_tokens', 0)} tokens in / {u.get('output_tokens', 0)} out"
+        f"cost {money(u.get('cost_usd', 0.0))}"
+        + (" + price unknown" if u.get("price_unknown") else "")
+        + f", {u.get('turns', 0)} turns, "
+        f"{u.get('input_tokens', 0) + u.get('cache_creation_input_tokens', 0) + cached} tokens "
+        f"in ({u.get('cache_read_share', 0.0):.0%} from cache) / {u.get('output_tokens', 0)} out"
     )
     limits = budget_text(budget)
     return text + (f" (budget: {limits})" if limits else "")
@@ -168,3 +172,24 @@ def live_view(run: Json) -> RenderableType:
     if hint := status_hint(run):
         parts.append(Text(f"waiting: {hint}", style="bold"))
     return Group(*parts)  # the gates come after, in the summary the CLI prints at the end
+
+
+def transcript_text(transcript: Json, width: int = 110) -> str:
+    """The agent's conversations, one line per turn and per tool call."""
+    lines = []
+    for conversation in transcript.get("conversations", []):
+        lines.append(f"{conversation['step']}:")
+        for turn in conversation["turns"]:
+            said = f" {_clip(' '.join(turn['text'].split()), width - 12)}" if turn["text"] else ""
+            lines.append(f"  turn {turn['turn']}:{said}")
+            for call in turn["calls"]:
+                shown = call["input"]
+                if isinstance(shown, dict) and len(shown) == 1:
+                    shown = next(iter(shown.values()))
+                brief = " ".join(str(shown).split())
+                lines.append(f"    {call['tool']} {_clip(brief, width - len(call['tool']) - 6)}")
+                result = " ".join(str(call["result"]).split())
+                if result:
+                    mark = "error: " if call["is_error"] else ""
+                    lines.append(f"      -> {mark}{_clip(result, width - 10 - len(mark))}")
+    return "\n".join(lines) or "(no agent conversations)"

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from gym.git import git
+from ratchet import cliview
 from ratchet.apiclient import RatchetApi, follow
 from ratchet.settings import Settings
 from ratchet.stack import wait_for_http
@@ -87,6 +88,9 @@ def demo(settings: Settings) -> int:
         patch = (
             api.patch(run_id) if run.get("result", {}) and run["result"].get("patch_url") else ""
         )
+        transcript = api.transcript(run_id)
+    print("\nThe agent's turns (ratchet transcript " + run_id + "):")
+    print(cliview.transcript_text(transcript))
     print()
     print(f"Status: {run['status']}")
     if run.get("error"):
@@ -102,6 +106,7 @@ def demo(settings: Settings) -> int:
         print(f"Sandbox: {result['isolation']}")
     if result.get("branch"):
         print(f"\nBranch: {result['branch']} in {repo} (commit {str(result.get('commit'))[:12]})")
+    print(f"Usage: {cliview.usage_line(run.get('usage'))}")
     print(f"Temporal UI: {accepted['temporal_ui_url']}")
     print(f"Trace id: {run['trace_id']}   (ratchet trace {run_id} prints its span tree)")
     if started:

@@ -60,18 +60,20 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
     )
-    anthropic_model: str = "claude-sonnet-4-6"
+    anthropic_model: str = "claude-sonnet-5-5"
     anthropic_max_tokens: int = 8192
     anthropic_temperature: float | None = None
-    """Sent only when set: recent models take no sampling temperature."""
+    """Sent only when set, and only to models that take one (Opus/Sonnet 4.6, Haiku 4.5 and
+    older): newer models refuse a sampling temperature."""
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per role ("plan", "code", "refactor"): {"model", "max_tokens", "temperature"} overriding the
     anthropic_* defaults. RATCHET_MODELS as JSON."""
     model_prices: dict[str, tuple[float, float, float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES)
     )
-    """USD per million tokens (input, output, cache write, cache read) by model; "*" for any
-    other. RATCHET_MODEL_PRICES as JSON, so prices change without a release."""
+    """USD per million tokens (input, output, cache write, cache read) by exact model id.
+    RATCHET_MODEL_PRICES (JSON) adds to and overrides the dated built-in table, so prices change
+    without a release; a model in neither is counted with "price unknown"."""
     openai_base_url: str | None = None
     """An OpenAI-compatible server (vLLM, Ollama, llama.cpp) for policy "openai-compatible",
     e.g. http://127.0.0.1:11434/v1."""
@@ -110,6 +112,13 @@ class Settings(BaseSettings):
     """Wall-clock limit of one setup command of an environment build."""
     tool_timeout_s: float = Field(default=300.0, gt=0)
     """Wall-clock limit of one `bash` tool call of the agent (its process group is killed)."""
+
+    @field_validator("model_prices")
+    @classmethod
+    def _over_defaults(
+        cls, value: dict[str, tuple[float, float, float, float]]
+    ) -> dict[str, tuple[float, float, float, float]]:
+        return {**DEFAULT_PRICES, **value}
 
     @field_validator("env_allowed_hosts")
     @classmethod

@@ -56,8 +56,15 @@ async def test_each_kind_of_activity_runs_on_its_own_queue(
             attributes = event.activity_task_scheduled_event_attributes
             queue_of[attributes.activity_type.name] = attributes.task_queue.name
     assert queue_of["ratchet.prepare"] == main and queue_of["ratchet.verify"] == main
-    assert queue_of["ratchet.patch"] == models and queue_of["ratchet.plan"] == models
+    assert queue_of["ratchet.plan"] == models
     assert queue_of["ratchet.run_tests"] == sandbox and queue_of["ratchet.lint"] == sandbox
+    # The patch step's agent loop (a child workflow): model turns and tool calls.
+    child = await client.get_workflow_handle(f"{run_id}-patch-1-0").fetch_history()
+    for event in child.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            queue_of[attributes.activity_type.name] = attributes.task_queue.name
+    assert queue_of["ratchet.model_turn"] == models and queue_of["ratchet.tool"] == sandbox
 
 
 def test_a_worker_polls_only_the_queues_it_is_given(

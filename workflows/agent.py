@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from workflows.agent_shared import (
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.retries import model_retry_policy
     from workflows.shared import NON_RETRYABLE_TYPES, queue_for
+    from workflows.steps import usage_in
 
 LOOP_LIMIT = 3
 """The same failing tool call this many times stops the loop."""
@@ -67,18 +69,28 @@ class AgentLoopWorkflow:
             spent = arg.budget.exhausted(usage, (workflow.now() - started).total_seconds())
             if spent:
                 return out("budget", reason=spent)
-            turn: TurnOutput = await workflow.execute_activity(
-                MODEL_TURN,
-                TurnInput(arg.run, arg.role, arg.provider, transcript_ref, pending, arg.goal,
-                          arg.plan_ref, arg.feedback_ref, snapshot),
-                result_type=TurnOutput,
-                start_to_close_timeout=timedelta(minutes=10),
-                schedule_to_close_timeout=timedelta(hours=6),
-                heartbeat_timeout=timedelta(seconds=arg.heartbeat_timeout_s),
-                retry_policy=model_retry,
-                summary=f"model turn {usage.turns + 1} ({arg.role})",
-                task_queue=queue_for(MODEL_TURN, arg.queues),
-            )  # fmt: skip
+            try:
+                turn: TurnOutput = await workflow.execute_activity(
+                    MODEL_TURN,
+                    TurnInput(arg.run, arg.role, arg.provider, transcript_ref, pending, arg.goal,
+                              arg.plan_ref, arg.feedback_ref, snapshot, arg.policy,
+                              arg.script_key),
+                    result_type=TurnOutput,
+                    start_to_close_timeout=timedelta(minutes=10),
+                    schedule_to_close_timeout=timedelta(hours=6),
+                    heartbeat_timeout=timedelta(seconds=arg.heartbeat_timeout_s),
+                    retry_policy=model_retry,
+                    summary=f"model turn {usage.turns + 1} ({arg.role})",
+                    task_queue=queue_for(MODEL_TURN, arg.queues),
+                )  # fmt: skip
+            except ActivityError as err:
+                # A turn that failed for good still paid for its calls: the parent counts them
+                # (runs recorded before this was so let the failure through).
+                if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
+                    raise
+                kind, message = _failure(err)
+                usage = usage + usage_in(err)
+                return out("failed", reason=message, error_type=kind)
             usage, transcript_ref, pending = usage + turn.usage, turn.transcript_ref, []
             if not turn.tool_calls:
                 return out("ended", summary=turn.text)
@@ -88,16 +100,22 @@ class AgentLoopWorkflow:
                     submitted = str(_args(call.input_json).get("summary") or turn.text)
                     pending.append(ToolResult(call.id, "submitted"))
                     continue
-                result: ToolOutput = await workflow.execute_activity(
-                    RUN_TOOL,
-                    ToolInput(arg.run, snapshot, call, arg.test_command, arg.test_timeout_s),
-                    result_type=ToolOutput,
-                    start_to_close_timeout=timedelta(seconds=arg.test_timeout_s + 300),
-                    heartbeat_timeout=timedelta(seconds=60),
-                    retry_policy=TOOL_RETRY,
-                    summary=f"{call.name} {_brief(call.input_json)}",
-                    task_queue=queue_for(RUN_TOOL, arg.queues),
-                )  # fmt: skip
+                try:
+                    result: ToolOutput = await workflow.execute_activity(
+                        RUN_TOOL,
+                        ToolInput(arg.run, snapshot, call, arg.test_command, arg.test_timeout_s),
+                        result_type=ToolOutput,
+                        start_to_close_timeout=timedelta(seconds=arg.test_timeout_s + 300),
+                        heartbeat_timeout=timedelta(seconds=60),
+                        retry_policy=TOOL_RETRY,
+                        summary=f"{call.name} {_brief(call.input_json)}",
+                        task_queue=queue_for(RUN_TOOL, arg.queues),
+                    )  # fmt: skip
+                except ActivityError as err:
+                    if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
+                        raise
+                    kind, message = _failure(err)
+                    return out("failed", reason=message, error_type=kind)
                 snapshot = result.snapshot
                 pending.append(result.result)
                 if result.result.is_error:
@@ -128,9 +146,16 @@ def _args(input_json: str) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
+def _failure(err: ActivityError) -> tuple[str, str]:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.type or "StepFailed", cause.message
+    return "StepFailed", str(cause or err)
+
+
 def _brief(input_json: str) -> str:
     args = _args(input_json)
-    for key in ("path", "pattern"):
+    for key in ("path", "pattern", "command"):
         if isinstance(args.get(key), str):
             return str(args[key])[:80]
     return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workflows.budget import Budget, Usage
-from workflows.shared import Queues, RunRef
+from workflows.shared import PolicyChoice, Queues, RunRef
 
 AGENT_WORKFLOW = "AgentLoopWorkflow"
 MODEL_TURN = "ratchet.model_turn"
@@ -39,6 +39,10 @@ class TurnInput:
     plan_ref: str
     feedback_ref: str | None
     snapshot: str
+    policy: PolicyChoice | None = None
+    """The run's policy (a scripted one names its script); None in runs recorded before."""
+    script_key: str = ""
+    """Which conversation of a script this is ("patch.<round>", "refactor.1")."""
 
 
 @dataclass(frozen=True)
@@ -95,15 +99,20 @@ class AgentInput:
     retry_max_s: float = 120.0
     heartbeat_timeout_s: float = 30.0
     """A model call whose worker stops heartbeating this long is retried elsewhere."""
+    policy: PolicyChoice | None = None
+    script_key: str = ""
 
 
 @dataclass(frozen=True)
 class AgentOutput:
     stop: str
-    """"submitted", "budget", "loop" or "ended" (the model stopped without submitting)."""
+    """"submitted", "budget", "loop", "ended" (the model stopped without submitting),
+    "cancelled" or "failed" (a step failed for good: `reason` and `error_type` say why, and
+    `usage` still counts every paid call)."""
     snapshot: str
     usage: Usage
     transcript_ref: str | None
     pending_results: list[ToolResult] = field(default_factory=list)
     summary: str = ""
     reason: str = ""
+    error_type: str = ""

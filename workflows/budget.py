@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+
+USAGE_DETAIL = "ratchet_usage"
+"""The key under which a failed step or run carries its usage in the error's details, so paid
+calls are counted whatever happened after them."""
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,9 @@ class Usage:
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
+    unpriced_turns: int = 0
+    """Turns of a model with no known price: their tokens count, their cost is not in
+    `cost_usd` (a lower bound then), and a cost budget cannot be checked against them."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -25,7 +32,14 @@ class Usage:
             + other.cache_creation_input_tokens,
             cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
+            unpriced_turns=self.unpriced_turns + other.unpriced_turns,
         )
+
+    @property
+    def cache_read_share(self) -> float:
+        """The share of input tokens read from the prompt cache (0 to 1)."""
+        prompt = self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+        return self.cache_read_input_tokens / prompt if prompt else 0.0
 
     @property
     def tokens(self) -> int:
@@ -54,6 +68,21 @@ class Budget:
             return f"token budget spent ({usage.tokens} of {self.max_tokens})"
         if self.max_cost_usd is not None and usage.cost_usd >= self.max_cost_usd:
             return f"cost budget spent (${usage.cost_usd:.4f} of ${self.max_cost_usd:.4f})"
+        if self.max_cost_usd is not None and usage.unpriced_turns:
+            return (f"cost budget cannot be checked: {usage.unpriced_turns} turns of a model "
+                    "with no known price (add it to RATCHET_MODEL_PRICES)")  # fmt: skip
         if self.max_wall_s is not None and elapsed_s >= self.max_wall_s:
             return f"time budget spent ({elapsed_s:.0f}s of {self.max_wall_s:.0f}s)"
         return None
+
+
+def usage_from(value: object) -> Usage:
+    """A Usage from its dict form (unknown keys ignored: an older or newer writer)."""
+    if not isinstance(value, dict):
+        return Usage()
+    names = {f.name for f in fields(Usage)}
+    return Usage(**{k: v for k, v in value.items() if k in names})
+
+
+def usage_detail(usage: Usage) -> dict[str, object]:
+    return {USAGE_DETAIL: asdict(usage)}

@@ -54,6 +54,7 @@ class DriftWorkflow(PatternSteps):
         except Exception:
             self._set_phase("failed")
             raise
+        result = replace(result, usage=self._state.usage)
         self._set_phase("completed", result=result)
         return result
 

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import roles_shared  # noqa: F401
     from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
     from workflows.approvals import ApprovalEnded, ApprovalSteps
-    from workflows.budget import Budget, Usage
+    from workflows.budget import Budget, usage_detail
     from workflows.patterns import PatternSteps
     from workflows.shared import (
         DELIVER,
@@ -159,11 +159,13 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             result = await self._pipeline(task)
         except _Cancelled:
             result = await self._deliver_draft(task)
+            result = replace(result, usage=self._state.usage)
             self._set_phase("cancelled", result=result)
             return result
         except ApprovalEnded as ended:
             # Nothing is delivered without approval; the patch and snapshots stay readable.
             kept = self._state.result or RunResult(gates=[], patch_ref=None, branch=None)
+            kept = replace(kept, usage=self._state.usage)
             self._set_phase(
                 ended.phase,
                 result=kept,
@@ -174,9 +176,14 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             if task.memory and self._run is not None:
                 await self._learn(task, self._run, f"failed: {failure.message}")
             self._set_phase("failed")
-            raise
+            # Raised again with the usage as it ends (learning paid for calls too).
+            raise ApplicationError(
+                failure.message, usage_detail(self._state.usage), type=failure.type,
+                non_retryable=True,
+            ) from failure  # fmt: skip
         if task.memory and self._run is not None:
             await self._learn(task, self._run, "completed: verified and delivered")
+        result = replace(result, usage=self._state.usage)
         self._set_phase("completed", result=result)
         return result
 
@@ -211,7 +218,7 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
                 PlanOutput, limit=POLICY_CALL,
                 heartbeat=timedelta(seconds=task.heartbeat_timeout_s),
             )  # fmt: skip
-        self._add_usage(plan.usage)
+        self._charge(plan.usage)
         if task.approve_plan:
             self._state = replace(self._state, result=RunResult(
                 gates=[], patch_ref=None, branch=None, plan_ref=plan.plan_ref))  # fmt: skip
@@ -348,16 +355,15 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
         return self._step(label, LINT, LintInput(run, snapshot), LintReport,
                           limit=timedelta(minutes=10), heartbeat=None, round_=round_)  # fmt: skip
 
-    def _add_usage(self, usage: Usage) -> None:
-        self._state = replace(self._state, usage=self._state.usage + usage)
-
     async def _propose(
         self, task: TaskInput, prepared: Prepared, plan: PlanOutput, step: str, round_: int,
         snapshot: str, feedback_ref: str | None,
     ) -> PatchOutput:  # fmt: skip
-        """The policy's next change: one activity for a script, an agent loop for a model."""
+        """The policy's next change: an agent loop, for a model and for a script alike."""
         run = prepared.run
-        if task.policy.name == "scripted":
+        # Runs recorded before scripted runs went through the agent loop replay their patch
+        # activity (no worker runs it any more).
+        if task.policy.name == "scripted" and not workflow.patched("scripted-agent-loop"):
             return await self._step(
                 step, PATCH,
                 PatchInput(run, snapshot, step, round_, task.goal, plan.plan_ref, feedback_ref,
@@ -378,7 +384,8 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
                 retry_initial_s=task.model_retry_initial_s,
                 max_turns_per_execution=task.turns_per_execution, queues=task.queues,
                 heartbeat_timeout_s=task.heartbeat_timeout_s,
-                retry_max_s=task.model_retry_max_s,
+                retry_max_s=task.model_retry_max_s, policy=task.policy,
+                script_key=f"{step}.{round_}",
             )  # fmt: skip
             self._child_id = f"{task.run_id}-{step}-{round_}-{resumed}"
             try:
@@ -388,11 +395,17 @@ class ForwardPlanningWorkflow(ApprovalSteps, PatternSteps):
             finally:
                 self._child_id = None
             self._state = replace(self._state, usage=out.usage)
+            if out.transcript_ref:
+                transcripts = {**self._state.transcripts, f"{step}-{round_}": out.transcript_ref}
+                self._state = replace(self._state, transcripts=transcripts)
             snapshot = self._latest = out.snapshot
             if out.stop == "cancelled":
                 raise _Cancelled
             if out.stop == "loop":
                 raise self._fail("LoopDetected", out.reason)
+            if out.stop == "failed":
+                kind = out.error_type or "StepFailed"
+                raise self._fail(kind, f"step {step} failed: {out.reason}")
             if out.stop != "budget":
                 changed = out.snapshot != arg.snapshot
                 message = out.summary[:300] or out.stop

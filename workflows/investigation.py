@@ -103,6 +103,7 @@ class InvestigationWorkflow(StepRunner):
         except Exception:
             self._set_phase("failed")
             raise
+        result = replace(result, usage=self._state.usage)
         self._set_phase("completed", result=result)
         return result
 
@@ -321,7 +322,7 @@ class InvestigationWorkflow(StepRunner):
         result: RunResult = await self._child(
             "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
             search_attributes=search.for_child("task", task.repo, task.policy.name),
-            summary=f"[fix of {inp.run_id}] {goal.splitlines()[0][:160]}",
+            summary=f"[fix of {inp.run_id}] {goal.splitlines()[0][:160]}", child_run=True,
         )  # fmt: skip
         delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0)
         return f"fixed by the {inp.policy.name} policy (run {task.run_id})", result.gates, delivery

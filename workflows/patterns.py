@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -104,12 +105,19 @@ class PatternSteps(StepRunner):
     async def _plan_with_perspectives(self, task: TaskInput, run: RunRef) -> PlanOutput | None:
         """The merged plan, or None when the pattern's budget share ran out (plan as usual)."""
         lenses = (task.lenses or DEFAULT_LENSES)[: task.perspectives]
+
+        def draft(lens: str) -> Awaitable[RoleOutput]:
+            return self._role(f"perspective ({lens})", "perspective", f"perspective.{lens}",
+                              run, task, lens=lens)  # fmt: skip
+
         try:
-            drafts = await asyncio.gather(*(
-                self._role(f"perspective ({lens})", "perspective", f"perspective.{lens}", run,
-                           task, lens=lens)
-                for lens in lenses
-            ))  # fmt: skip
+            first: list[RoleOutput] = []
+            if len(lenses) > 1 and workflow.patched("perspectives-share-cache"):
+                # Every perspective opens with the same repository block: the first one writes
+                # it to the model's prompt cache, the others then read it at a tenth of the
+                # price instead of all paying full price in parallel.
+                first = [await draft(lenses[0])]
+            drafts = first + list(await asyncio.gather(*(draft(x) for x in lenses[len(first) :])))
             merged = await self._role("synthesis", "synthesis", "synthesis", run, task,
                                       inputs=[d.answer_ref for d in drafts])  # fmt: skip
         except ShareSpent:

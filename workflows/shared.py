@@ -32,6 +32,7 @@ NON_RETRYABLE_TYPES = [
     "PolicyError",
     "ArtifactNotFound",
     "GymError",
+    "AnswerCutOff",
 ]
 
 
@@ -54,6 +55,7 @@ class Queues:
 MODEL_ACTIVITIES = frozenset({
     "ratchet.plan", "ratchet.patch", "ratchet.role", "ratchet.model_turn",
 })  # fmt: skip
+"""("ratchet.patch" only in runs recorded before scripted runs went through the agent loop.)"""
 SANDBOX_ACTIVITIES = frozenset({
     "ratchet.environment", "ratchet.run_tests", "ratchet.lint", "ratchet.performance",
     "ratchet.tool",
@@ -463,6 +465,8 @@ class RunResult:
     """Knowledge-base entries the planners were given."""
     pull_request_url: str | None = None
     environment: EnvironmentRef | None = None
+    usage: Usage = field(default_factory=Usage)
+    """What the run paid for (a parent adds a child run's to its own)."""
 
 
 @dataclass(frozen=True)
@@ -485,6 +489,11 @@ class RunState:
     approvals: list[Approval] = field(default_factory=list)
     pause_reason: str = ""
     usage: Usage = field(default_factory=Usage)
+    """Everything the run paid for, its child runs' included."""
     budget: Budget = field(default_factory=Budget)
     events: list[str] = field(default_factory=list)
     """Sentry events that joined this investigation (ids, newest last)."""
+    child_usage: dict[str, Usage] = field(default_factory=dict)
+    """The part of `usage` each child run spent, by its run id (an investigation's fix)."""
+    transcripts: dict[str, str] = field(default_factory=dict)
+    """The agent's conversation of each step ("patch-1", "refactor-1"): artifact refs."""

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
     from workflows import search
     from workflows.agent_shared import AgentOutput
+    from workflows.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
     from workflows.retries import model_retry_policy
     from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from workflows.shared import (
@@ -167,6 +168,7 @@ class StepRunner:
                 else 1
             )
             kind, message = _root_cause(err)
+            self._charge(usage_in(err))  # what its attempts paid for counts all the same
             self._set_step(
                 index,
                 StepRecord(name, "failed", attempts, started, workflow.now().isoformat(),
@@ -197,8 +199,11 @@ class StepRunner:
         self, name: str, workflow_name: str, arg: Any, result_type: type[T], *,
         child_id: str, round_: int | None = None,
         search_attributes: TypedSearchAttributes | None = None, summary: str | None = None,
+        child_run: bool = False,
     ) -> T:  # fmt: skip
-        """Run a child workflow as one step (its own steps show in its own history)."""
+        """Run a child workflow as one step (its own steps show in its own history). A child
+        *run* (an investigation's fix) has a usage of its own: it is added to this run's, and
+        kept apart under its id, whether it completed or failed."""
         self._before_step()
         index = len(self._state.steps)
         started = workflow.now().isoformat()
@@ -215,16 +220,35 @@ class StepRunner:
                                                  workflow.now().isoformat(), round_))  # fmt: skip
                 raise asyncio.CancelledError from err
             kind, message = _root_cause(err)
+            if child_run:
+                self._charge_child(child_id, usage_in(err))
             self._set_step(index, StepRecord(name, "failed", 1, started, workflow.now().isoformat(),
                                              round_, message[:500]))  # fmt: skip
             raise self._fail(kind, f"step {name} failed: {message}") from err
+        if child_run:
+            self._charge_child(child_id, getattr(result, "usage", None) or Usage())
         self._set_step(index, StepRecord(name, "completed", 1, started, workflow.now().isoformat(),
                                          round_, _detail(result)))  # fmt: skip
         return result
 
+    def _charge(self, usage: Usage) -> None:
+        """Add paid calls to the run's usage (the budget is checked against it)."""
+        if usage != Usage():
+            self._state = replace(self._state, usage=self._state.usage + usage)
+            self._show_details()
+
+    def _charge_child(self, child_id: str, usage: Usage) -> None:
+        children = dict(self._state.child_usage)
+        children[child_id] = children.get(child_id, Usage()) + usage
+        self._state = replace(self._state, child_usage=children)
+        self._charge(usage)
+
     def _fail(self, kind: str, message: str) -> ApplicationError:
+        """The run's failure: it carries the run's usage, so a parent counts what it paid."""
         self._state = replace(self._state, error={"type": kind, "message": message})
-        return ApplicationError(message, type=kind, non_retryable=True)
+        return ApplicationError(
+            message, usage_detail(self._state.usage), type=kind, non_retryable=True
+        )
 
 
 # What each activity does, in the words a person watching the Temporal UI would use.
@@ -320,6 +344,19 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
     MemoryRecorded: lambda r: f"version {r.version}: +{r.added} entries, {r.stale} marked stale",
     AdversarialOutput: lambda r: f"{r.tried} tests, {r.failing} failing",
 }
+
+
+def usage_in(err: BaseException) -> Usage:
+    """The usage a failed step or child carries (its paid calls), from the first failure in its
+    chain that carries one."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            for detail in cause.details:
+                if isinstance(detail, dict) and USAGE_DETAIL in detail:
+                    return usage_from(detail[USAGE_DETAIL])
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return Usage()
 
 
 def _root_cause(err: BaseException) -> tuple[str, str]:

@@ -42,7 +42,7 @@ async def _update(client: TemporalClientDep, run_id: str, name: str, arg: object
         run_id=run_id,
         phase=answer.phase,
         budget=BudgetIn(**asdict(answer.budget)),
-        usage=UsagePublic(**asdict(answer.usage)),
+        usage=UsagePublic.of(answer.usage),
         message=answer.message,
     )
 

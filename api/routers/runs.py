@@ -16,6 +16,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from agents import transcript
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep, check_run_id
 from api.models import (
     ApprovalPublic,
@@ -123,7 +124,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
         error=error,
         snapshots=state.snapshots if state else {},
         forked_from=state.task.forked_from if state and state.task else None,
-        usage=UsagePublic(**asdict(state.usage)) if state else UsagePublic(),
+        usage=UsagePublic.of(state.usage, state.child_usage) if state else UsagePublic(),
         budget=BudgetIn(**asdict(state.budget)) if state else BudgetIn(),
         pause_reason=state.pause_reason if state else "",
         awaiting=state.awaiting if state else "",
@@ -161,6 +162,24 @@ async def _artifact(
 @router.get("/{run_id}/patch", response_class=Response)
 async def get_patch(run_id: str, client: TemporalClientDep, store: StoreDep) -> Response:
     return await _artifact(client, store, run_id, "patch", "text/x-diff")
+
+
+@router.get("/{run_id}/transcript")
+async def get_transcript(
+    run_id: str, client: TemporalClientDep, store: StoreDep
+) -> dict[str, object]:
+    """The agent's conversations, turn by turn: each turn's text, tool calls and results."""
+    _, _, state = await _load(client, run_id)
+    if state is None:
+        raise HTTPException(409, f"run {run_id} cannot be read now (no worker answers)")
+    conversations = []
+    for step, ref in state.transcripts.items():
+        try:
+            messages = transcript.loads(store.get_text(ref))
+        except (ArtifactNotFound, ValueError):
+            raise HTTPException(404, f"the {step} transcript of run {run_id} is missing") from None
+        conversations.append({"step": step, "turns": transcript.turns(messages)})
+    return {"run_id": run_id, "policy": state.policy_label, "conversations": conversations}
 
 
 @router.get("/{run_id}/plan", response_class=Response)

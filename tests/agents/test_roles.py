@@ -3,9 +3,11 @@ error: never an exception that a step would retry without bound."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from agents.policy import PolicyError
+from agents.model import PolicyError
 from agents.roles import AnswerInvalid, ask, load_role, parse_answer
 
 CLAIMS = '{"claims": [{"id": "a", "text": "t", "source": "README.md", "check": {"kind": "inspe'
@@ -20,12 +22,13 @@ def test_an_answer_cut_off_inside_its_object_is_invalid_not_a_crash() -> None:
 
 
 async def test_a_truncating_model_gets_one_retry_then_a_permanent_error() -> None:
-    calls: list[str] = []
+    calls: list[list[dict[str, Any]]] = []
 
-    async def call(system: str, text: str) -> str:
-        calls.append(text)
-        return CLAIMS  # cut off at max_tokens, every time
+    async def call(system: str, blocks: list[dict[str, Any]]) -> str:
+        calls.append(blocks)
+        return CLAIMS  # cut off inside its JSON, every time
 
     with pytest.raises(PolicyError, match="twice"):
-        await ask(load_role("claims"), "the specs", call)
-    assert len(calls) == 2 and "could not be used: the answer ends before" in calls[1]
+        await ask(load_role("claims"), [{"type": "text", "text": "the specs"}], call)
+    assert len(calls) == 2 and calls[1][0] == {"type": "text", "text": "the specs"}
+    assert "could not be used: the answer ends before" in calls[1][-1]["text"]

@@ -97,7 +97,8 @@ async def test_task_follow_shows_progress_then_gates_and_cost(
     assert any(line.startswith("  verify (round 2)") and "completed" in line for line in lines)
     assert "status: completed" in lines
     assert "gates:" in lines and any(line.startswith("  [PASS] tests: ") for line in lines)
-    assert any(line.startswith("cost $0.0000, 0 turns") for line in lines)
+    # The scripted model's turns are counted, at no cost: the plan, two per round, the refactor.
+    assert any(line.startswith("cost $0.0000, 6 turns") for line in lines), lines
     assert f"branch: ratchet/{run_id}" in out
 
     code, out, _ = await cli("show", run_id)

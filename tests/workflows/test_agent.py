@@ -111,11 +111,16 @@ async def test_claude_reaches_a_verified_patch_through_the_sdk(
     assert all(g["passed"] for g in run["result"]["gates"])
     assert "return a * b" in git("show", f"ratchet/{run_id}:calc.py", cwd=harness.repo)
     # 7 turns: plan, 5 in the coding loop (continued-as-new every 2 turns), 1 refactor.
+    # Priced by the exact id of the default model (claude-sonnet-5-5: $2 in, $10 out, $2.50
+    # cache write per million tokens).
     assert run["usage"] == {
         "turns": 7, "input_tokens": 700, "output_tokens": 140,
         "cache_creation_input_tokens": 350, "cache_read_input_tokens": 0,
-        "cost_usd": pytest.approx(7 * (100 * 3 + 20 * 15 + 50 * 3.75) / 1e6, rel=1e-6),
+        "cost_usd": pytest.approx(7 * (100 * 2 + 20 * 10 + 50 * 2.5) / 1e6, rel=1e-6),
+        "cache_read_share": 0.0, "unpriced_turns": 0, "price_unknown": False, "children": {},
     }  # fmt: skip
+    assert harness.fake.refused == []
+    assert harness.fake.billed.calls == 7
     requests = harness.fake.requests
     assert len(requests) == 7
     turn = requests[2]["body"]
@@ -125,9 +130,12 @@ async def test_claude_reaches_a_verified_patch_through_the_sdk(
         (None, "submit"),
     ]  # fmt: skip
     assert "input_schema" not in turn["tools"][0]
-    assert turn["tools"][-1]["cache_control"] == {"type": "ephemeral"}
-    assert turn["system"][0]["cache_control"] == {"type": "ephemeral"}
+    # One breakpoint after the stable prefix (tools, system, the repository's files), one on
+    # the newest turn: not on the tools or the system prompt, which come before it anyway.
+    assert all("cache_control" not in t for t in turn["tools"])
+    assert "cache_control" not in turn["system"][0]
     assert turn["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert turn["messages"][0]["content"][0]["text"].startswith("<files>")
     # The read_file result went back to the model as a tool_result, numbered lines of calc.py.
     result = turn["messages"][-1]["content"][-1]
     assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_1"
@@ -142,7 +150,7 @@ async def test_claude_reaches_a_verified_patch_through_the_sdk(
     ]
     assert len(turn_spans) == 6
     assert turn_spans[0].attributes["gen_ai.usage.cache_creation.input_tokens"] == 50
-    assert turn_spans[0].attributes["gen_ai.request.model"] == "claude-sonnet-4-6"
+    assert turn_spans[0].attributes["gen_ai.request.model"] == "claude-sonnet-5-5"
 
 
 STORM = [happy_path()[0], *[error(529, "overloaded_error", "Overloaded")] * 4, *happy_path()[1:]]

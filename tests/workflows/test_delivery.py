@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.delivery import GitHubConfig
 from activities.forward import ForwardActivities
+from activities.models import Models
 from api.main import create_app
 from gym.git import git
 from ratchet.artifacts import FilesystemArtifactStore
@@ -71,8 +72,9 @@ async def test_a_verified_run_is_pushed_and_opens_one_draft_pull_request(
 
         # The deliver step, redelivered (a retry after the worker died at its end): same
         # branch, same commit, and the same pull request, found, not opened again.
+        store = FilesystemArtifactStore(settings.artifacts_dir)
         activities = ForwardActivities(
-            home=settings.home, store=FilesystemArtifactStore(settings.artifacts_dir),
+            home=settings.home, store=store, models=Models(store, {}),
             github=GitHubConfig(GITHUB_TOKEN, github_url, settings.workflow_ui_url),
         )  # fmt: skip
         mirror = next(p for p in (settings.home / "mirrors").iterdir() if p.is_dir())

@@ -72,6 +72,23 @@ async def test_demo_example_is_repaired_verified_and_delivered(
     shown = git("show", f"{branch}:statskit/stats.py", cwd=repo)
     assert "divmod" in shown  # the refactor was kept
 
+    # The scripted model went through the agent loop: its turns are counted (at no cost) and
+    # its tool calls are in the transcript, with what each got back.
+    # The plan, round 1's 5 turns, round 2's 2 and its submit, the refactor's patch and submit.
+    assert run["usage"]["turns"] == 1 + 5 + 3 + 2 and run["usage"]["cost_usd"] == 0
+    transcript = (await api.get(f"/runs/{run_id}/transcript")).json()
+    assert "TEST DOUBLE" in transcript["policy"]
+    steps_talked = [c["step"] for c in transcript["conversations"]]
+    assert steps_talked == ["patch-1", "patch-2", "refactor-1"]
+    first = transcript["conversations"][0]["turns"]
+    assert [c["tool"] for t in first for c in t["calls"]] == [
+        "str_replace_based_edit_tool", "bash", "apply_patch", "run_tests", "submit",
+    ]  # fmt: skip
+    assert "def mean" in first[0]["calls"][0]["result"]
+    assert "cannot import name 'median'" in first[1]["calls"][0]["result"]
+    assert "changed statskit/stats.py, tests/test_median.py" in first[2]["calls"][0]["result"]
+    assert first[3]["calls"][0]["result"].startswith("FAILED: 3 passed, 1 failed")
+
     patch = await api.get(f"/runs/{run_id}/patch")
     assert patch.status_code == 200
     assert patch.headers["content-type"].startswith("text/x-diff")
@@ -86,7 +103,7 @@ async def test_demo_example_is_repaired_verified_and_delivered(
     assert run["trace_id"] == format(trace_id, "032x")
     in_trace = {s.name for s in spans if s.context.trace_id == trace_id}
     assert "RunWorkflow:ForwardPlanningWorkflow" in in_trace
-    for activity in ("prepare", "run_tests", "plan", "patch", "verify", "deliver"):
+    for activity in ("prepare", "run_tests", "plan", "model_turn", "tool", "verify", "deliver"):
         assert f"RunActivity:ratchet.{activity}" in in_trace
     activity_spans = [
         s for s in spans if s.context.trace_id == trace_id and s.name.startswith("RunActivity:")
@@ -151,11 +168,15 @@ async def test_a_patch_that_does_not_apply_goes_back_as_feedback(
     run_id = await submit(api, repo, script)
     run = await wait_for_end(api, run_id)
     assert run["status"] == "completed", run
-    first_patch = next(s for s in run["steps"] if s["name"] == "patch")
-    assert "calc.py" in first_patch["detail"] and "edit block 1" in first_patch["detail"]
+    # The tool's error went back to the model; the round changed nothing, so it failed.
+    transcript = (await api.get(f"/runs/{run_id}/transcript")).json()
+    (applied,) = transcript["conversations"][0]["turns"][0]["calls"]
+    assert applied["is_error"] and "edit block 1" in applied["result"]
+    first_verify = next(s for s in run["steps"] if s["name"] == "verify")
+    assert "change FAILED" in first_verify["detail"] or "changes nothing" in first_verify["detail"]
 
 
-async def test_a_refused_patch_fails_at_once_without_retries(
+async def test_a_refused_patch_is_reported_to_the_model_and_never_delivered(
     api: httpx.AsyncClient, worker: Worker, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "calc", PY_REPO)
@@ -164,11 +185,12 @@ async def test_a_refused_patch_fails_at_once_without_retries(
     )
     run_id = await submit(api, repo, write_script(tmp_path / "s.toml", [evil]))
     run = await wait_for_end(api, run_id)
-    assert run["status"] == "failed"
-    assert run["error"]["type"] == "PatchRefused"
-    assert ".git/" in run["error"]["message"]
-    patch_step = next(s for s in run["steps"] if s["name"] == "patch")
-    assert patch_step["status"] == "failed" and patch_step["attempts"] == 1
+    assert run["status"] == "failed" and (run["result"] or {}).get("patch_url") is None
+    transcript = (await api.get(f"/runs/{run_id}/transcript")).json()
+    (applied,) = transcript["conversations"][0]["turns"][0]["calls"]
+    assert applied["is_error"] and ".git/" in applied["result"]
+    verify = next(s for s in run["steps"] if s["name"] == "verify")
+    assert "changes nothing" in verify["detail"]  # nothing was written: nothing to deliver
     assert not (repo / ".git" / "hooks" / "pre-commit").exists()
 
 

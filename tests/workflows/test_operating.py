@@ -76,7 +76,7 @@ async def test_one_trace_runs_from_the_request_to_the_repository_s_own_test_span
     index = _by_id(spans)
     names = {s.name for s in spans}
     assert "POST /tasks" in names and "RunWorkflow:ForwardPlanningWorkflow" in names
-    for step in ("prepare", "run_tests", "lint", "plan", "patch", "verify", "deliver"):
+    for step in ("prepare", "run_tests", "lint", "plan", "model_turn", "tool", "verify", "deliver"):
         assert f"RunActivity:ratchet.{step}" in names, step
 
     # Each run of the tests (baseline, three rounds) has a process span, and under it the span

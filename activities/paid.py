@@ -1,0 +1,131 @@
+"""Every paid model call is counted in its run's usage, whatever happens after it.
+
+A model activity charges each answer as it arrives, to a ledger on disk keyed by the activity
+(workflow, run, activity id). What the activity returns, or the error it fails with, carries the
+usage of every attempt so far: an attempt whose answer did not parse, whose worker died after
+the call, or that failed for good still reaches the run's usage and budget exactly once — the
+workflow sees one completion or one final failure per activity.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.common import model_usage
+from agents.ledger import Price
+from agents.model import Model, ModelCall, TurnResult
+from workflows.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CallLedger:
+    """One JSON line per answered call, one file per workflow run (appends are atomic)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _file(self, workflow_id: str, run_id: str) -> Path:
+        name = hashlib.sha256(f"{workflow_id}\0{run_id}".encode()).hexdigest()[:32]
+        return self.root / f"{name}.jsonl"
+
+    def record(self, workflow_id: str, run_id: str, activity_id: str, usage: Usage) -> None:
+        path = self._file(workflow_id, run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"activity": activity_id, "usage": asdict(usage)}) + "\n"
+        with path.open("a") as out:
+            out.write(line)
+            out.flush()
+
+    def total(self, workflow_id: str, run_id: str, activity_id: str) -> Usage:
+        path = self._file(workflow_id, run_id)
+        total = Usage()
+        if not path.exists():
+            return total
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line cut short by a crash mid-write
+                continue
+            if entry.get("activity") == activity_id:
+                total = total + usage_from(entry.get("usage"))
+        return total
+
+
+@dataclass
+class _Meter:
+    ledger: CallLedger
+    prices: dict[str, Price]
+    key: tuple[str, str, str]
+
+
+_METER: contextvars.ContextVar[_Meter | None] = contextvars.ContextVar("meter", default=None)
+
+
+def charge(model: Model, call: ModelCall, turn: TurnResult) -> None:
+    """Record one answered call (agents.asking calls this before anything else can fail)."""
+    meter = _METER.get()
+    if meter is None:
+        raise RuntimeError("charge() outside a @paid activity")
+    requested = model.model_for(call.purpose)
+    usage = model_usage(model.provider, requested, turn.model, turn.counts, meter.prices)
+    if not turn.billed:
+        usage = Usage(turns=1)  # the scripted test double: a turn, no cost
+    meter.ledger.record(*meter.key, usage)
+
+
+class Metered(Protocol):
+    """What @paid needs from an activity class."""
+
+    ledger: CallLedger
+    prices: dict[str, Price]
+
+
+def paid(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Meter a model activity (a method of a Metered class): its result's `usage` is the
+    ledger's total for the activity, and a failure carries that total in its details (see
+    workflows.steps.usage_in)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        owner = cast(Metered, args[0])
+        info = activity.info()
+        key = (info.workflow_id or "", info.workflow_run_id or "", info.activity_id)
+        token = _METER.set(_Meter(owner.ledger, owner.prices, key))
+        try:
+            result = await fn(*args, **kwargs)
+        except ApplicationError as err:
+            raise _with_usage(err, owner.ledger.total(*key)) from err
+        except Exception as err:  # retryable: the next attempt's total includes this one's
+            spent = owner.ledger.total(*key)
+            if not spent.turns:
+                raise
+            raise _with_usage(ApplicationError(str(err), type=type(err).__name__), spent) from err
+        finally:
+            _METER.reset(token)
+        return replace(result, usage=owner.ledger.total(*key))  # type: ignore[type-var]
+
+    return wrapper
+
+
+def _with_usage(err: ApplicationError, usage: Usage) -> ApplicationError:
+    details: list[Any] = [d for d in err.details if not _is_usage(d)]
+    return ApplicationError(
+        err.message, *details, usage_detail(usage), type=err.type,
+        non_retryable=err.non_retryable, next_retry_delay=err.next_retry_delay,
+    )  # fmt: skip
+
+
+def _is_usage(detail: object) -> bool:
+    return isinstance(detail, dict) and USAGE_DETAIL in detail
