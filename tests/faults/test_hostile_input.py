@@ -932,6 +932,7 @@ class Launched:
     """Why there is no finished run to look at."""
     tmp: Path
     name: str
+    transcript: dict[str, Any] | None = None
 
 
 @dataclass
@@ -962,11 +963,13 @@ async def launch(runner: Runner, tmp: Path, patch: str) -> Launched:
     response = await runner.http.post("/tasks", json=body)
     if response.status_code != 202:
         return Launched(None, response.text, tmp, name)
+    run_id = response.json()["run_id"]
     try:
-        run = await wait_for_end(runner.http, response.json()["run_id"], timeout_s=120)
+        run = await wait_for_end(runner.http, run_id, timeout_s=120)
     except AssertionError as err:
         return Launched(None, str(err), tmp, name)
-    return Launched(run, "", tmp, name)
+    transcript = (await runner.http.get(f"/runs/{run_id}/transcript")).json()
+    return Launched(run, "", tmp, name, transcript)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -987,11 +990,14 @@ async def test_a_patch_that_writes_outside_the_workspace_is_refused_and_writes_n
     launched = runs.patches[case]
     assert launched.run is not None, launched.problem
     run, name = launched.run, launched.name
+    # The refusal is the tool's answer to the model (which may try again); nothing was
+    # written, so no round changes anything and the run never verifies or delivers.
     assert run["status"] == "failed", run
-    assert run["error"]["type"] == "PatchRefused", run["error"]
-    assert reason in run["error"]["message"]
-    patch_step = next(s for s in run["steps"] if s["name"] == "patch")
-    assert patch_step["status"] == "failed" and patch_step["attempts"] == 1
+    assert launched.transcript is not None
+    (applied,) = launched.transcript["conversations"][0]["turns"][0]["calls"]
+    assert applied["tool"] == "apply_patch" and applied["is_error"], applied
+    assert "nothing was written" in applied["result"] and reason in applied["result"], applied
+    assert (run["result"] or {}).get("patch_url") is None
     for where in (launched.tmp, runner.settings.home):
         assert not list(where.rglob(name)), f"the patch wrote {name} outside the workspace"
     assert not list(Path("/tmp").glob(name))
