@@ -9,17 +9,22 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from agents.context import tracked_files
+from agents.context import repository_context, tracked_files
 
 Message = dict[str, Any]
 MAX_LISTED_FILES = 2000
+AGENT_CONTEXT_CHARS = 40_000
+"""Repository content in the agent's opening (about 10K tokens at most); the rest it reads
+with its tools."""
 
 
 def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) -> list[Message]:
     """The first message, in the canonical shape every provider is given (converted per call).
 
-    The repository's file list comes first and is marked for the cache: it is the same for
-    every round and every run on the snapshot; the goal, the plan and feedback follow."""
+    The repository comes first and is marked for the cache — its file list and the content of
+    its smaller files, within AGENT_CONTEXT_CHARS — so the stable prefix (tools, system prompt,
+    repository) is long enough to be cached and every later turn reads it; the goal, the plan
+    and feedback follow."""
     files = tracked_files(workspace)
     listing = "\n".join(files[:MAX_LISTED_FILES])
     if len(files) > MAX_LISTED_FILES:
@@ -41,7 +46,8 @@ def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) 
             "content": [
                 {
                     "type": "text",
-                    "text": f"<files>\n{escape(listing)}\n</files>",
+                    "text": f"<files>\n{escape(listing)}\n</files>\n<repository>\n"
+                    f"{repository_context(workspace, AGENT_CONTEXT_CHARS)}\n</repository>",
                     "cache_control": {"type": "ephemeral"},
                 },
                 {"type": "text", "text": task},

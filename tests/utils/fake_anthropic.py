@@ -401,6 +401,8 @@ class FakeMessagesApi:
         self.refused: list[dict[str, Any]] = []
         """{"body", "status", "message"} of each request refused as the real API would."""
         self.billed = Bill()
+        self.bills: list[tuple[dict[str, Any], dict[str, int]]] = []
+        """(request body, usage billed) of each billed answer, in order."""
         self.simulate_cache = simulate_cache
         """Answer the usage a real prompt cache would, instead of the scripted one."""
         self.cache = PromptCache(min_cache_tokens)
@@ -439,6 +441,7 @@ class FakeMessagesApi:
             if isinstance(payload, dict):
                 payload = payload | {"usage": usage, "model": body["model"]}
         self.billed.add(usage)
+        self.bills.append((body, usage))
         return (status, payload, *rest)
 
     @contextmanager
