@@ -82,7 +82,7 @@ def loads(text: str) -> list[Message]:
 
 def turns(messages: list[Message], result_chars: int = 2000) -> list[dict[str, Any]]:
     """The conversation turn by turn, for people: each model turn's text and tool calls, with
-    the result each call got (cut to `result_chars`)."""
+    the result each call got (its head and tail, `result_chars` in all; 0 for all of it)."""
     results: dict[str, tuple[str, bool]] = {}
     for message in messages:
         content = message.get("content")
@@ -102,7 +102,14 @@ def turns(messages: list[Message], result_chars: int = 2000) -> list[dict[str, A
                 continue
             result, error = results.get(str(block.get("id")), ("", False))
             calls.append({"tool": block.get("name"), "input": block.get("input"),
-                          "result": result[:result_chars], "is_error": error})  # fmt: skip
+                          "result": _cut(result, result_chars), "is_error": error})  # fmt: skip
         text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
         out.append({"turn": len(out) + 1, "text": text, "calls": calls})
     return out
+
+
+def _cut(text: str, limit: int) -> str:
+    if not limit or len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"

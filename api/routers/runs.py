@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
@@ -166,9 +167,11 @@ async def get_patch(run_id: str, client: TemporalClientDep, store: StoreDep) -> 
 
 @router.get("/{run_id}/transcript")
 async def get_transcript(
-    run_id: str, client: TemporalClientDep, store: StoreDep
-) -> dict[str, object]:
-    """The agent's conversations, turn by turn: each turn's text, tool calls and results."""
+    run_id: str, client: TemporalClientDep, store: StoreDep,
+    result_chars: Annotated[int, Query(ge=0, le=1_000_000)] = 2000,
+) -> dict[str, object]:  # fmt: skip
+    """The agent's conversations, turn by turn: each turn's text, tool calls and results (each
+    result's head and tail, `result_chars` in all; 0 for whole results)."""
     _, _, state = await _load(client, run_id)
     if state is None:
         raise HTTPException(409, f"run {run_id} cannot be read now (no worker answers)")
@@ -178,7 +181,7 @@ async def get_transcript(
             messages = transcript.loads(store.get_text(ref))
         except (ArtifactNotFound, ValueError):
             raise HTTPException(404, f"the {step} transcript of run {run_id} is missing") from None
-        conversations.append({"step": step, "turns": transcript.turns(messages)})
+        conversations.append({"step": step, "turns": transcript.turns(messages, result_chars)})
     return {"run_id": run_id, "policy": state.policy_label, "conversations": conversations}
 
 

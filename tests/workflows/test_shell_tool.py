@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,50 @@ async def test_the_agent_reproduces_fixes_and_tests_through_its_shell(
     assert git("show", f"{branch}:.github/workflows/ci.yml", cwd=repo) == "on: push"
     files = git("ls-tree", "-r", "--name-only", branch, cwd=repo).split()
     assert ".github/workflows/new.yml" not in files and "NOTES.md" in files
+
+
+def toml_turns(answers: list[Answer]) -> str:
+    """The same tool calls as a scripted model's turns (JSON strings are valid TOML strings)."""
+    lines = ["plan = 'reproduce, fix, test'", "[[patch]]"]
+    for _, body in answers:
+        for block in body["content"]:
+            args = ", ".join(f"{k} = {json.dumps(v)}" for k, v in block["input"].items())
+            lines += ["[[patch.turn]]",
+                      f'call = [{{ tool = "{block["name"]}", input = {{ {args} }} }}]']  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("harness", [([], {"tool_timeout_s": 2.0})], indirect=True)
+async def test_the_scripted_model_takes_the_same_road_through_the_shell(
+    harness: Harness,  # noqa: F811 (the imported fixture, by name)
+    tmp_path: Path,
+) -> None:
+    http = harness.api
+    repo = make_repo(tmp_path / "calc", BUGGY)
+    path = tmp_path / "script.toml"
+    path.write_text(toml_turns(script()[1:-1]))  # the coding turns, without plan and refactor
+    response = await http.post("/tasks", json={
+        "repo": str(repo), "goal": "add(2, 3) must be 5", "policy": "scripted",
+        "policy_script": str(path),
+    })  # fmt: skip
+    run_id = response.json()["run_id"]
+    run = await wait_for_end(http, run_id, timeout_s=180)
+    assert run["status"] == "completed", run
+    assert all(g["passed"] for g in run["result"]["gates"]), run["result"]["gates"]
+    transcript = (await http.get(f"/runs/{run_id}/transcript?result_chars=0")).json()
+    calls = [c for t in transcript["conversations"][0]["turns"] for c in t["calls"]]
+    results = {i: c for i, c in enumerate(calls)}
+    assert (
+        results[0]["result"].startswith("exit 1") and "AssertionError: -1" in results[0]["result"]
+    )
+    assert not results[0]["is_error"]
+    assert results[5]["result"].startswith("exit 0") and "fixed" in results[5]["result"]
+    assert "put back" in results[6]["result"] and ".github/workflows/ci.yml" in results[6]["result"]
+    assert "bytes of output left out" in results[7]["result"]
+    assert results[8]["result"].startswith("timed out (killed)")
+    assert results[9]["result"].startswith("PASSED: 1 passed, 0 failed"), results[9]
+    # Counted like a model's turns (at no cost), and the same patch was delivered.
+    assert run["usage"]["turns"] == 1 + 11 + 1 and run["usage"]["cost_usd"] == 0
+    branch = run["result"]["branch"]
+    assert git("show", f"{branch}:calc.py", cwd=repo) == "# calc\ndef add(a, b):\n    return a + b"
+    assert git("show", f"{branch}:.github/workflows/ci.yml", cwd=repo) == "on: push"
