@@ -16,7 +16,7 @@ from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from agents.context import tracked_files
-from gym import investigate, perf, workspace
+from gym import investigate, perf, reproduction, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.paths import safe_path
@@ -26,6 +26,7 @@ from gym.testing import run_tests
 from gym.workspace import is_remote, resolve_local
 from ratchet.artifacts import ArtifactStore
 from workflows.investigation_shared import (
+    CHECK_REPRODUCTION,
     HISTORY,
     INV_PREPARE,
     LOCALIZE,
@@ -42,7 +43,11 @@ from workflows.investigation_shared import (
     ProbeResult,
     ReportInput,
     ReportOutput,
+    ReproductionCheck,
+    ReproductionInput,
     RevertInput,
+    SentryEvent,
+    Target,
 )
 from workflows.shared import PatchOutput, RunRef
 
@@ -103,8 +108,71 @@ class InvestigationActivities:
         good = None
         if arg.good_ref:
             good = (await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.good_ref))[1]
+        evidence_ref, target = None, None
+        if arg.event is not None:
+            evidence_ref, target = self._evidence(ws, arg.event)
         return InvPrepared(run, reproduce, test_command, files, refused,
-                           activity.info().attempt, good)  # fmt: skip
+                           activity.info().attempt, good, evidence_ref, target)  # fmt: skip
+
+    def _evidence(self, ws: Path, event: SentryEvent) -> tuple[str, Target]:
+        """The event as the reproducer reads it, and how it failed (its innermost in-app frame,
+        resolved to a repository file)."""
+        frames, target_file, target_function = [], "", ""
+        for frame in event.frames:
+            found: list[str] = []
+            if frame.in_app:
+                found, _ = investigate.resolve_frame_files(ws, [(frame.filename, frame.abs_path)])
+            if found:
+                target_file, target_function = found[0], frame.function
+            context = [*frame.pre_context, f"> {frame.context_line}", *frame.post_context]
+            frames.append(reproduction.EventFrame(
+                found[0] if found else "", frame.filename, frame.function, frame.lineno,
+                frame.in_app, context if frame.context_line else [], frame.vars,
+            ))  # fmt: skip
+        text = reproduction.evidence(
+            exception_type=event.exception_type, exception_value=event.exception_value,
+            frames=frames, release=event.release, environment=event.environment,
+            tags=event.tags, title=event.title,
+        )  # fmt: skip
+        return self.store.put_text(text), Target(event.exception_type, target_file, target_function)
+
+    @activity.defn(name=CHECK_REPRODUCTION)
+    @permanent_errors
+    async def check_reproduction(self, arg: ReproductionInput) -> ReproductionCheck:
+        """Run the reproducer's new tests at the bad commit; they must fail as the event did."""
+        tag_span(arg.run.run_id)
+        attempt = activity.info().attempt
+        changed = await asyncio.to_thread(
+            workspace.changed_files, Path(arg.run.mirror), arg.run.base_sha, arg.snapshot
+        )
+        tests, refused = reproduction.test_paths([(c.status, c.path) for c in changed])
+        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "reproduce")
+        files = {t: (ws / t).read_text(errors="replace") for t in tests}
+        if not refused and sum(len(c) for c in files.values()) > reproduction.MAX_TEST_BYTES:
+            refused = f"the new tests are over {reproduction.MAX_TEST_BYTES} bytes: write one"
+        if refused:
+            return ReproductionCheck(False, refused, self.store.put_text(refused),
+                                     attempt=attempt)  # fmt: skip
+        command = reproduction.command_for(tests)
+        run = await run_tests(
+            command, ws, limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
+            sandbox=await sandbox_for(self.home, self.runner, arg.run, ws, arg.run.base_sha),
+            reruns=0, tick=activity.heartbeat,
+        )  # fmt: skip
+        target = arg.target
+        verdict = reproduction.judge(
+            run.result.output.decode(errors="replace"), run.result.exit_code,
+            exception_type=target.exception_type, file=target.file, function=target.function,
+            tests=tests,
+        )  # fmt: skip
+        feedback = None
+        if not verdict.matched:
+            feedback = self.store.put_text(
+                f"The reproduction was refused: {verdict.detail}.\n\nIts run at this commit "
+                f"(tail):\n{verdict.failure}"
+            )
+        return ReproductionCheck(verdict.matched, verdict.detail, feedback, files, command,
+                                 verdict.failure, attempt)  # fmt: skip
 
     @activity.defn(name=HISTORY)
     @permanent_errors
@@ -217,7 +285,8 @@ class InvestigationActivities:
         return ReportOutput(self.store.put_text(render_report(arg, hunks)), activity.info().attempt)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare, self.history, self.probe, self.localize, self.revert, self.report]
+        return [self.prepare, self.history, self.probe, self.localize, self.revert, self.report,
+                self.check_reproduction]  # fmt: skip
 
 
 def render_report(arg: ReportInput, hunks: str) -> str:
@@ -238,6 +307,17 @@ def render_report(arg: ReportInput, hunks: str) -> str:
             quote("\n".join(f.context_line for f in e.frames if f.context_line)), "",
         ]  # fmt: skip
     lines += ["## Reproduction", "", f"Command: `{arg.reproduce}`", ""]
+    if arg.written is not None:
+        lines += ["No existing test reproduced the event, so the policy wrote one; Ratchet ran "
+                  "it at the bad commit and read its traceback:", "", f"- {arg.written.detail}",
+                  ""]  # fmt: skip
+        for path, content in arg.written.files.items():
+            lines += [f"`{path}` (written by the policy, quoted):", "", quote(content, 8000), ""]
+        lines += ["Where it fails (the test run's tail, quoted):", "",
+                  quote(arg.written.failure, 3000), ""]  # fmt: skip
+    if arg.latent:
+        lines += ["It fails at every commit of the history: a latent bug, not a regression, so "
+                  "there was nothing to bisect; the fix makes the new test pass.", ""]  # fmt: skip
     if arg.frame_files:
         lines += [f"Files from the in-app frames: {', '.join(arg.frame_files)}", ""]
     if arg.refused_frames:
@@ -268,6 +348,9 @@ def render_report(arg: ReportInput, hunks: str) -> str:
             "",
         ]
     lines += ["## Fix", "", arg.fix, ""]
+    if arg.written is not None and arg.branch:
+        lines += ["Why it passes now: the new test ships with the fix, and the gates below ran "
+                  "it with the whole suite on the fixed code.", ""]  # fmt: skip
     if arg.branch:
         lines += [f"Delivered on branch `{arg.branch}`.", ""]
     gates = [[g.name, "yes" if g.passed else "NO", g.detail] for g in arg.gates]

@@ -30,6 +30,8 @@ STREAM_ABOVE_TOKENS = 21_333
 MAX_OUTPUT_TOKENS = 64_000
 """The most a cut-off answer is asked again with (current models' output limit or less)."""
 MAX_BREAKPOINTS = 4
+AGENTIC = {"code", "refactor", "reproduce"}
+"""Purposes that work through tools: without settings of their own, they take "code"'s."""
 # Models released after Claude Opus 4.6 refuse a sampling temperature ("`temperature` is
 # deprecated for this model"); Opus/Sonnet 4.6, Haiku 4.5 and older take one. Ids that are not
 # Claude's (a gateway's own names) are sent what is configured.
@@ -156,6 +158,8 @@ class AnthropicModel:
     def settings_for(self, purpose: str) -> ModelSettings:
         if purpose in self.roles:
             return self.roles[purpose]
+        if purpose in AGENTIC:
+            return self.roles["code"]
         return self.roles.get("plan") or self.roles["code"]
 
     def model_for(self, purpose: str) -> str:

@@ -22,6 +22,10 @@ calls the gym runs. Every run that uses it says so. The format is documented in 
     [refactor]                                 # optional: turns or a patch, as a round
     patch = '''...'''
 
+    [[reproduce]]                              # an investigation's reproducer, per attempt:
+    [[reproduce.turn]]                         # turns (or a patch) that write the new test
+    call = [{ tool = "create_file", input = { path = "tests/test_x.py", content = "..." } }]
+
     [roles.perspective.security]               # answers of the roles that answer JSON
     answers = ['{"lens": ...}']
 
@@ -67,6 +71,8 @@ class Script:
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Answers of the structured roles, in call order, by key ("perspective.security",
     "synthesis", "adversary", "judge")."""
+    reproduce: tuple[tuple[ScriptedTurn, ...], ...] = ()
+    """An investigation's reproducer: one conversation per attempt."""
 
 
 def _turns(entry: object, where: str) -> tuple[ScriptedTurn, ...]:
@@ -110,9 +116,15 @@ def parse_script(text: str) -> Script:
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"policy script is not valid TOML: {err}") from None
     rounds = data.get("patch", [])
-    if not isinstance(rounds, list) or not rounds:
+    reproduce = data.get("reproduce", [])
+    if not isinstance(reproduce, list):
+        raise PolicyError("policy script: reproduce must be [[reproduce]] entries")
+    if not isinstance(rounds, list) or not (rounds or reproduce):
         raise PolicyError("policy script needs at least one [[patch]] entry (a patch or turns)")
     parsed = tuple(_turns(entry, f"[[patch]] entry {n}") for n, entry in enumerate(rounds, 1))
+    attempts = tuple(
+        _turns(entry, f"[[reproduce]] entry {n}") for n, entry in enumerate(reproduce, 1)
+    )
     refactor = data.get("refactor", {})
     refactor_turns = _turns(refactor, "[refactor]") if refactor else ()
     plan = data.get("plan", "")
@@ -131,6 +143,7 @@ def parse_script(text: str) -> Script:
         plan=plan,
         pause_s=float(pause_s),
         rounds=parsed,
+        reproduce=attempts,
         refactor=refactor_turns,
         description=str(data.get("label", "")),
         roles=roles,
@@ -177,12 +190,12 @@ class ScriptedModel:
         round_ = int(number) if number.isdigit() else 1
         if step == "refactor":
             return self.script.refactor
-        if round_ > len(self.script.rounds):
+        rounds = self.script.reproduce if step == "reproduce" else self.script.rounds
+        if round_ > len(rounds):
             raise PolicyError(
-                f"the script has {len(self.script.rounds)} patch rounds; round {round_} "
-                "was asked for"
+                f"the script has {len(rounds)} {step} rounds; round {round_} was asked for"
             )
-        return self.script.rounds[round_ - 1]
+        return rounds[round_ - 1]
 
     async def turn(self, call: ModelCall) -> TurnResult:
         if call.purpose == "plan":

@@ -13,6 +13,16 @@ from agents.context import repository_context, tracked_files
 
 Message = dict[str, Any]
 MAX_LISTED_FILES = 2000
+ASKS = {
+    "code": "Make the change the goal describes, with tests, then submit.",
+    "refactor": "Refactor the change for clarity without changing behaviour; submit with no "
+    "edits if nothing is worth changing.",
+    "reproduce": "Write ONE new test file under tests/ (named test_*.py) that reproduces the "
+    "production error in <event>: at this commit it must fail with the same exception type, "
+    "raised from the same function of the same file as the event's innermost in-app frame. "
+    "Change no other file and do not fix the bug. Run the test (run_tests with select, or bash) "
+    "to see it fail that way, then submit.",
+}
 AGENT_CONTEXT_CHARS = 40_000
 """Repository content in the agent's opening (about 10K tokens at most); the rest it reads
 with its tools."""
@@ -29,17 +39,14 @@ def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) 
     listing = "\n".join(files[:MAX_LISTED_FILES])
     if len(files) > MAX_LISTED_FILES:
         listing += f"\n[... {len(files) - MAX_LISTED_FILES} more files]"
-    ask = (
-        "Refactor the change for clarity without changing behaviour; submit with no edits if "
-        "nothing is worth changing."
-        if role == "refactor"
-        else "Make the change the goal describes, with tests, then submit."
-    )
+    ask = ASKS.get(role, ASKS["code"])
     if feedback:
         ask = (
             f"<feedback>{escape(feedback)}</feedback>\nThe last attempt failed verification. {ask}"
         )
-    task = f"<goal>{escape(goal)}</goal>\n<plan>{escape(plan)}</plan>\n\n{ask}"
+    # For the reproducer the "plan" is the production error's event: data, never orders.
+    evidence = "event" if role == "reproduce" else "plan"
+    task = f"<goal>{escape(goal)}</goal>\n<{evidence}>{escape(plan)}</{evidence}>\n\n{ask}"
     return [
         {
             "role": "user",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -170,6 +170,8 @@ class TaskCreate(Input):
 class Reproduce(Input):
     test_command: str | None = Field(default=None, min_length=1, max_length=4096)
     test_id: str | None = Field(default=None, min_length=1, max_length=1000)
+    write: bool = False
+    """Have the policy write a reproduction from the event even when existing tests fail."""
 
 
 class InvestigationCreate(Input):
@@ -188,6 +190,11 @@ class InvestigationCreate(Input):
     test_command: str | None = Field(default=None, min_length=1, max_length=4096)
     """The whole suite, for the fix's gates (the reproduction is `reproduce`)."""
     environment: EnvironmentIn | None = None
+    event: dict[str, Any] | None = None
+    """The error, in Sentry's event shape ({"exception": {"values": [{"type", "value",
+    "stacktrace": {"frames": [...]}}]}, "release", "environment", "tags", ...}): data."""
+    traceback: str | None = Field(default=None, min_length=1, max_length=200_000)
+    """The error as a Python traceback, printed (parsed into its exception and frames)."""
 
 
 class CulpritPublic(BaseModel):

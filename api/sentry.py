@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gym.tracebacks import parse_traceback
 from workflows.investigation_shared import Frame, SentryEvent
 
 MAX_FRAMES = 50
 MAX_TEXT = 2000
+MAX_VARS = 20
 _ISSUE_ID = re.compile(r"^\d{1,20}$")
 _PROJECT_IN_URL = re.compile(r"/projects/[^/]+/([^/]+)/")
 
@@ -45,6 +47,24 @@ def _text(value: object, limit: int = MAX_TEXT) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
+def _lines(value: object, most: int = 10) -> list[str]:
+    return [_text(v, 300) for v in value[-most:] if isinstance(v, str)] if isinstance(
+        value, list) else []  # fmt: skip
+
+
+def _vars(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {
+        _text(k, 100): _short(v) for k, v in list(value.items())[:MAX_VARS] if isinstance(k, str)
+    }
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:limit]
+
+
 def _frames(event: dict[str, Any]) -> list[Frame]:
     values = _obj(event, "exception").get("values") or []
     if not isinstance(values, list) or not values or not isinstance(values[-1], dict):
@@ -60,8 +80,52 @@ def _frames(event: dict[str, Any]) -> list[Frame]:
             function=_text(raw.get("function"), 200),
             lineno=lineno if isinstance(lineno, int) else None,
             in_app=raw.get("in_app") is True, context_line=_text(raw.get("context_line"), 500),
+            pre_context=_lines(raw.get("pre_context")),
+            post_context=_lines(raw.get("post_context"))[:10], vars=_vars(raw.get("vars")),
         ))  # fmt: skip
     return out
+
+
+def _tags(value: object) -> dict[str, str]:
+    """Sentry sends tags as [[key, value], ...] or [{"key", "value"}, ...] (or a dict)."""
+    pairs: list[tuple[object, object]] = []
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        for tag in value:
+            if isinstance(tag, list | tuple) and len(tag) == 2:
+                pairs.append((tag[0], tag[1]))
+            elif isinstance(tag, dict):
+                pairs.append((tag.get("key"), tag.get("value")))
+    return {_text(k, 100): _short(v, 200) for k, v in pairs[:50] if isinstance(k, str)}
+
+
+def event_from(event: dict[str, Any], issue_id: str = "") -> SentryEvent:
+    """An event in Sentry's shape (from a webhook or POST /investigations) as data."""
+    return _from_event("error", "created", {"issue_id": issue_id, **event}).event or SentryEvent("")
+
+
+def event_from_traceback(text: str) -> SentryEvent | None:
+    """A Python traceback as printed, as an event: its last exception and its frames (in the
+    application unless they are in an installed package or the interpreter)."""
+    parsed = parse_traceback(text)
+    if parsed is None:
+        return None
+    frames = [
+        Frame(filename=f.filename[:500], abs_path=f.filename[:500], function=f.function[:200],
+              lineno=f.lineno, in_app=_in_app(f.filename), context_line=f.line[:500])
+        for f in parsed.frames[-MAX_FRAMES:]
+    ]  # fmt: skip
+    return SentryEvent(
+        issue_id="", title=f"{parsed.exception_type}: {parsed.exception_value}"[:MAX_TEXT],
+        exception_type=parsed.exception_type[:200],
+        exception_value=parsed.exception_value[:MAX_TEXT], frames=frames,
+    )  # fmt: skip
+
+
+def _in_app(filename: str) -> bool:
+    outside = ("site-packages", "dist-packages", "/lib/python", "<")
+    return not any(part in filename for part in outside)
 
 
 @dataclass(frozen=True)
@@ -124,6 +188,7 @@ def _from_event(resource: str, action: str, event: dict[str, Any]) -> Delivery:
         trace_id=_text(trace.get("trace_id"), 32),
         span_id=_text(trace.get("span_id"), 16),
         web_url=_text(event.get("web_url"), 500),
+        environment=_text(event.get("environment"), 200), tags=_tags(event.get("tags")),
     )  # fmt: skip
     return Delivery(resource, action, parsed, issue_id, project)
 

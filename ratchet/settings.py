@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     """Sentry project slug (or id) → {"repo": path or URL, "test_command"?, "good_ref"?}."""
     sentry_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     parallel_probes: int = Field(default=3, ge=1, le=16)
+    reproducer_attempts: int = Field(default=3, ge=1, le=10)
+    """Tries the policy gets to write a test that fails the way a production error did."""
     """Bisection probes run at once (k of the k-way multisection)."""
     github_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "RATCHET_GITHUB_TOKEN")

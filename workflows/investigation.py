@@ -14,8 +14,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from gym.diagnose import HOW_TO_FIX
     from workflows import search
+    from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput
     from workflows.bisect import Multisection
+    from workflows.budget import Budget
     from workflows.investigation_shared import (
+        CHECK_REPRODUCTION,
         HISTORY,
         INV_PREPARE,
         LOCALIZE,
@@ -35,7 +38,10 @@ with workflow.unsafe.imports_passed_through():
         ProbeResult,
         ReportInput,
         ReportOutput,
+        ReproductionCheck,
+        ReproductionInput,
         RevertInput,
+        SentryEvent,
     )  # fmt: skip
     from workflows.shared import (
         DELIVER,
@@ -73,6 +79,12 @@ class InvestigationWorkflow(StepRunner):
         """Why the suite cannot run at the bad commit ("" when it runs)."""
         self._reference: str | None = None
         """Performance mode: the good commit every probe measures itself against."""
+        self._files: dict[str, str] = {}
+        """Files written into every probe's workspace (a drift claim's test, a written
+        reproduction)."""
+        self._written: ReproductionCheck | None = None
+        self._written_snapshot: str | None = None
+        """The bad commit plus the reproducer's test: a policy's fix starts from it."""
 
     @workflow.query(name="state")
     def state(self) -> RunState:
@@ -114,7 +126,7 @@ class InvestigationWorkflow(StepRunner):
             "probe", PROBE,
             ProbeInput(prep.run, sha, prep.reproduce, inp.kind, slot, inp.test_timeout_s, runs,
                        reference=self._reference, max_slowdown=inp.max_slowdown,
-                       files=inp.reproduction_files),
+                       files=self._files or inp.reproduction_files),
             ProbeResult, limit=timedelta(seconds=(inp.test_timeout_s + 60) * runs + 60),
             heartbeat=timedelta(seconds=inp.heartbeat_timeout_s), round_=round_,
         )  # fmt: skip
@@ -136,7 +148,8 @@ class InvestigationWorkflow(StepRunner):
             "reproduce", INV_PREPARE,
             InvPrepareInput(inp.run_id, inp.repo, inp.bad_ref, event.release if event else "",
                             event.frames if event else [], inp.test_command, inp.test_id,
-                            inp.kind, when, inp.good_ref, inp.environment, inp.suite_command),
+                            inp.kind, when, inp.good_ref, inp.environment, inp.suite_command,
+                            event),
             InvPrepared, limit=timedelta(minutes=15), heartbeat=None,
         )  # fmt: skip
         prep = replace(prep, run=await self._prepare_environment(prep.run, inp.heartbeat_timeout_s))
@@ -145,20 +158,29 @@ class InvestigationWorkflow(StepRunner):
             if prep.good_sha is None:
                 raise self._fail("BadInput", "a performance investigation needs good_ref")
             self._reference = prep.good_sha
-        # Confirm the problem at the bad commit, twice, so a flaky failure is not bisected.
-        for attempt in range(1 if inp.kind == "performance" else 2):
-            seen = await self._probe(inp, prep, bad, attempt, 0)
-            if seen.outcome != "bad":
-                hint = (
-                    f"; if the suite cannot run here, {HOW_TO_FIX}"
-                    if seen.outcome == "skip"
-                    else ""
-                )
-                raise self._fail(
-                    "NotReproduced",
-                    f"the problem does not reproduce at {bad[:12]} ({seen.outcome}: "
-                    f"{seen.detail}){hint}",
-                )
+        explicit = bool(inp.test_command or inp.test_id)
+        can_write = (
+            inp.event is not None and inp.kind == "regression" and not explicit
+            and prep.target is not None
+        )  # fmt: skip
+        if can_write and inp.write_reproduction and workflow.patched("reproducer"):
+            prep = await self._write_reproduction(inp, prep)
+        seen = await self._confirm(inp, prep)
+        if (seen is not None and can_write and self._written is None
+                and inp.policy is not None and workflow.patched("reproducer")):  # fmt: skip
+            # No existing test fails the way the event did: the policy writes one.
+            prep = await self._write_reproduction(inp, prep)
+            seen = await self._confirm(inp, prep)
+        if seen is not None:
+            hint = f"; if the suite cannot run here, {HOW_TO_FIX}" if seen.outcome == "skip" else ""
+            if can_write and inp.policy is None:
+                hint += ("; no existing test reproduces the event, and a policy (or "
+                         "reproduce.test_command) would let Ratchet write one")  # fmt: skip
+            raise self._fail(
+                "NotReproduced",
+                f"the problem does not reproduce at {bad[:12]} ({seen.outcome}: "
+                f"{seen.detail}){hint}",
+            )
         history: History = await self._step(
             "history", HISTORY, HistoryInput(prep.run, prep.good_sha, inp.max_history), History,
             limit=QUICK, heartbeat=None,
@@ -167,7 +189,9 @@ class InvestigationWorkflow(StepRunner):
         k = 1 if inp.kind == "performance" else max(1, inp.parallel_probes)
         search = Multisection(history.commits, k=k)
         search.record(bad, "bad")
-        rounds = await self._find_good(inp, prep, search)
+        rounds = await self._find_good(inp, prep, search, latent_ok=self._written is not None)
+        if rounds < 0:  # the written reproduction fails at every commit: nothing to bisect
+            return await self._latent(inp, prep, event)
         while not search.done():
             rounds += 1
             batch = search.next_probes()
@@ -186,7 +210,7 @@ class InvestigationWorkflow(StepRunner):
                         prep.refused_frames, culprit, where.author, where.message, confidence,
                         suspects, list(self._probes), fix, gates, where.hunks_ref,
                         delivery.patch_ref if delivery else None,
-                        delivery.branch if delivery else None),
+                        delivery.branch if delivery else None, self._written),
             ReportOutput, limit=QUICK, heartbeat=None,
         )  # fmt: skip
         result = RunResult(
@@ -210,14 +234,18 @@ class InvestigationWorkflow(StepRunner):
         return result
 
     async def _find_good(self, inp: InvestigationInput, prep: InvPrepared,
-                         search: Multisection) -> int:  # fmt: skip
-        """Without a good_ref, probe k ancestors a round at doubling distances until one passes."""
+                         search: Multisection, *, latent_ok: bool = False) -> int:  # fmt: skip
+        """Without a good_ref, probe k ancestors a round at doubling distances until one passes.
+        -1 when `latent_ok` and the problem shows at every commit probed back to the first (or
+        at the good_ref): a latent bug."""
         commits = search.commits
         if prep.good_sha is not None and self._reference is not None:
             search.record(commits[0], "good")  # the reference itself
             return 0
         if prep.good_sha is not None:
             first = await self._probe(inp, prep, commits[0], 0, 0)
+            if first.outcome == "bad" and latent_ok:
+                return -1
             if first.outcome != "good":
                 raise self._fail("GoodRefFails", f"good_ref {commits[0][:12]} is not good: "
                                  f"{first.outcome} ({first.detail})")  # fmt: skip
@@ -234,6 +262,8 @@ class InvestigationWorkflow(StepRunner):
             if not picks and distance >= len(commits) and commits[0] not in search.results:
                 picks = [commits[0]]
             if not picks:
+                if latent_ok and all(search.results.get(c) == "bad" for c in commits[:1]):
+                    return -1
                 raise self._fail("NoGoodCommit", f"no commit in the last {len(commits)} passes")
             rounds += 1
             results = await self._probe_all(inp, prep, picks, rounds)
@@ -313,11 +343,14 @@ class InvestigationWorkflow(StepRunner):
             " it fails at the current commit and passed before the culprit. Keep the culprit's "
             "intent where possible."
         )
+        if self._written is not None:
+            goal += self._test_goal()
         task = TaskInput(
             run_id=f"{inp.run_id}-fix", repo=inp.repo, goal=goal, policy=inp.policy,
             base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
             test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
             queues=inp.queues, environment=inp.environment,
+            start_snapshot=self._written_snapshot,  # the new test ships with the fix
         )  # fmt: skip
         result: RunResult = await self._child(
             "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
@@ -326,3 +359,100 @@ class InvestigationWorkflow(StepRunner):
         )  # fmt: skip
         delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0)
         return f"fixed by the {inp.policy.name} policy (run {task.run_id})", result.gates, delivery
+
+    async def _confirm(self, inp: InvestigationInput, prep: InvPrepared) -> ProbeResult | None:
+        """Confirm the problem at the bad commit, twice, so a flaky failure is not bisected:
+        None when it shows, else the probe that did not show it."""
+        for attempt in range(1 if inp.kind == "performance" else 2):
+            seen = await self._probe(inp, prep, prep.run.base_sha, attempt, 0)
+            if seen.outcome != "bad":
+                return seen
+        return None
+
+    async def _write_reproduction(self, inp: InvestigationInput, prep: InvPrepared) -> InvPrepared:
+        """The policy writes a test that must fail the way the event failed; Ratchet runs it
+        and reads its traceback, and a mismatch goes back to the policy, a bounded number of
+        times. The confirmed test is the reproduction from here on."""
+        if inp.policy is None or prep.target is None or prep.evidence_ref is None:
+            raise self._fail("BadInput", "writing a reproduction needs a policy and an event")
+        snapshot, feedback_ref = prep.run.base_sha, None
+        attempts = max(1, inp.reproducer_attempts)
+        for attempt in range(1, attempts + 1):
+            out: AgentOutput = await self._child(
+                "reproducer", AGENT_WORKFLOW,
+                AgentInput(
+                    run=prep.run, role="reproduce", provider=inp.policy.name,
+                    goal=f"Reproduce the production error: {prep.target.describe()}.",
+                    plan_ref=prep.evidence_ref, feedback_ref=feedback_ref, snapshot=snapshot,
+                    test_command=prep.test_command, test_timeout_s=inp.test_timeout_s,
+                    budget=Budget(), usage=self._state.usage,
+                    started_at=workflow.info().start_time.isoformat(),
+                    queues=inp.queues, heartbeat_timeout_s=inp.heartbeat_timeout_s,
+                    policy=inp.policy, script_key=f"reproduce.{attempt}",
+                ),
+                AgentOutput, child_id=f"{inp.run_id}-reproduce-{attempt}", round_=attempt,
+            )  # fmt: skip
+            self._state = replace(self._state, usage=out.usage)
+            if out.stop in ("failed", "loop", "cancelled"):
+                raise self._fail(out.error_type or "ReproducerFailed",
+                                 f"the reproducer stopped ({out.stop}): {out.reason}")  # fmt: skip
+            snapshot = out.snapshot
+            check: ReproductionCheck = await self._step(
+                "check reproduction", CHECK_REPRODUCTION,
+                ReproductionInput(prep.run, snapshot, prep.target, inp.test_timeout_s),
+                ReproductionCheck, limit=timedelta(seconds=inp.test_timeout_s + 120),
+                heartbeat=timedelta(seconds=inp.heartbeat_timeout_s), round_=attempt,
+            )  # fmt: skip
+            if check.matched:
+                self._written, self._written_snapshot, self._files = check, snapshot, check.files
+                self._record_snapshot("reproduction", snapshot)
+                return replace(prep, reproduce=check.command)
+            feedback_ref = check.feedback_ref
+        raise self._fail(
+            "NotReproduced",
+            f"the reproducer's test did not fail the way the event did in {attempts} attempts: "
+            f"{check.detail}",
+        )
+
+    def _test_goal(self) -> str:
+        written = self._written
+        if written is None:
+            return ""
+        paths = ", ".join(written.files)
+        return (f" The new test {paths} reproduces the production error ({written.detail}); "
+                "make it pass without weakening it, and keep it.")  # fmt: skip
+
+    async def _latent(
+        self, inp: InvestigationInput, prep: InvPrepared, event: SentryEvent | None
+    ) -> RunResult:
+        """A written reproduction that fails at every commit: a latent bug, not a regression.
+        No bisection: the policy fixes it as a forward task whose target is the new test."""
+        if inp.policy is None:
+            raise self._fail("BadInput", "a latent bug needs a policy to fix it")
+        goal = ("Fix the production error the new test reproduces; it fails at every commit of "
+                "the history, so no commit introduced it." + self._test_goal())  # fmt: skip
+        task = TaskInput(
+            run_id=f"{inp.run_id}-fix", repo=inp.repo, goal=goal, policy=inp.policy,
+            base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
+            test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
+            queues=inp.queues, environment=inp.environment, start_snapshot=self._written_snapshot,
+        )  # fmt: skip
+        result: RunResult = await self._child(
+            "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
+            search_attributes=search.for_child("task", task.repo, task.policy.name),
+            summary=f"[fix of {inp.run_id}] latent bug", child_run=True,
+        )  # fmt: skip
+        fix = f"fixed by the {inp.policy.name} policy (run {task.run_id}); no culprit: latent"
+        report: ReportOutput = await self._step(
+            "report", REPORT,
+            ReportInput(inp.run_id, inp.kind, event, prep.reproduce, prep.frame_files,
+                        prep.refused_frames, None, "", "", "latent", [], list(self._probes), fix,
+                        result.gates, None, result.patch_ref, result.branch, self._written,
+                        latent=True),
+            ReportOutput, limit=QUICK, heartbeat=None,
+        )  # fmt: skip
+        return RunResult(
+            gates=result.gates, patch_ref=result.patch_ref, branch=result.branch,
+            commit=result.commit, probes=len(self._probes), report_ref=report.report_ref,
+            pull_request_url=result.pull_request_url,
+        )  # fmt: skip

@@ -13,6 +13,7 @@ HISTORY = "ratchet.investigation.history"
 LOCALIZE = "ratchet.investigation.localize"
 REVERT = "ratchet.investigation.revert"
 REPORT = "ratchet.investigation.report"
+CHECK_REPRODUCTION = "ratchet.investigation.check_reproduction"
 
 KINDS = ("regression", "performance", "invariants")
 
@@ -25,6 +26,10 @@ class Frame:
     lineno: int | None = None
     in_app: bool = False
     context_line: str = ""
+    pre_context: list[str] = field(default_factory=list)
+    post_context: list[str] = field(default_factory=list)
+    vars: dict[str, str] = field(default_factory=dict)
+    """Local variables as the event reported them (each value as short text)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class SentryEvent:
     trace_id: str = ""
     span_id: str = ""
     web_url: str = ""
+    environment: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class InvestigationInput:
     suite_command: str | None = None
     """The whole suite, for the fix's gates (POST /investigations "test_command"); default: the
     repository's own (ratchet.toml, detection)."""
+    write_reproduction: bool = False
+    """Have the policy write a reproduction even when an existing test reproduces the event."""
+    reproducer_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class InvPrepareInput:
     good_ref: str | None = None
     environment: EnvironmentSpec | None = None
     suite_command: str | None = None
+    event: SentryEvent | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,47 @@ class InvPrepared:
     refused_frames: list[str]
     attempt: int = 1
     good_sha: str | None = None
+    evidence_ref: str | None = None
+    """The event as the reproducer reads it (exception, frames with their source, variables)."""
+    target: Target | None = None
+    """How the event failed, for a written reproduction to match."""
+
+
+@dataclass(frozen=True)
+class Target:
+    exception_type: str
+    file: str = ""
+    """The repository path of the event's innermost in-app frame ("" when none resolves)."""
+    function: str = ""
+
+    def describe(self) -> str:
+        where = f" raised in {self.function}() of {self.file}" if self.file else ""
+        return f"{self.exception_type or 'an exception'}{where}"
+
+
+@dataclass(frozen=True)
+class ReproductionInput:
+    run: RunRef
+    snapshot: str
+    """The reproducer's work: the bad commit plus the new test."""
+    target: Target
+    timeout_s: float
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ReproductionCheck:
+    matched: bool
+    detail: str
+    """What the new test did at the bad commit, and how it differs from the event when it does."""
+    feedback_ref: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    """The new test files (path → content): written into every probe's workspace."""
+    command: str = ""
+    """The reproduction: the new tests, run with pytest."""
+    failure: str = ""
+    """The new test's traceback at the bad commit (its tail), for the report."""
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -194,6 +246,10 @@ class ReportInput:
     hunks_ref: str | None
     patch_ref: str | None
     branch: str | None
+    written: ReproductionCheck | None = None
+    """The reproduction the policy wrote (None: an existing test or command reproduced it)."""
+    latent: bool = False
+    """The reproduction fails at every commit: a latent bug, fixed without bisection."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ SANDBOX_ACTIVITIES = frozenset({
     "ratchet.environment", "ratchet.run_tests", "ratchet.lint", "ratchet.performance",
     "ratchet.tool",
     "ratchet.adversarial_tests", "ratchet.investigation.probe", "ratchet.drift.check",
+    "ratchet.investigation.check_reproduction",
 })  # fmt: skip
 
 

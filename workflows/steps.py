@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search
     from workflows.agent_shared import AgentOutput
     from workflows.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
+    from workflows.investigation_shared import ReproductionCheck
     from workflows.retries import model_retry_policy
     from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from workflows.shared import (
@@ -269,6 +270,8 @@ _PURPOSE = {
     "ratchet.memory.read": "read the repository's memory",
     "ratchet.memory.record": "record what this run learned",
     "ratchet.investigation.prepare": "mirror the repository and reproduce",
+    "ratchet.investigation.check_reproduction": "run the written test: does it fail as the "
+    "event did?",
     "ratchet.investigation.probe": "test one commit of the history",
     "ratchet.investigation.history": "list the commits to search",
     "ratchet.investigation.localize": "find the guilty hunks of the culprit",
@@ -343,6 +346,7 @@ _DETAILS: dict[type, Callable[[Any], str]] = {
     MemoryRead: lambda r: f"{len(r.ids)} entries" + (f": {', '.join(r.ids)}" if r.ids else ""),
     MemoryRecorded: lambda r: f"version {r.version}: +{r.added} entries, {r.stale} marked stale",
     AdversarialOutput: lambda r: f"{r.tried} tests, {r.failing} failing",
+    ReproductionCheck: lambda r: ("matches: " if r.matched else "refused: ") + r.detail[:400],
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, TraceFlags
@@ -17,11 +17,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClientDep
 from api.sentry import WebhookRefused, parse, verify_signature
-from api.starting import run_queues, start_investigation
+from api.starting import choose_policy, run_queues, start_investigation
+from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import WEBHOOK_DELIVERIES
+from ratchet.settings import Settings
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
 from workflows.investigation_shared import InvestigationInput, SentryEvent
-from workflows.shared import EnvironmentSpec
+from workflows.shared import EnvironmentSpec, PolicyChoice
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -111,6 +113,10 @@ async def _sentry(
     key = (run_id, event.event_id or f"{resource}.{delivery.action}")
     if (known := recent.get(key)) is not None:
         return known  # a redelivery: answered as before, without another signal in the history
+    try:
+        policy = _policy(mapping, settings, request.app.state.store)
+    except WebhookRefused as refused:
+        return _refuse(refused.status, str(refused))
     tracer: trace.Tracer = request.app.state.temporal.tracer
     with tracer.start_as_current_span("sentry.webhook", links=_sentry_link(event)) as span:
         span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
@@ -121,11 +127,33 @@ async def _sentry(
             test_timeout_s=settings.test_timeout_s,
             heartbeat_timeout_s=settings.heartbeat_timeout_s, queues=run_queues(settings),
             environment=_environment(mapping.get("environment")),
+            policy=policy,
+            write_reproduction=_obj(mapping, "reproduce").get("write") is True,
+            reproducer_attempts=settings.reproducer_attempts,
         )  # fmt: skip
         accepted = await start_investigation(client, settings, inp, join=True)
     answer = accepted.model_dump()
     recent.put(key, answer)  # only once started: a refused start must be redelivered
     return answer
+
+
+def _policy(
+    mapping: dict[str, Any], settings: Settings, store: ArtifactStore
+) -> PolicyChoice | None:
+    """A project mapping's "policy" (and "policy_script"): who writes the reproduction and the
+    fix (operator configuration; without one, the culprit is reverted)."""
+    name = mapping.get("policy")
+    if name is None:
+        return None
+    try:
+        return choose_policy(str(name), mapping.get("policy_script"), settings, store)
+    except HTTPException as err:  # a broken mapping: say so, start nothing
+        raise WebhookRefused(422, f"RATCHET_SENTRY_PROJECTS: {err.detail}") from None
+
+
+def _obj(value: object, key: str) -> dict[str, Any]:
+    inner = value.get(key) if isinstance(value, dict) else None
+    return inner if isinstance(inner, dict) else {}
 
 
 def _environment(value: object) -> EnvironmentSpec | None:

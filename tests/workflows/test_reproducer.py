@@ -1,0 +1,167 @@
+"""From a production error no test covers to a failing test, with the scripted model (a test
+double): a reproduction that fails another way is refused with the mismatch as feedback; one that
+fails the way the event did drives the bisection and ships with the fix; a latent bug goes
+straight to the fix; without a policy the run says what would let it write one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from temporalio.worker import Worker
+
+from gym.git import git
+from tests.utils.history import planted
+from tests.workflows.helpers import wait_for_end
+
+BILLING = {
+    "pyproject.toml": '[project]\nname = "billing"\nversion = "0"\n\n'
+    '[tool.pytest.ini_options]\npythonpath = ["."]\n',
+    "app/__init__.py": "",
+    "app/billing.py": "def average(xs):\n    return sum(xs) / len(xs) if xs else 0.0\n",
+    "app/views.py": "from app.billing import average\n\n\ndef report(values):\n"
+    "    return {'average': average(values)}\n",
+    # The suite never calls average() with no values: the production error is untested.
+    "tests/test_billing.py": "from app.billing import average\n\n\n"
+    "def test_average():\n    assert average([1, 2, 3]) == 2\n",
+}
+BROKEN = {"app/billing.py": "def average(xs):\n    return sum(xs) / len(xs)\n"}
+TRACEBACK = """Traceback (most recent call last):
+  File "/srv/app/app/views.py", line 5, in report
+    return {'average': average(values)}
+  File "/srv/app/app/billing.py", line 2, in average
+    return sum(xs) / len(xs)
+ZeroDivisionError: division by zero
+"""
+WRONG_TEST = "def test_empty_report():\n    raise ValueError('no values')\n"
+RIGHT_TEST = (
+    "from app.views import report\n\n\n"
+    "def test_an_empty_report_does_not_divide_by_zero():\n    report([])\n"
+)
+FIX = (
+    "app/billing.py\n<<<<<<< SEARCH\n    return sum(xs) / len(xs)\n=======\n"
+    "    return sum(xs) / len(xs) if xs else 0.0\n>>>>>>> REPLACE\n"
+)
+
+
+def call(tool: str, **args: str) -> str:
+    """One scripted tool call as TOML (JSON strings are valid TOML strings)."""
+    table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in args.items())
+    return f'call = [{{ tool = "{tool}", input = {{ {table} }} }}]'
+
+
+def create(path: str, content: str) -> str:
+    return call("create_file", path=path, content=content)
+
+
+def script(tmp_path: Path, *, wrong_first: bool) -> Path:
+    lines = ["plan = 'fix the empty average'"]
+    if wrong_first:  # another exception, raised from the test itself: refused
+        lines += ["[[reproduce]]", "[[reproduce.turn]]", create("tests/test_repro.py", WRONG_TEST)]
+        # The second attempt goes on from the first one's work: Claude's editor rewrites it.
+        edit = call("str_replace_based_edit_tool", command="create", path="tests/test_repro.py",
+                    file_text=RIGHT_TEST)  # fmt: skip
+        lines += ["[[reproduce]]", "[[reproduce.turn]]", edit]
+    else:
+        lines += ["[[reproduce]]", "[[reproduce.turn]]", create("tests/test_repro.py", RIGHT_TEST)]
+    lines += ["[[patch]]", f"patch = '''{FIX}'''"]
+    path = tmp_path / "script.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_a_mismatch_is_refused_then_the_written_test_drives_bisection_and_ships(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "billing"
+    shas = planted(repo, BILLING, commits=6, bad_at=3, breaking=BROKEN)
+    response = await api.post("/investigations", json={
+        "repo": str(repo), "traceback": TRACEBACK, "policy": "scripted",
+        "policy_script": str(script(tmp_path, wrong_first=True)),
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=240)
+    assert run["status"] == "completed", run
+    checks = [s for s in run["steps"] if s["name"] == "check reproduction"]
+    assert [c["round"] for c in checks] == [1, 2]
+    assert checks[0]["detail"].startswith(
+        "refused: the new test failed with ValueError: no values raised in the test itself"
+    ), checks[0]
+    assert (
+        "the event's error is ZeroDivisionError raised in average() of app/billing.py"
+        in (checks[0]["detail"])
+    )
+    assert checks[1]["detail"].startswith("matches: fails as the event did: ZeroDivisionError")
+    result = run["result"]
+    assert result["culprit"]["sha"] == shas[3]
+    branch = result["branch"]
+    # The new test ships with the fix.
+    assert git("show", f"{branch}:tests/test_repro.py", cwd=repo) == RIGHT_TEST.rstrip("\n")
+    assert "if xs else 0.0" in git("show", f"{branch}:app/billing.py", cwd=repo)
+    report = (await api.get(result["report_url"])).text
+    assert "the policy wrote one" in report and "test_an_empty_report" in report
+    assert "ZeroDivisionError" in report
+
+
+def test_the_mismatch_is_named_to_the_model() -> None:
+    from gym.reproduction import judge
+
+    output = (
+        "Traceback (most recent call last):\n"
+        '  File "/tmp/workspace/tests/test_repro.py", line 2, in test_empty_report\n'
+        "    raise ValueError('no values')\nValueError: no values\n"
+    )
+    verdict = judge(output, 1, exception_type="ZeroDivisionError", file="app/billing.py",
+                    function="average", tests=["tests/test_repro.py"])  # fmt: skip
+    assert not verdict.matched
+    assert "ValueError: no values raised in the test itself" in verdict.detail
+    assert "ZeroDivisionError raised in average() of app/billing.py" in verdict.detail
+    # Another frame: the right exception from the wrong function is refused too.
+    elsewhere = output.replace("ValueError: no values", "ZeroDivisionError: division by zero")
+    elsewhere = elsewhere.replace(
+        "    raise ValueError('no values')\n",
+        "    raise ValueError('no values')\n"
+        '  File "/tmp/workspace/app/views.py", line 5, in report\n    x / 0\n',
+    )
+    other = judge(elsewhere, 1, exception_type="ZeroDivisionError", file="app/billing.py",
+                  function="average", tests=["tests/test_repro.py"])  # fmt: skip
+    assert not other.matched and "raised in report() of app/views.py" in other.detail
+
+
+async def test_a_latent_bug_goes_straight_to_the_fix(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "billing"
+    planted(repo, {**BILLING, **BROKEN}, commits=4, bad_at=99, breaking={})
+    response = await api.post("/investigations", json={
+        "repo": str(repo), "traceback": TRACEBACK, "policy": "scripted",
+        "policy_script": str(script(tmp_path, wrong_first=False)),
+    })  # fmt: skip
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=240)
+    assert run["status"] == "completed", run
+    names = [s["name"] for s in run["steps"]]
+    assert "localize" not in names and "fix" in names
+    result = run["result"]
+    assert result["culprit"] is None
+    assert git("show", f"{result['branch']}:tests/test_repro.py", cwd=repo)
+    report = (await api.get(result["report_url"])).text
+    assert "latent bug" in report
+
+
+async def test_without_a_policy_the_run_says_what_would_let_it_write_a_test(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "billing"
+    planted(repo, BILLING, commits=3, bad_at=2, breaking=BROKEN)
+    response = await api.post("/investigations", json={"repo": str(repo), "traceback": TRACEBACK})
+    run = await wait_for_end(api, response.json()["run_id"])
+    assert run["status"] == "failed" and run["error"]["type"] == "NotReproduced"
+    assert "no existing test reproduces the event" in run["error"]["message"]
+    assert "a policy (or reproduce.test_command)" in run["error"]["message"]
+    refused = await api.post("/investigations", json={
+        "repo": str(repo), "traceback": TRACEBACK, "reproduce": {"write": True},
+    })  # fmt: skip
+    assert refused.status_code == 422 and "needs a policy" in refused.json()["detail"]
+    unparsed = await api.post("/investigations", json={"repo": str(repo), "traceback": "oops"})
+    assert unparsed.status_code == 422 and "no Python traceback" in unparsed.json()["detail"]
