@@ -219,6 +219,7 @@ class InvestigationWorkflow(StepRunner):
             commit=delivery.commit if delivery else None,
             culprit=Culprit(culprit, where.author, where.message[:2000], confidence),
             rounds=rounds, probes=len(self._probes), report_ref=report.report_ref,
+            pull_request_url=delivery.pull_request_url if delivery else None,
         )  # fmt: skip
         if delivery is None:
             self._state = replace(
@@ -357,7 +358,8 @@ class InvestigationWorkflow(StepRunner):
             search_attributes=search.for_child("task", task.repo, task.policy.name),
             summary=f"[fix of {inp.run_id}] {goal.splitlines()[0][:160]}", child_run=True,
         )  # fmt: skip
-        delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0)
+        delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0,
+                            pull_request_url=result.pull_request_url)  # fmt: skip
         return f"fixed by the {inp.policy.name} policy (run {task.run_id})", result.gates, delivery
 
     async def _confirm(self, inp: InvestigationInput, prep: InvPrepared) -> ProbeResult | None:

@@ -9,11 +9,21 @@ import json
 from pathlib import Path
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import SecretStr
+from temporalio.client import Client
 from temporalio.worker import Worker
 
+from api.main import create_app
 from gym.git import git
-from tests.utils.history import planted
+from tests.conftest import TOKEN, make_settings, serve_app
+from tests.utils.fake_github import FakeGitHub
+from tests.utils.history import BILLING as BILLING_APP
+from tests.utils.history import BILLING_BROKEN, planted
 from tests.workflows.helpers import wait_for_end
+from worker import build_worker
+
+GITHUB_TOKEN = "ghp_" + "t0k3n" * 8
 
 BILLING = {
     "pyproject.toml": '[project]\nname = "billing"\nversion = "0"\n\n'
@@ -165,3 +175,76 @@ async def test_without_a_policy_the_run_says_what_would_let_it_write_a_test(
     assert refused.status_code == 422 and "needs a policy" in refused.json()["detail"]
     unparsed = await api.post("/investigations", json={"repo": str(repo), "traceback": "oops"})
     assert unparsed.status_code == 422 and "no Python traceback" in unparsed.json()["detail"]
+
+
+UNTESTED_BILLING = {**BILLING_APP, "tests/test_totals.py": (
+    "from app.billing.totals import compute_total\n\n\nclass Line:\n    amount = 4\n\n\n"
+    "def test_one_line():\n    assert compute_total([Line()]) == 4\n"
+)}  # fmt: skip
+TOTALS_TEST = (
+    "from app.billing.totals import compute_total\n\n\n"
+    "def test_an_empty_invoice_does_not_divide_by_zero():\n    compute_total([])\n"
+)
+TOTALS_FIX = (
+    "app/billing/totals.py\n<<<<<<< SEARCH\ndef compute_total(lines):\n=======\n"
+    "def compute_total(lines):\n    if not lines:\n        return 0\n>>>>>>> REPLACE\n"
+)
+
+
+async def test_a_sentry_error_no_test_covers_ends_in_a_draft_pull_request_with_the_new_test(
+    tmp_path: Path, temporal_target: str, isolated_client: Client, tracer_provider: TracerProvider
+) -> None:
+    from tests.utils.sentry_fixtures import fixtures_dir
+
+    fixtures = fixtures_dir()
+    signatures = json.loads((fixtures / "_signatures.json").read_text())
+    remote = tmp_path / "acme" / "billing.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    repo = tmp_path / "billing"
+    shas = planted(repo, UNTESTED_BILLING, commits=8, bad_at=5, breaking=BILLING_BROKEN)
+    git("remote", "add", "origin", str(remote), cwd=repo)
+    git("push", "--quiet", "origin", "main", cwd=repo)
+    path = tmp_path / "script.toml"
+    path.write_text("\n".join([
+        "[[reproduce]]", "[[reproduce.turn]]", create("tests/test_empty_invoice.py", TOTALS_TEST),
+        "[[patch]]", f"patch = '''{TOTALS_FIX}'''",
+    ]) + "\n")  # fmt: skip
+    fake = FakeGitHub(GITHUB_TOKEN, {"acme/billing": remote})
+    with fake.serve() as github_url:
+        settings = make_settings(
+            tmp_path / "home", temporal_target, namespace=isolated_client.namespace,
+            sentry_client_secret=SecretStr(signatures["secret"]),
+            sentry_projects={"billing-api": {"repo": str(repo), "policy": "scripted",
+                                             "policy_script": str(path)}},
+            github_token=SecretStr(GITHUB_TOKEN), github_api_url=github_url,
+        )  # fmt: skip
+        app = create_app(settings, client=isolated_client, tracer_provider=tracer_provider)
+        async with (
+            build_worker(isolated_client, settings),
+            serve_app(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=30) as hooks,
+            httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"},
+                              timeout=30) as api,
+        ):  # fmt: skip
+            name = "error_created.json"
+            headers = dict(signatures["fixtures"][name]["headers"])
+            delivered = await hooks.post("/webhooks/sentry", content=(fixtures / name).read_bytes(),
+                                         headers=headers)  # fmt: skip
+            assert delivered.status_code == 202, delivered.text
+            run = await wait_for_end(api, delivered.json()["run_id"], timeout_s=240)
+    assert run["status"] == "completed", run
+    result = run["result"]
+    assert result["culprit"]["sha"] == shas[5]
+    (check,) = [s for s in run["steps"] if s["name"] == "check reproduction"]
+    assert (
+        "ZeroDivisionError" in check["detail"]
+        and "compute_total() of app/billing/totals.py" in (check["detail"])
+    )
+    (posted,) = fake.posts()
+    assert posted["json"]["draft"] is True
+    branch = posted["json"]["head"]
+    pushed = git("ls-tree", "-r", "--name-only", f"refs/heads/{branch}", git_dir=remote).split()
+    assert "tests/test_empty_invoice.py" in pushed  # the new test ships with the fix
+    fixed = git("show", f"refs/heads/{branch}:app/billing/totals.py", git_dir=remote)
+    assert "if not lines" in fixed
+    assert result["pull_request_url"] == fake.pulls[0]["html_url"]
