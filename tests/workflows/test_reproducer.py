@@ -144,13 +144,25 @@ async def test_a_latent_bug_goes_straight_to_the_fix(
 ) -> None:
     repo = tmp_path / "billing"
     planted(repo, {**BILLING, **BROKEN}, commits=4, bad_at=99, breaking={})
+    # The error in Sentry's event shape this time, and a written reproduction asked for.
+    frames = [
+        {"filename": "app/views.py", "function": "report", "lineno": 5, "in_app": True,
+         "context_line": "    return {'average': average(values)}", "vars": {"values": []}},
+        {"filename": "app/billing.py", "function": "average", "lineno": 2, "in_app": True,
+         "context_line": "    return sum(xs) / len(xs)", "vars": {"xs": []}},
+    ]  # fmt: skip
+    event = {"exception": {"values": [{"type": "ZeroDivisionError", "value": "division by zero",
+                                       "stacktrace": {"frames": frames}}]},
+             "environment": "production", "tags": [["server_name", "web-1"]]}  # fmt: skip
     response = await api.post("/investigations", json={
-        "repo": str(repo), "traceback": TRACEBACK, "policy": "scripted",
+        "repo": str(repo), "event": event, "reproduce": {"write": True}, "policy": "scripted",
         "policy_script": str(script(tmp_path, wrong_first=False)),
     })  # fmt: skip
+    assert response.status_code == 202, response.text
     run = await wait_for_end(api, response.json()["run_id"], timeout_s=240)
     assert run["status"] == "completed", run
     names = [s["name"] for s in run["steps"]]
+    assert names.index("reproducer") < names.index("probe")  # written first, as asked
     assert "localize" not in names and "fix" in names
     result = run["result"]
     assert result["culprit"] is None
