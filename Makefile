@@ -56,7 +56,10 @@ RECORDED := \
   tests/workflows/test_patterns.py::test_the_synthesized_plan_shows_every_perspective \
   tests/workflows/test_patterns.py::test_a_valid_adversarial_test_sends_a_wrong_patch_back_and_ships_with_the_fix \
   tests/workflows/test_approvals.py::test_approved_twice_the_plan_then_the_patch_is_delivered_and_who_is_recorded \
-  tests/workflows/test_approvals.py::test_unanswered_the_wait_expires_and_the_work_is_kept
+  tests/workflows/test_approvals.py::test_unanswered_the_wait_expires_and_the_work_is_kept \
+  tests/workflows/test_reproducer.py::test_a_mismatch_is_refused_then_the_written_test_drives_bisection_and_ships \
+  tests/workflows/test_reproducer.py::test_a_latent_bug_goes_straight_to_the_fix \
+  tests/workflows/test_ledger.py::test_a_task_with_perspectives_and_learning_is_billed_call_for_call
 
 histories: install
 	rm -f tests/histories/*.json

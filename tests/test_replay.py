@@ -3,8 +3,10 @@ runs already in flight (a non-deterministic change) fails here, in CI.
 
 `make histories` re-records them from the tests (tests/histories/*.json); re-record on purpose,
 after making a change safe with `workflow.patched(...)`, never to make this test pass.
-The histories recorded before the environment step existed are kept beside those recorded after
-it (`workflow.patched("environment-step")`): both kinds of run must replay.
+Three generations are kept side by side, and every one must replay: runs recorded before the
+environment step existed (`workflow.patched("environment-step")`), runs recorded before scripted
+runs went through the agent loop (`"scripted-agent-loop"`, `"agent-failure-usage"`,
+`"perspectives-share-cache"`), and runs recorded with the reproducer (`"reproducer"`).
 """
 
 from __future__ import annotations
