@@ -142,12 +142,21 @@ def _environment(args: argparse.Namespace) -> dict[str, list[str]] | None:
 
 
 def _cmd_investigate(args: argparse.Namespace) -> int:
-    reproduce = _given(test_command=args.test_command, test_id=args.test_id)
+    reproduce = _given(test_command=args.test_command, test_id=args.test_id,
+                       write=True if args.write_reproduction else None)  # fmt: skip
+    traceback = None
+    if args.traceback == "-":  # paste the error as printed
+        traceback = sys.stdin.read()
+    elif args.traceback:
+        try:
+            traceback = Path(args.traceback).read_text(errors="replace")
+        except OSError as err:
+            raise SystemExit(f"cannot read --traceback {args.traceback}: {err.strerror}") from None
     body = {
         "repo": _abs_or_url(args.repo), "bad_ref": args.bad, "kind": args.kind, **_policy(args),
         **_given(good_ref=args.good, reproduce=reproduce or None,
                  parallel_probes=args.parallel_probes, test_command=args.suite,
-                 environment=_environment(args)),
+                 environment=_environment(args), traceback=traceback),
     }  # fmt: skip
     api = _api(args)
     return _started(args, api, api.investigate(body))
@@ -306,6 +315,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--kind", choices=["regression", "performance", "invariants"],
                    default="regression")  # fmt: skip
     c.add_argument("--parallel-probes", type=int, metavar="N")
+    c.add_argument("--traceback", metavar="FILE",
+                   help="the error as a printed Python traceback ('-': stdin)")  # fmt: skip
+    how.add_argument("--write-reproduction", action="store_true",
+                     help="have the policy write a test that fails as the error did")  # fmt: skip
     _policy_options(c)
 
     c = _command(sub, "runs", _cmd_runs, "list runs (newest first)", remote)

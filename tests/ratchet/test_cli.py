@@ -382,3 +382,22 @@ async def test_reject_the_plan_ends_the_run(cli: Cli, worker: Worker, tmp_path: 
     assert "status: rejected" in out.splitlines()
     assert "plan rejected by bob at " in out
     assert "branch: " not in out  # nothing was delivered
+
+
+async def test_investigate_a_pasted_traceback_writes_the_reproduction(
+    cli: Cli, worker: Worker, tmp_path: Path
+) -> None:
+    from tests.workflows.test_reproducer import BILLING, BROKEN, TRACEBACK, script
+
+    repo = tmp_path / "billing"
+    planted(repo, {**BILLING, **BROKEN}, commits=2, bad_at=99, breaking={})
+    (tmp_path / "error.txt").write_text(TRACEBACK)
+    code, out, err = await cli(
+        "investigate", "--repo", str(repo), "--traceback", str(tmp_path / "error.txt"),
+        "--policy", "scripted", "--script", str(script(tmp_path, wrong_first=False)),
+        "--follow", *BOUND,
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "reproducer" in out and "check reproduction" in out and "matches" in out
+    code, _, err = await cli("investigate", "--repo", str(repo), "--traceback", "/nope", *BOUND)
+    assert code == 1 and "cannot read --traceback /nope" in err
