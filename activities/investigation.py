@@ -313,7 +313,7 @@ def render_report(arg: ReportInput, hunks: str) -> str:
                   ""]  # fmt: skip
         for path, content in arg.written.files.items():
             lines += [f"`{path}` (written by the policy, quoted):", "", quote(content, 8000), ""]
-        lines += ["Where it fails (the test run's tail, quoted):", "",
+        lines += ["Where it fails (its traceback in the repository, quoted):", "",
                   quote(arg.written.failure, 3000), ""]  # fmt: skip
     if arg.latent:
         lines += ["It fails at every commit of the history: a latent bug, not a regression, so "

@@ -23,21 +23,23 @@ def resolve_frame_files(
     found: list[str] = []
     refused: list[str] = []
     for filename, abs_path in candidates:
-        hit = None
-        for raw in (filename, *_suffixes(abs_path)):
+        hit, outside = None, False
+        # An absolute filename (a traceback's) is tried as its repository-relative suffixes.
+        for raw in (filename, *_suffixes(abs_path or filename)):
             if not raw:
                 continue
             try:
                 path = safe_path(workspace, raw, ())
             except PatchRefused:
-                if raw == filename:
-                    refused.append(filename[:200])
+                outside = outside or raw == filename
                 continue
             if path.is_file():
                 hit = path.relative_to(workspace.resolve()).as_posix()
                 break
         if hit and hit not in found:
             found.append(hit)
+        elif hit is None and outside:
+            refused.append(filename[:200])
     return found, refused
 
 

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gym.investigate import TEST_FILE
-from gym.tracebacks import innermost_repo_frame, parse_tracebacks, same_exception, short_type
+from gym.tracebacks import (
+    ParsedTraceback,
+    innermost_repo_frame,
+    parse_tracebacks,
+    repo_path,
+    same_exception,
+    short_type,
+)
 
 MAX_EVIDENCE_CHARS = 20_000
 MAX_TEST_BYTES = 64_000
@@ -105,14 +112,15 @@ def judge(
         type_ok = not exception_type or same_exception(tb.exception_type, exception_type)
         place_ok = not file or where == (file, function)
         if type_ok and place_ok:
-            return Verdict(True, f"fails as the event did: {failure}", _tail(output))
+            return Verdict(True, f"fails as the event did: {failure}", in_repository(tb))
         seen.append(failure)
     if not seen:
         tail = " ".join(output.strip().splitlines()[-1:])[:300]
         return Verdict(False, f"the new test did not fail with a traceback (exit {exit_code}: "
                        f"{tail}); it must fail with {wanted}", _tail(output))  # fmt: skip
+    shown = "\n\n".join(in_repository(tb) for tb in parse_tracebacks(output)[:3])
     return Verdict(False, f"the new test failed with {'; '.join(seen[:3])}, but the event's "
-                   f"error is {wanted}", _tail(output))  # fmt: skip
+                   f"error is {wanted}", shown)  # fmt: skip
 
 
 def _render(
@@ -130,3 +138,18 @@ def _render(
 
 def _tail(output: str, chars: int = 3000) -> str:
     return output[-chars:]
+
+
+def in_repository(tb: ParsedTraceback) -> str:
+    """A traceback's frames in the repository (the test runner's own left out), then its
+    exception: where the test fails, as a person would read it."""
+    lines = []
+    for frame in tb.frames:
+        path = repo_path(frame.filename)
+        if path is None:
+            continue
+        lines.append(f"  {path}, line {frame.lineno or '?'}, in {frame.function}")
+        if frame.line:
+            lines.append(f"    {frame.line}")
+    lines.append(f"{tb.exception_type}: {tb.exception_value}".rstrip(": "))
+    return "\n".join(lines)
