@@ -27,8 +27,6 @@ PERMANENT_STATUS = {400, 401, 402, 403, 404, 413, 422}
 # The SDK refuses a request it expects to run past 10 minutes unless it streams: it expects an
 # hour per 128,000 output tokens (anthropic._base_client._calculate_nonstreaming_timeout).
 STREAM_ABOVE_TOKENS = 21_333
-MAX_OUTPUT_TOKENS = 64_000
-"""The most a cut-off answer is asked again with (current models' output limit or less)."""
 MAX_BREAKPOINTS = 4
 AGENTIC = {"code", "refactor", "reproduce"}
 """Purposes that work through tools: without settings of their own, they take "code"'s."""
@@ -166,8 +164,10 @@ class AnthropicModel:
         return self.settings_for(purpose).model
 
     def limit_for(self, purpose: str) -> tuple[int, int]:
+        # A cut-off answer is asked again with more room, but without streaming unless the
+        # configured limit already streams (one request shape fewer to go wrong).
         limit = self.settings_for(purpose).max_tokens
-        return limit, max(limit, MAX_OUTPUT_TOKENS)
+        return limit, max(limit, STREAM_ABOVE_TOKENS)
 
     async def turn(self, call: ModelCall) -> TurnResult:
         settings = self.settings_for(call.purpose)
