@@ -344,23 +344,35 @@ class InvestigationWorkflow(StepRunner):
             " it fails at the current commit and passed before the culprit. Keep the culprit's "
             "intent where possible."
         )
-        if self._written is not None:
-            goal += self._test_goal()
+        result = await self._policy_fix(inp, prep, goal + self._test_goal(),
+                                        goal.splitlines()[0][:160])  # fmt: skip
+        delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0,
+                            pull_request_url=result.pull_request_url)  # fmt: skip
+        return (
+            f"fixed by the {inp.policy.name} policy (run {inp.run_id}-fix)",
+            result.gates,
+            delivery,
+        )
+
+    async def _policy_fix(
+        self, inp: InvestigationInput, prep: InvPrepared, goal: str, summary: str
+    ) -> RunResult:
+        """The policy's fix: a forward run (a child run, its usage counted here) on the bad
+        commit — from the written reproduction when there is one, so the new test ships."""
+        if inp.policy is None:
+            raise self._fail("BadInput", "a policy fix needs a policy")
         task = TaskInput(
             run_id=f"{inp.run_id}-fix", repo=inp.repo, goal=goal, policy=inp.policy,
             base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
             test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
-            queues=inp.queues, environment=inp.environment,
-            start_snapshot=self._written_snapshot,  # the new test ships with the fix
+            queues=inp.queues, environment=inp.environment, start_snapshot=self._written_snapshot,
         )  # fmt: skip
         result: RunResult = await self._child(
             "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
-            search_attributes=search.for_child("task", task.repo, task.policy.name),
-            summary=f"[fix of {inp.run_id}] {goal.splitlines()[0][:160]}", child_run=True,
+            search_attributes=search.for_child("task", task.repo, inp.policy.name),
+            summary=f"[fix of {inp.run_id}] {summary}", child_run=True,
         )  # fmt: skip
-        delivery = Delivery(result.branch or "", result.commit or "", result.patch_ref or "", 0,
-                            pull_request_url=result.pull_request_url)  # fmt: skip
-        return f"fixed by the {inp.policy.name} policy (run {task.run_id})", result.gates, delivery
+        return result
 
     async def _confirm(self, inp: InvestigationInput, prep: InvPrepared) -> ProbeResult | None:
         """Confirm the problem at the bad commit, twice, so a flaky failure is not bisected:
@@ -433,18 +445,8 @@ class InvestigationWorkflow(StepRunner):
             raise self._fail("BadInput", "a latent bug needs a policy to fix it")
         goal = ("Fix the production error the new test reproduces; it fails at every commit of "
                 "the history, so no commit introduced it." + self._test_goal())  # fmt: skip
-        task = TaskInput(
-            run_id=f"{inp.run_id}-fix", repo=inp.repo, goal=goal, policy=inp.policy,
-            base_ref=prep.run.base_sha, test_command=prep.test_command, trace_id=inp.trace_id,
-            test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
-            queues=inp.queues, environment=inp.environment, start_snapshot=self._written_snapshot,
-        )  # fmt: skip
-        result: RunResult = await self._child(
-            "fix", FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
-            search_attributes=search.for_child("task", task.repo, task.policy.name),
-            summary=f"[fix of {inp.run_id}] latent bug", child_run=True,
-        )  # fmt: skip
-        fix = f"fixed by the {inp.policy.name} policy (run {task.run_id}); no culprit: latent"
+        result = await self._policy_fix(inp, prep, goal, "latent bug")
+        fix = f"fixed by the {inp.policy.name} policy (run {inp.run_id}-fix); no culprit: latent"
         report: ReportOutput = await self._step(
             "report", REPORT,
             ReportInput(inp.run_id, inp.kind, event, prep.reproduce, prep.frame_files,
