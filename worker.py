@@ -47,6 +47,18 @@ from workflows.shared import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
 
 log = logging.getLogger("ratchet.worker")
 WORKFLOWS = [ForwardPlanningWorkflow, AgentLoopWorkflow, InvestigationWorkflow, DriftWorkflow]
+# A bug in workflow code (these are what bugs raise) fails the run with its message, instead of
+# failing its workflow task over and over: a run that hangs says nothing. A non-determinism error
+# is not among them: after a bad deploy, runs wait for a fixed worker instead of failing.
+WORKFLOW_FAILURE_TYPES: list[type[BaseException]] = [
+    TypeError,
+    AttributeError,
+    NameError,
+    LookupError,
+    ValueError,
+    ArithmeticError,
+    AssertionError,
+]
 
 
 def anthropic_client(settings: Settings) -> anthropic.AsyncAnthropic | None:
@@ -172,6 +184,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             if queue == main
             else [],
             activities=fns,
+            workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
             max_concurrent_activities=settings.max_concurrent_activities,
             interceptors=[ObserveInterceptor()],
         )
