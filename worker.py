@@ -33,6 +33,7 @@ from activities.testing import TestActivities
 from agents.claude import AnthropicModel, ModelSettings
 from agents.model import Model
 from agents.openai_compat import OpenAICompatModel
+from contracts.runs import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore
@@ -43,7 +44,6 @@ from workflows.agent import AgentLoopWorkflow
 from workflows.drift import DriftWorkflow
 from workflows.forward import ForwardPlanningWorkflow
 from workflows.investigation import InvestigationWorkflow
-from workflows.shared import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
 
 log = logging.getLogger("ratchet.worker")
 WORKFLOWS = [ForwardPlanningWorkflow, AgentLoopWorkflow, InvestigationWorkflow, DriftWorkflow]

@@ -34,16 +34,7 @@ from agents.tools import (
     parse_input,
     read_tool,
 )
-from gym import workspace
-from gym.config import load_config
-from gym.diagnose import suite_problem
-from gym.errors import GymError, PatchDoesNotApply
-from gym.patching import PatchRules, apply_patch
-from gym.rerun import select_tests
-from gym.shell import run_shell
-from gym.testing import run_tests
-from ratchet.artifacts import ArtifactStore
-from workflows.agent_shared import (
+from contracts.agent import (
     MODEL_TURN,
     RUN_TOOL,
     ToolCall,
@@ -53,8 +44,17 @@ from workflows.agent_shared import (
     TurnInput,
     TurnOutput,
 )
-from workflows.budget import Usage
-from workflows.shared import PolicyChoice
+from contracts.budget import Usage
+from contracts.runs import PolicyChoice
+from gym import workspace
+from gym.config import load_config
+from gym.diagnose import suite_problem
+from gym.errors import GymError, PatchDoesNotApply
+from gym.patching import PatchRules, apply_patch
+from gym.rerun import select_tests
+from gym.shell import run_shell
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
 
 TEST_OUTPUT_TAIL = 4000
 

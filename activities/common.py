@@ -13,11 +13,11 @@ from opentelemetry import trace
 from temporalio import activity
 
 from agents.ledger import Price, TokenCounts, cost_usd
+from contracts.budget import Usage
+from contracts.runs import RunRef
 from gym import workspace
 from ratchet.metrics import MODEL_COST, MODEL_TOKENS
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
-from workflows.budget import Usage
-from workflows.shared import RunRef
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 
+from contracts.runs import DeliverInput
 from gym import github
 from gym.git import git
 from gym.workspace import is_remote
 from ratchet.artifacts import ArtifactStore
-from workflows.shared import DeliverInput
 
 
 @dataclass(frozen=True)

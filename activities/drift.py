@@ -17,6 +17,15 @@ from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from agents.context import tracked_files
+from contracts.drift import (
+    CHECK_CLAIMS,
+    DRIFT_PREPARE,
+    CheckInput,
+    CheckOutput,
+    DriftPrepared,
+    DriftPrepareInput,
+)
+from contracts.runs import RunRef
 from gym import specs, workspace
 from gym.config import load_config
 from gym.errors import PatchRefused
@@ -25,15 +34,6 @@ from gym.report import quote, table
 from gym.sandbox import Sandbox
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
-from workflows.drift_shared import (
-    CHECK_CLAIMS,
-    DRIFT_PREPARE,
-    CheckInput,
-    CheckOutput,
-    DriftPrepared,
-    DriftPrepareInput,
-)
-from workflows.shared import RunRef
 
 
 class DriftActivities:

@@ -12,19 +12,19 @@ from temporalio import activity
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
-from gym import workspace
-from gym.config import load_config
-from gym.envdef import EnvDefinition, definition_for
-from gym.environments import Environment, EnvironmentBuildFailed, Environments
-from gym.sandbox import Sandbox
-from ratchet.artifacts import ArtifactStore
-from workflows.shared import (
+from contracts.runs import (
     ENVIRONMENT,
     EnvironmentInput,
     EnvironmentOutput,
     EnvironmentRef,
     RunRef,
 )
+from gym import workspace
+from gym.config import load_config
+from gym.envdef import EnvDefinition, definition_for
+from gym.environments import Environment, EnvironmentBuildFailed, Environments
+from gym.sandbox import Sandbox
+from ratchet.artifacts import ArtifactStore
 
 
 def definition_at(run: RunRef, ws: Path) -> EnvDefinition:

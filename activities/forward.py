@@ -19,14 +19,7 @@ from agents.asking import ask
 from agents.ledger import DEFAULT_PRICES, Price
 from agents.model import PolicyError
 from agents.planning import plan_call
-from gym import gates, workspace
-from gym.config import detect_test_command, load_config
-from gym.diagnose import HOW_TO_FIX
-from gym.errors import BadRepository
-from gym.lint import LintRun, lint_gate
-from ratchet.artifacts import ArtifactStore
-from ratchet.metrics import GATE_OUTCOMES
-from workflows.shared import (
+from contracts.runs import (
     DELIVER,
     PLAN,
     PREPARE,
@@ -47,6 +40,13 @@ from workflows.shared import (
     VerifyInput,
     VerifyOutput,
 )
+from gym import gates, workspace
+from gym.config import detect_test_command, load_config
+from gym.diagnose import HOW_TO_FIX
+from gym.errors import BadRepository
+from gym.lint import LintRun, lint_gate
+from ratchet.artifacts import ArtifactStore
+from ratchet.metrics import GATE_OUTCOMES
 
 SUMMARY_CHARS = 1500
 

@@ -16,16 +16,7 @@ from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from agents.context import tracked_files
-from gym import investigate, perf, reproduction, workspace
-from gym.config import detect_test_command, load_config
-from gym.errors import BadRepository
-from gym.paths import safe_path
-from gym.report import quote, table
-from gym.runner import Limits
-from gym.testing import run_tests
-from gym.workspace import is_remote, resolve_local
-from ratchet.artifacts import ArtifactStore
-from workflows.investigation_shared import (
+from contracts.investigation import (
     CHECK_REPRODUCTION,
     HISTORY,
     INV_PREPARE,
@@ -49,7 +40,16 @@ from workflows.investigation_shared import (
     SentryEvent,
     Target,
 )
-from workflows.shared import PatchOutput, RunRef
+from contracts.runs import PatchOutput, RunRef
+from gym import investigate, perf, reproduction, workspace
+from gym.config import detect_test_command, load_config
+from gym.errors import BadRepository
+from gym.paths import safe_path
+from gym.report import quote, table
+from gym.runner import Limits
+from gym.testing import run_tests
+from gym.workspace import is_remote, resolve_local
+from ratchet.artifacts import ArtifactStore
 
 
 def _release_refs(release: str) -> list[str]:

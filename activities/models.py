@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agents.model import Model, PolicyError
 from agents.scripted import ScriptedModel, parse_script
+from contracts.runs import PolicyChoice
 from ratchet.artifacts import ArtifactStore
-from workflows.shared import PolicyChoice
 
 MISSING = {
     "anthropic": "the worker has no ANTHROPIC_API_KEY, so it cannot run the anthropic policy",

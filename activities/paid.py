@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities.common import model_usage
 from agents.ledger import Price
 from agents.model import Model, ModelCall, TurnResult
-from workflows.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
+from contracts.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -24,14 +24,8 @@ from agents.model import ModelCall, PolicyError
 from agents.planning import repository_block
 from agents.roles import ask as ask_role
 from agents.roles import load_role
-from gym import workspace
-from gym.errors import PatchRefused
-from gym.memory import Memory, as_context
-from gym.paths import safe_path
-from gym.testing import run_tests
-from ratchet.artifacts import ArtifactStore
-from workflows.budget import Usage
-from workflows.roles_shared import (
+from contracts.budget import Usage
+from contracts.roles import (
     ADD_TESTS,
     ADVERSARIAL_RUN,
     MEMORY_READ,
@@ -48,6 +42,12 @@ from workflows.roles_shared import (
     RoleInput,
     RoleOutput,
 )
+from gym import workspace
+from gym.errors import PatchRefused
+from gym.memory import Memory, as_context
+from gym.paths import safe_path
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
 
 FAILURE_CHARS = 1500
 

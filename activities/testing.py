@@ -13,14 +13,7 @@ from activities.common import materialize, tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
-from gym import perf, workspace
-from gym.config import RepoConfig, detect_lint_command, load_config
-from gym.diagnose import diagnose
-from gym.lint import run_lint
-from gym.paths import matches_any
-from gym.testing import run_tests
-from ratchet.artifacts import ArtifactStore
-from workflows.shared import (
+from contracts.runs import (
     LINT,
     PERFORMANCE,
     RUN_TESTS,
@@ -32,6 +25,13 @@ from workflows.shared import (
     TestInput,
     TestReport,
 )
+from gym import perf, workspace
+from gym.config import RepoConfig, detect_lint_command, load_config
+from gym.diagnose import diagnose
+from gym.lint import run_lint
+from gym.paths import matches_any
+from gym.testing import run_tests
+from ratchet.artifacts import ArtifactStore
 
 SUMMARY_CHARS = 1500
 

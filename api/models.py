@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workflows.budget import Usage
-from workflows.shared import EnvironmentSpec
+from contracts.budget import Usage
+from contracts.runs import EnvironmentSpec
 
 
 class Input(BaseModel):

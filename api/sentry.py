@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.investigation import Frame, SentryEvent
 from gym.tracebacks import parse_traceback
-from workflows.investigation_shared import Frame, SentryEvent
 
 MAX_FRAMES = 50
 MAX_TEXT = 2000

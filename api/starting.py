@@ -22,13 +22,13 @@ from agents.model import PolicyError
 from agents.scripted import parse_script
 from api.deps import TemporalUnavailable
 from api.models import TaskAccepted
+from contracts.investigation import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, Queues, TaskInput
+from ratchet import search_keys as search
 from ratchet.artifacts import ArtifactStore
 from ratchet.settings import Settings
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
 from ratchet.visibility import search_attributes_ready
-from workflows import search
-from workflows.investigation_shared import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
-from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, Queues, TaskInput
 
 # A start that Temporal cannot take in this time is answered 503 (retry), not left hanging.
 START_TIMEOUT = timedelta(seconds=10)

@@ -35,6 +35,7 @@ from bench.steps_workflow import (
     StepsInput,
     StepsWorkflow,
 )
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, TaskInput
 from gym.runner import Limits, run_command
 from gym.sandbox import NoSandbox
 from ratchet.artifacts import FilesystemArtifactStore
@@ -43,7 +44,6 @@ from ratchet.telemetry import RUN_ID_ATTRIBUTE, install
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from worker import build_worker
-from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, RunResult, TaskInput
 
 STEPS = 20
 REPEATS = 5

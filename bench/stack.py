@@ -19,9 +19,9 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
+from ratchet import search_keys as search
 from ratchet.settings import Settings
 from tests.utils.settings import make_settings as test_settings
-from workflows import search
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 RESULTS = Path(__file__).parent / "results"

@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.shared import RunState
+    from contracts.runs import RunState
     from workflows.steps import StepRunner
 
 STEP = "bench.step"

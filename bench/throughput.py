@@ -30,13 +30,13 @@ from bench.stack import (
     print_table,
     write_results,
 )
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings
 from ratchet.telemetry import install
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from worker import build_worker
-from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 
 CONCURRENCY = (1, 4, 8)
 REPEATS = 3

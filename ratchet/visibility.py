@@ -18,7 +18,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from workflows import search
+from ratchet import search_keys as search
 
 log = logging.getLogger("ratchet.visibility")
 _ready: set[tuple[str, str]] = set()

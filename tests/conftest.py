@@ -26,12 +26,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.main import create_app
+from ratchet import search_keys as search
 from ratchet.settings import Settings
 from tests.utils.envs import OTEL_PACKAGES
 from tests.utils.pypi import PackageIndex, repack_closure
 from tests.utils.settings import TOKEN, make_settings
 from worker import build_worker
-from workflows import search
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 # Namespaces made at start-up for tests that need workflow ids of their own (fixed ids such as

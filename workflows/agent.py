@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.agent_shared import (
+    from contracts.agent import (
         AGENT_WORKFLOW,
         MODEL_TURN,
         RUN_TOOL,
@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
     )
+    from contracts.runs import NON_RETRYABLE_TYPES, queue_for
     from workflows.retries import model_retry_policy
-    from workflows.shared import NON_RETRYABLE_TYPES, queue_for
     from workflows.steps import usage_in
 
 LOOP_LIMIT = 3

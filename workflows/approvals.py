@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.shared import Approval, ApprovalDecision, ControlAnswer
+    from contracts.runs import Approval, ApprovalDecision, ControlAnswer
     from workflows.steps import StepRunner
 
 

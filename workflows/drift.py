@@ -11,11 +11,8 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from dataclasses import replace
 
-    from workflows import (
-        roles_shared,  # noqa: F401 - the sandbox decodes its types by name
-        search,
-    )
-    from workflows.drift_shared import (
+    import contracts.roles  # noqa: F401 - the sandbox decodes its types by name
+    from contracts.drift import (
         CHECK_CLAIMS,
         DRIFT_PREPARE,
         CheckInput,
@@ -24,9 +21,10 @@ with workflow.unsafe.imports_passed_through():
         DriftPrepared,
         DriftPrepareInput,
     )  # fmt: skip
-    from workflows.investigation_shared import INVESTIGATION_WORKFLOW, InvestigationInput
+    from contracts.investigation import INVESTIGATION_WORKFLOW, InvestigationInput
+    from contracts.runs import Gate, RunResult, RunState, TaskInput
+    from workflows import search
     from workflows.patterns import PatternSteps
-    from workflows.shared import Gate, RunResult, RunState, TaskInput
 
 QUICK = timedelta(minutes=5)
 

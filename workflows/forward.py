@@ -16,13 +16,10 @@ with workflow.unsafe.imports_passed_through():
     # The sandbox decodes results by type hints found through its own module table: every
     # module whose dataclasses this workflow receives must be imported here, not only inside
     # the modules it imports.
-    from gym.diagnose import HOW_TO_FIX
-    from workflows import roles_shared  # noqa: F401
-    from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
-    from workflows.approvals import ApprovalEnded, ApprovalSteps
-    from workflows.budget import Budget, usage_detail
-    from workflows.patterns import PatternSteps
-    from workflows.shared import (
+    import contracts.roles  # noqa: F401 - the sandbox decodes its types by name
+    from contracts.agent import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
+    from contracts.budget import Budget, usage_detail
+    from contracts.runs import (
         DELIVER,
         LINT,
         PATCH,
@@ -59,6 +56,9 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyOutput,
     )  # fmt: skip
+    from gym.diagnose import HOW_TO_FIX
+    from workflows.approvals import ApprovalEnded, ApprovalSteps
+    from workflows.patterns import PatternSteps
 
 QUICK = timedelta(minutes=2)
 POLICY_CALL = timedelta(minutes=10)

@@ -12,12 +12,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from gym.diagnose import HOW_TO_FIX
-    from workflows import search
-    from workflows.agent_shared import AGENT_WORKFLOW, AgentInput, AgentOutput
-    from workflows.bisect import Multisection
-    from workflows.budget import Budget
-    from workflows.investigation_shared import (
+    from contracts.agent import AGENT_WORKFLOW, AgentInput, AgentOutput
+    from contracts.budget import Budget
+    from contracts.investigation import (
         CHECK_REPRODUCTION,
         HISTORY,
         INV_PREPARE,
@@ -43,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RevertInput,
         SentryEvent,
     )  # fmt: skip
-    from workflows.shared import (
+    from contracts.runs import (
         DELIVER,
         FORWARD_WORKFLOW,
         LINT,
@@ -64,6 +61,9 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyOutput,
     )  # fmt: skip
+    from gym.diagnose import HOW_TO_FIX
+    from workflows import search
+    from workflows.bisect import Multisection
     from workflows.steps import StepRunner
 
 QUICK = timedelta(minutes=5)

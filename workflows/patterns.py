@@ -14,8 +14,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.budget import Budget, Usage
-    from workflows.roles_shared import (
+    from contracts.budget import Budget, Usage
+    from contracts.roles import (
         ADD_TESTS,
         ADVERSARIAL_RUN,
         DEFAULT_LENSES,
@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RoleInput,
         RoleOutput,
     )  # fmt: skip
-    from workflows.shared import Gate, PlanOutput, RunRef, TaskInput
+    from contracts.runs import Gate, PlanOutput, RunRef, TaskInput
     from workflows.steps import StepRunner
 
 ROLE_LIMIT = timedelta(minutes=10)

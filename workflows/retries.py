@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from workflows.shared import MODEL_ERRORS, NON_RETRYABLE_TYPES
+from contracts.runs import MODEL_ERRORS, NON_RETRYABLE_TYPES
 
 
 def model_retry_policy(initial_s: float, max_s: float) -> RetryPolicy:

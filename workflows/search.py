@@ -1,37 +1,13 @@
-"""Ratchet's custom search attributes: what the Temporal UI and GET /runs filter on.
-
-A run is started with them only where they are registered (the starter checks the namespace
-once); the workflow then keeps `RatchetStatus` current, and only if the run was started with
-it, which its history records, so the decision replays the same way.
-"""
+"""Keeping a run's search attributes current, from inside its workflow (the keys and the
+attributes a run starts with are in ratchet/search_keys.py)."""
 
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 
-KIND = SearchAttributeKey.for_keyword("RatchetKind")
-REPO = SearchAttributeKey.for_keyword("RatchetRepo")
-STATUS = SearchAttributeKey.for_keyword("RatchetStatus")
-POLICY = SearchAttributeKey.for_keyword("RatchetPolicy")
-SENTRY_ISSUE = SearchAttributeKey.for_keyword("RatchetSentryIssue")
-ALL = (KIND, REPO, STATUS, POLICY, SENTRY_ISSUE)
-
-KEYWORD_LIMIT = 2048  # a longer Keyword value is refused by the server
-
-
-def initial(
-    kind: str, repo: str, policy: str, sentry_issue: str | None = None
-) -> TypedSearchAttributes:
-    pairs = [
-        SearchAttributePair(KIND, kind),
-        SearchAttributePair(REPO, repo[:KEYWORD_LIMIT]),
-        SearchAttributePair(STATUS, "running"),
-        SearchAttributePair(POLICY, policy),
-    ]
-    if sentry_issue:
-        pairs.append(SearchAttributePair(SENTRY_ISSUE, sentry_issue[:KEYWORD_LIMIT]))
-    return TypedSearchAttributes(pairs)
+with workflow.unsafe.imports_passed_through():
+    from ratchet.search_keys import SENTRY_ISSUE, STATUS, initial
 
 
 def for_child(kind: str, repo: str, policy: str) -> TypedSearchAttributes | None:

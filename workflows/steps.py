@@ -21,14 +21,11 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
-    from workflows import search
-    from workflows.agent_shared import AgentOutput
-    from workflows.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
-    from workflows.investigation_shared import ReproductionCheck
-    from workflows.retries import model_retry_policy
-    from workflows.roles_shared import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
-    from workflows.shared import (
+    from contracts.agent import AgentOutput
+    from contracts.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
+    from contracts.investigation import ReproductionCheck
+    from contracts.roles import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
+    from contracts.runs import (
         ENVIRONMENT,
         MODEL_ACTIVITIES,
         NON_RETRYABLE_TYPES,
@@ -48,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
         VerifyOutput,
         queue_for,
     )
+    from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
+    from workflows import search
+    from workflows.retries import model_retry_policy
 
 T = TypeVar("T")
 

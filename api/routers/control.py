@@ -15,8 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, TemporalClientDep, check_run_id
 from api.models import ApproveIn, BudgetIn, CancelIn, ControlPublic, RejectIn, UsagePublic
+from contracts.runs import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
-from workflows.shared import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
 

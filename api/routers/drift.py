@@ -28,11 +28,11 @@ from api.models import (
 )
 from api.repo_check import check_repo
 from api.starting import accepted, choose_policy, run_queues, tags
+from contracts.drift import DRIFT_WORKFLOW, DriftInput
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.settings import Settings
 from ratchet.telemetry import current_trace_id
-from workflows.drift_shared import DRIFT_WORKFLOW, DriftInput
 
 router = APIRouter(tags=["drift"], dependencies=[Authenticated])
 

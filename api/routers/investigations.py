@@ -13,10 +13,10 @@ from api.models import EnvironmentIn, InvestigationCreate, TaskAccepted
 from api.repo_check import check_repo
 from api.sentry import event_from, event_from_traceback
 from api.starting import choose_policy, run_queues, start_investigation
+from contracts.investigation import InvestigationInput, SentryEvent
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
-from workflows.investigation_shared import InvestigationInput, SentryEvent
 
 router = APIRouter(prefix="/investigations", tags=["investigations"], dependencies=[Authenticated])
 

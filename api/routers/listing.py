@@ -22,9 +22,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, TemporalClientDep
 from api.models import RunList, RunSummary
+from ratchet import search_keys as search
 from ratchet.settings import Settings
 from ratchet.visibility import search_attributes_ready
-from workflows import search
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
 LIST_TIMEOUT = timedelta(seconds=5)

@@ -34,9 +34,9 @@ from api.models import (
     UsagePublic,
 )
 from api.starting import choose_policy, new_run_id, run_queues, start_forward
+from contracts.runs import RunState
 from ratchet.artifacts import ArtifactNotFound
 from ratchet.telemetry import current_trace_id
-from workflows.shared import RunState
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])
 

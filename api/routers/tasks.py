@@ -10,11 +10,11 @@ from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import EnvironmentIn, TaskAccepted, TaskCreate
 from api.repo_check import check_repo
 from api.starting import choose_policy, new_run_id, run_queues, start_forward
+from contracts.budget import Budget
+from contracts.runs import TaskInput
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.telemetry import current_trace_id
-from workflows.budget import Budget
-from workflows.shared import TaskInput
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Authenticated])
 

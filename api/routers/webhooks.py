@@ -18,12 +18,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import SettingsDep, TemporalClientDep
 from api.sentry import WebhookRefused, parse, verify_signature
 from api.starting import choose_policy, run_queues, start_investigation
+from contracts.investigation import InvestigationInput, SentryEvent
+from contracts.runs import EnvironmentSpec, PolicyChoice
 from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import WEBHOOK_DELIVERIES
 from ratchet.settings import Settings
 from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
-from workflows.investigation_shared import InvestigationInput, SentryEvent
-from workflows.shared import EnvironmentSpec, PolicyChoice
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 

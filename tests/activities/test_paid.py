@@ -14,7 +14,7 @@ from activities.errors import permanent_errors
 from activities.paid import CallLedger, charge, paid
 from agents.ledger import DEFAULT_PRICES, TokenCounts
 from agents.model import ModelCall, PolicyError, TurnResult
-from workflows.budget import USAGE_DETAIL, Usage, usage_from
+from contracts.budget import USAGE_DETAIL, Usage, usage_from
 
 CALL = ModelCall("code", "s", [])
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agents.ledger import DEFAULT_PRICES, PRICES_AS_OF, TokenCounts, cost_usd, price_for
-from workflows.budget import Budget, Usage
+from contracts.budget import Budget, Usage
 
 
 def test_cost_from_the_dated_price_table_by_exact_model_id() -> None:

@@ -39,8 +39,8 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from ratchet.search_keys import ALL as RATCHET_SEARCH_ATTRIBUTES
 from ratchet.settings import Settings
-from workflows.search import ALL as RATCHET_SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -57,7 +57,8 @@ SERVICES = {
     "postgresql", "temporal", "temporal-ui", "otel-collector", "jaeger", *RATCHET_SERVICES,
     *ONE_SHOTS,
 }  # fmt: skip
-# What the code uses (workflows/search.py): the job must register exactly these, with these types.
+# What the code uses (ratchet/search_keys.py): the job must register exactly these, with these
+# types.
 SEARCH_ATTRIBUTES = {key.name: int(key.indexed_value_type) for key in RATCHET_SEARCH_ATTRIBUTES}
 
 

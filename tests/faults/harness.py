@@ -12,9 +12,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from contracts.runs import RunState
 from ratchet.settings import Settings
 from ratchet.visibility import dev_server_flags
-from workflows.shared import RunState
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"

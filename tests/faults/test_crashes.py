@@ -11,6 +11,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 from gym.git import git
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings
@@ -20,7 +21,6 @@ from tests.utils.fake_anthropic import FakeMessagesApi
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from tests.workflows.test_agent import happy_path
-from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 
 
 def _task(repo: Path, policy: PolicyChoice, run_id: str, **extra: object) -> TaskInput:

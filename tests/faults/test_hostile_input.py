@@ -29,6 +29,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.main import MAX_BODY_BYTES, create_app
+from contracts.drift import DRIFT_WORKFLOW
+from contracts.investigation import INVESTIGATION_WORKFLOW
+from contracts.runs import FORWARD_WORKFLOW
 from ratchet.artifacts import ArtifactNotFound, FilesystemArtifactStore
 from ratchet.settings import Settings
 from tests.conftest import TOKEN, _free_namespaces, make_settings, serve_app
@@ -37,9 +40,6 @@ from tests.utils.scripts import ADD_MUL_WRONG, write_script
 from tests.utils.sentry_fixtures import fixtures_dir
 from tests.workflows.helpers import wait_for_end
 from worker import build_worker
-from workflows.drift_shared import DRIFT_WORKFLOW
-from workflows.investigation_shared import INVESTIGATION_WORKFLOW
-from workflows.shared import FORWARD_WORKFLOW
 
 FIXTURES = fixtures_dir()  # the shared fixtures when present, else the project's own copy
 SIGNATURES: dict[str, Any] = json.loads((FIXTURES / "_signatures.json").read_text())

@@ -8,13 +8,13 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 from ratchet.artifacts import FilesystemArtifactStore
 from tests.conftest import free_port, make_settings
 from tests.faults.harness import connect, start_dev_server, wait_for_step
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from worker import build_worker
-from workflows.shared import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
 
 
 async def test_a_run_resumes_after_the_dev_server_restarts_on_its_database(

@@ -11,12 +11,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
+from contracts.runs import ApprovalDecision
 from gym.git import git
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from tests.workflows.helpers import wait_for_end
 from tests.workflows.test_forward import submit
-from workflows.shared import ApprovalDecision
 
 UPDATE_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,

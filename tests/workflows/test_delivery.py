@@ -15,6 +15,7 @@ from activities.delivery import GitHubConfig
 from activities.forward import ForwardActivities
 from activities.models import Models
 from api.main import create_app
+from contracts.runs import DeliverInput, RunRef
 from gym.git import git
 from ratchet.artifacts import FilesystemArtifactStore
 from tests.conftest import TOKEN, make_settings, serve_app
@@ -24,7 +25,6 @@ from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
 from tests.workflows.helpers import wait_for_end
 from tests.workflows.test_forward import submit
 from worker import build_worker
-from workflows.shared import DeliverInput, RunRef
 
 GITHUB_TOKEN = "ghp_" + "t0k3n" * 8
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.budget import Usage
-from workflows.shared import PolicyChoice, RunRef
+from contracts.budget import Usage
+from contracts.runs import PolicyChoice, RunRef
 
 ROLE_CALL = "ratchet.role"
 ADVERSARIAL_RUN = "ratchet.adversarial_tests"

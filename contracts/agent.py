@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.budget import Budget, Usage
-from workflows.shared import PolicyChoice, Queues, RunRef
+from contracts.budget import Budget, Usage
+from contracts.runs import PolicyChoice, Queues, RunRef
 
 AGENT_WORKFLOW = "AgentLoopWorkflow"
 MODEL_TURN = "ratchet.model_turn"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.shared import EnvironmentSpec, PolicyChoice, Queues, RunRef
+from contracts.runs import EnvironmentSpec, PolicyChoice, Queues, RunRef
 
 DRIFT_WORKFLOW = "DriftWorkflow"
 DRIFT_PREPARE = "ratchet.drift.prepare"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.budget import Budget, Usage
+from contracts.budget import Budget, Usage
 
 FORWARD_WORKFLOW = "ForwardPlanningWorkflow"
 

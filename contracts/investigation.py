@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.shared import EnvironmentSpec, Gate, PolicyChoice, Queues, RunRef
+from contracts.runs import EnvironmentSpec, Gate, PolicyChoice, Queues, RunRef
 
 INVESTIGATION_WORKFLOW = "InvestigationWorkflow"
 INV_PREPARE = "ratchet.investigation.prepare"
