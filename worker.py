@@ -31,9 +31,11 @@ from activities.roles import RoleActivities
 from activities.runner import RunnerConfig
 from activities.testing import TestActivities
 from agents.claude import AnthropicModel, ModelSettings
+from agents.ledger import DEFAULT_PRICES
 from agents.model import Model
 from agents.openai_compat import OpenAICompatModel
 from contracts.runs import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
+from gym.egress import Allowlist, build_allowlist
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore
@@ -132,10 +134,17 @@ def runner_config(settings: Settings) -> RunnerConfig:
         log.warning("NO SANDBOX: repository code will run unconfined (%s)", sandbox.description)
     return RunnerConfig(
         limits=limits, sandbox=sandbox, reruns=settings.flaky_reruns,
-        allowlist=settings.env_allowlist(),
+        allowlist=_allowlist(settings),
         env_limits=replace(limits, timeout_s=settings.env_timeout_s),
         tool_timeout_s=settings.tool_timeout_s,
     )  # fmt: skip
+
+
+def _allowlist(settings: Settings) -> Allowlist:
+    try:
+        return build_allowlist(settings.env_allowed_hosts)
+    except ValueError as err:  # a bad entry stops start-up, with its name
+        raise SystemExit(str(err)) from None
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
@@ -143,7 +152,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
     store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
     runner = runner_config(settings)
     models = Models(store, served_models(settings))
-    prices = settings.model_prices
+    prices = {**DEFAULT_PRICES, **settings.model_prices}
     forward = ForwardActivities(
         home=settings.home, store=store, models=models, prices=prices,
         github=github_config(settings),

@@ -24,6 +24,13 @@ VERIFY = "ratchet.verify"
 DELIVER = "ratchet.deliver"
 SNAPSHOT_DIFF = "ratchet.snapshot_diff"
 
+SUITE_HOW_TO_FIX = (
+    "declare the suite's command (`test_command`, or [tests] command in ratchet.toml) and the "
+    'environment it needs (`"environment": {"setup": [...]}` in the request, or '
+    "[environment] setup in ratchet.toml)"
+)
+"""What to do when a suite cannot run (quoted by the gates and by the workflows' errors)."""
+
 NON_RETRYABLE_TYPES = [
     "BadRepository",
     "EnvironmentBuildFailed",

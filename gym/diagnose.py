@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # stdlib only at run time: workflows quote HOW_TO_FIX
+from contracts.runs import SUITE_HOW_TO_FIX
+
+if TYPE_CHECKING:
     from gym.runner import CommandResult
 
 # pytest's exit statuses that mean no verdict on any test.
@@ -17,11 +19,7 @@ PYTEST_STATUS = {
 }
 SHELL_STATUS = {126: "the command is not executable", 127: "the command was not found"}
 _MISSING = re.compile(rb"(ModuleNotFoundError|ImportError): [^\n]{1,200}")
-HOW_TO_FIX = (
-    "declare the suite's command (`test_command`, or [tests] command in ratchet.toml) and the "
-    'environment it needs (`"environment": {"setup": [...]}` in the request, or '
-    "[environment] setup in ratchet.toml)"
-)
+HOW_TO_FIX = SUITE_HOW_TO_FIX  # workflows quote it too: it lives in contracts
 
 
 def suite_problem(command: str, result: CommandResult, outcomes: list[str]) -> str:

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
+from gym.indexes import default_allowed_hosts
+
 log = logging.getLogger("ratchet.gym.egress")
 
 BRIDGE_SOURCE = Path(__file__).with_name("egress_bridge.py")
@@ -380,3 +382,11 @@ def bridge_command(
         "export HTTPS_PROXY=$ratchet_proxy HTTP_PROXY=$ratchet_proxy "
         "https_proxy=$ratchet_proxy http_proxy=$ratchet_proxy NO_PROXY= no_proxy="
     )
+
+
+def build_allowlist(configured: str | None) -> Allowlist:
+    """The egress allowlist of environment builds: RATCHET_ENV_ALLOWED_HOSTS when set (a bad
+    entry raises with its name), else the indexes pip and npm are configured with."""
+    if configured is not None:
+        return parse_allowed_hosts(configured)
+    return Allowlist.of(*default_allowed_hosts())

@@ -44,11 +44,6 @@ def trace_env() -> dict[str, str]:
     return {key.upper(): value for key, value in carrier.items()}
 
 
-def current_trace_id() -> str:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""
-
-
 def forward_spans(records: list[dict[str, Any]], trace_id: str) -> int:
     """Hand spans the tests exported to this process's span pipeline; returns how many."""
     processor = getattr(trace.get_tracer_provider(), "_active_span_processor", None)

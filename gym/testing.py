@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from gym import collector
-from gym.jsonl import read_jsonl
 from gym.junit import TestCase, parse_junit
 from gym.rerun import Rerun, plan_rerun
 from gym.runner import CommandResult, Limits, Tick, run_command
 from gym.sandbox import NoSandbox, Sandbox
-from gym.spans import current_trace_id, forward_spans
+from gym.spans import forward_spans
+from ratchet.jsonl import read_jsonl
+from ratchet.telemetry import current_trace_id
 
 FAILING = ("failed", "error")
 # pytest reads extra options from the environment, whatever wraps it (make, tox, a script).

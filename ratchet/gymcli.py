@@ -16,6 +16,7 @@ from pathlib import Path
 from gym import workspace
 from gym.config import detect_test_command, load_config
 from gym.diagnose import suite_problem
+from gym.egress import build_allowlist
 from gym.envdef import definition_for
 from gym.environments import Environment, Environments
 from gym.errors import GymError
@@ -103,7 +104,7 @@ async def with_environment(
         env = await Environments(settings.home).for_workspace(
             _source(repo), ws, definition, build_workspace, sandbox=builder,
             limits=replace(_limits(settings, None), timeout_s=settings.env_timeout_s),
-            allowlist=settings.env_allowlist(),
+            allowlist=build_allowlist(settings.env_allowed_hosts),
         )  # fmt: skip
     finally:
         for mirror, path in builds:

@@ -11,10 +11,6 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agents.ledger import DEFAULT_PRICES
-from gym.egress import Allowlist, parse_allowed_hosts
-from gym.indexes import default_allowed_hosts
-
 
 class Settings(BaseSettings):
     """Every knob of Ratchet; the variables are `RATCHET_<FIELD>` unless noted."""
@@ -68,12 +64,11 @@ class Settings(BaseSettings):
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per role ("plan", "code", "refactor"): {"model", "max_tokens", "temperature"} overriding the
     anthropic_* defaults. RATCHET_MODELS as JSON."""
-    model_prices: dict[str, tuple[float, float, float, float]] = Field(
-        default_factory=lambda: dict(DEFAULT_PRICES)
-    )
+    model_prices: dict[str, tuple[float, float, float, float]] = Field(default_factory=dict)
     """USD per million tokens (input, output, cache write, cache read) by exact model id.
-    RATCHET_MODEL_PRICES (JSON) adds to and overrides the dated built-in table, so prices change
-    without a release; a model in neither is counted with "price unknown"."""
+    RATCHET_MODEL_PRICES (JSON) adds to and overrides the dated built-in table
+    (agents/ledger.py), so prices change without a release; a model in neither is counted with
+    "price unknown"."""
     openai_base_url: str | None = None
     """An OpenAI-compatible server (vLLM, Ollama, llama.cpp) for policy "openai-compatible",
     e.g. http://127.0.0.1:11434/v1."""
@@ -112,26 +107,6 @@ class Settings(BaseSettings):
     """Wall-clock limit of one setup command of an environment build."""
     tool_timeout_s: float = Field(default=300.0, gt=0)
     """Wall-clock limit of one `bash` tool call of the agent (its process group is killed)."""
-
-    @field_validator("model_prices")
-    @classmethod
-    def _over_defaults(
-        cls, value: dict[str, tuple[float, float, float, float]]
-    ) -> dict[str, tuple[float, float, float, float]]:
-        return {**DEFAULT_PRICES, **value}
-
-    @field_validator("env_allowed_hosts")
-    @classmethod
-    def _hosts_parse(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_allowed_hosts(value)  # a bad entry stops start-up with its name
-        return value
-
-    def env_allowlist(self) -> Allowlist:
-        """The egress allowlist of environment builds."""
-        if self.env_allowed_hosts is not None:
-            return parse_allowed_hosts(self.env_allowed_hosts)
-        return Allowlist.of(*default_allowed_hosts())
 
     sentry_client_secret: SecretStr | None = None
     """The Sentry integration's client secret: webhooks signed with anything else get 401."""

@@ -22,12 +22,17 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from gym.spans import current_trace_id
 from ratchet.logs import RUN_ID_ATTRIBUTE, configure_logging
 from ratchet.scrub import Scrubber
 from ratchet.settings import Settings
 
 __all__ = ["RUN_ID_ATTRIBUTE", "build_tracer_provider", "current_trace_id", "install"]
+
+
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits ("" outside a trace)."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
 
 
 class JsonlSpanExporter(SpanExporter):

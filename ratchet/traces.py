@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gym.jsonl import read_jsonl
+from ratchet.jsonl import read_jsonl
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 
 Span = dict[str, Any]

@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyOutput,
     )  # fmt: skip
-    from gym.diagnose import HOW_TO_FIX
+    from contracts.runs import SUITE_HOW_TO_FIX as HOW_TO_FIX
     from workflows.approvals import ApprovalEnded, ApprovalSteps
     from workflows.patterns import PatternSteps
 

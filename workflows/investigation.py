@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyOutput,
     )  # fmt: skip
-    from gym.diagnose import HOW_TO_FIX
+    from contracts.runs import SUITE_HOW_TO_FIX as HOW_TO_FIX
     from workflows import search
     from workflows.bisect import Multisection
     from workflows.steps import StepRunner
