@@ -66,6 +66,9 @@ def render_tree(tree: list[tuple[int, Span]]) -> str:
 def _notes(attrs: dict[str, Any]) -> str:
     """What a reader looks for on a span: retries, model use, exit codes, foreign spans."""
     notes = []
+    if step := attrs.get("ratchet.step"):
+        notes.append(f"step {step}" + (f" #{attrs['ratchet.round']}" if "ratchet.round" in attrs
+                                       else ""))  # fmt: skip
     if (attempt := attrs.get("temporal.activity.attempt")) and attempt > 1:
         notes.append(f"attempt {attempt}")
     if model := attrs.get("gen_ai.response.model"):

@@ -44,6 +44,9 @@ TOOL_RETRY = RetryPolicy(
 class AgentLoopWorkflow:
     def __init__(self) -> None:
         self._stop = False
+        self._observed_step: tuple[str, int | None] | None = None
+        """The step this loop serves ("patch", "refactor", "reproduce") and its round, named on
+        every activity's span (activities/observe.py)."""
 
     @workflow.signal(name="stop")
     def stop(self) -> None:
@@ -59,6 +62,9 @@ class AgentLoopWorkflow:
         # A model API storm (429, 529, 5xx) delays the run but never fails it: retries do not
         # stop, they back off up to two minutes and honour retry-after.
         model_retry = model_retry_policy(arg.retry_initial_s, arg.retry_max_s)
+
+        step, _, number = arg.script_key.partition(".")
+        self._observed_step = (step or arg.role, int(number) if number.isdigit() else None)
 
         def out(stop: str, **more: object) -> AgentOutput:
             return AgentOutput(stop, snapshot, usage, transcript_ref, pending, **more)  # type: ignore[arg-type]

@@ -75,6 +75,8 @@ class StepRunner:
     """First and longest wait between tries of a model call (set from the run's input)."""
     _environment: EnvironmentRef | None = None
     """The run's environment, once its step has run: every run result names it."""
+    _observed_step: tuple[str, int | None] | None = None
+    """The step whose activity is being scheduled: traces name it (activities/observe.py)."""
 
     def _before_step(self) -> None:
         """Called before every step; a workflow may raise here to stop (e.g. when cancelled)."""
@@ -146,6 +148,7 @@ class StepRunner:
         # long it lasts; other steps fail after a few tries.
         model = activity in MODEL_ACTIVITIES
         retry = model_retry_policy(*self._model_backoff) if model else RETRY
+        self._observed_step = (name, round_)
         try:
             result: T = await workflow.execute_activity(
                 activity,

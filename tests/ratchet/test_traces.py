@@ -18,9 +18,9 @@ def test_spans_written_as_jsonl_read_back_as_a_tree(tmp_path: Path) -> None:
         root.set_attribute("ratchet.run_id", "task-1")
         with (
             tracer.start_as_current_span("RunWorkflow"),
-            tracer.start_as_current_span("RunActivity:ratchet.plan"),
+            tracer.start_as_current_span("RunActivity:ratchet.model_turn") as turn,
         ):
-            pass
+            turn.set_attributes({"ratchet.step": "refactor", "ratchet.round": 1})
     with tracer.start_as_current_span("unrelated"):
         pass
     with path.open("a") as f:
@@ -30,7 +30,8 @@ def test_spans_written_as_jsonl_read_back_as_a_tree(tmp_path: Path) -> None:
     assert trace_id == format(root.get_span_context().trace_id, "032x")
     tree = span_tree(spans, trace_id)
     assert [(d, s["name"]) for d, s in tree] == [
-        (0, "POST /tasks"), (1, "RunWorkflow"), (2, "RunActivity:ratchet.plan"),
+        (0, "POST /tasks"), (1, "RunWorkflow"), (2, "RunActivity:ratchet.model_turn"),
     ]  # fmt: skip
-    assert "    RunActivity:ratchet.plan" in render_tree(tree)
+    line = render_tree(tree).splitlines()[2]
+    assert line.startswith("    RunActivity:ratchet.model_turn") and "step refactor #1" in line
     assert trace_id_for_run(spans, "task-2") is None

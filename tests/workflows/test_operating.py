@@ -98,6 +98,14 @@ async def test_one_trace_runs_from_the_request_to_the_repository_s_own_test_span
     activities = [s for s in spans if s.name.startswith("RunActivity:")]
     assert all(s.attributes["temporal.activity.attempt"] >= 1 for s in activities)
     assert all(s.attributes["ratchet.run_id"] == run_id for s in activities)
+    # ... and which step and round it served: a refactor's turn never reads like a repair round.
+    steps = {(s.name.removeprefix("RunActivity:"), s.attributes.get("ratchet.step"),
+              s.attributes.get("ratchet.round")) for s in activities}  # fmt: skip
+    assert ("ratchet.run_tests", "baseline", None) in steps
+    assert {("ratchet.verify", "verify", 1), ("ratchet.verify", "verify", 2)} <= steps
+    assert {("ratchet.model_turn", "patch", 1), ("ratchet.model_turn", "patch", 2),
+            ("ratchet.model_turn", "refactor", 1)} <= steps  # fmt: skip
+    assert all(s.attributes.get("ratchet.step") for s in activities), steps
     process = next(s for s in spans if s.name == "sandbox.process")
     assert process.attributes["ratchet.sandbox"] == "bwrap"
     assert "process.exit_code" in process.attributes
