@@ -34,7 +34,7 @@ from agents.claude import AnthropicModel, ModelSettings
 from agents.ledger import DEFAULT_PRICES
 from agents.model import Model
 from agents.openai_compat import OpenAICompatModel
-from contracts.runs import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
+from contracts.activities import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
 from gym.egress import Allowlist, build_allowlist
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox

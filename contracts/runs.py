@@ -59,29 +59,8 @@ class Queues:
     sandbox: str = ""
 
 
-MODEL_ACTIVITIES = frozenset({
-    "ratchet.plan", "ratchet.patch", "ratchet.role", "ratchet.model_turn",
-})  # fmt: skip
-"""("ratchet.patch" only in runs recorded before scripted runs went through the agent loop.)"""
-SANDBOX_ACTIVITIES = frozenset({
-    "ratchet.environment", "ratchet.run_tests", "ratchet.lint", "ratchet.performance",
-    "ratchet.tool",
-    "ratchet.adversarial_tests", "ratchet.investigation.probe", "ratchet.drift.check",
-    "ratchet.investigation.check_reproduction",
-})  # fmt: skip
-
-
 # Model failures no retry can fix; the rest (429, 529, 5xx, dropped connections) are retried.
 MODEL_ERRORS = ["ModelRequestRejected", "ModelSpendLimit", "ModelAnswerUnreadable"]
-
-
-def queue_for(activity: str, queues: Queues) -> str | None:
-    """The task queue an activity is scheduled on (None: the workflow's own)."""
-    if activity in MODEL_ACTIVITIES:
-        return queues.model or None
-    if activity in SANDBOX_ACTIVITIES:
-        return queues.sandbox or None
-    return None
 
 
 @dataclass(frozen=True)

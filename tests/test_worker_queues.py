@@ -77,3 +77,21 @@ def test_a_worker_polls_only_the_queues_it_is_given(
     assert [w.task_queue for w in build_workers(client, settings)] == [boxes]
     with pytest.raises(SystemExit, match="RATCHET_WORKER_QUEUES names nope"):
         build_workers(client, settings.model_copy(update={"worker_queues": "nope"}))
+
+
+async def test_every_activity_a_worker_runs_is_in_the_registry(
+    tmp_path: Path, client: Client
+) -> None:
+    from temporalio.activity import _Definition
+
+    from contracts.activities import ACTIVITIES
+
+    settings = make_settings(tmp_path / "home", "127.0.0.1:1")
+    names = set()
+    for worker in build_workers(client, settings):
+        for fn in worker._config["activities"]:  # type: ignore[index]
+            definition = _Definition.from_callable(fn)
+            assert definition is not None and definition.name
+            names.add(definition.name)
+    # The patch activity is only for runs recorded before the agent loop: no worker runs it.
+    assert names == set(ACTIVITIES) - {"ratchet.patch"}

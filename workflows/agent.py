@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.activities import queue_for
     from contracts.agent import (
         AGENT_WORKFLOW,
         MODEL_TURN,
@@ -26,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
     )
-    from contracts.runs import NON_RETRYABLE_TYPES, queue_for
+    from contracts.runs import NON_RETRYABLE_TYPES
     from workflows.retries import model_retry_policy
     from workflows.steps import usage_in
 

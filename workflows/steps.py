@@ -21,13 +21,14 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.activities import model_retried, queue_for
+    from contracts.activities import purpose as activity_purpose
     from contracts.agent import AgentOutput
     from contracts.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
     from contracts.investigation import ReproductionCheck
     from contracts.roles import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
     from contracts.runs import (
         ENVIRONMENT,
-        MODEL_ACTIVITIES,
         NON_RETRYABLE_TYPES,
         Delivery,
         EnvironmentInput,
@@ -43,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         TestReport,
         VerifyOutput,
-        queue_for,
     )
     from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
     from workflows import search
@@ -146,7 +146,7 @@ class StepRunner:
         self._set_step(index, StepRecord(name, "running", 1, started, round=round_))
         # A model call waits out an overloaded or rate-limited API at a bounded pace, however
         # long it lasts; other steps fail after a few tries.
-        model = activity in MODEL_ACTIVITIES
+        model = model_retried(activity)
         retry = model_retry_policy(*self._model_backoff) if model else RETRY
         self._observed_step = (name, round_)
         try:
@@ -255,42 +255,12 @@ class StepRunner:
         )
 
 
-# What each activity does, in the words a person watching the Temporal UI would use.
-_PURPOSE = {
-    "ratchet.prepare": "mirror the repository and snapshot the base",
-    "ratchet.environment": "build the repository's environment, or find it built",
-    "ratchet.run_tests": "run the repository's tests in the sandbox",
-    "ratchet.plan": "ask the policy for a plan",
-    "ratchet.patch": "ask the policy for a patch",
-    "ratchet.lint": "lint the snapshot (new findings only)",
-    "ratchet.performance": "benchmark the base against the patch",
-    "ratchet.verify": "grade the gates",
-    "ratchet.deliver": "commit the patch to a ratchet/ branch",
-    "ratchet.snapshot_diff": "keep the work so far as a patch",
-    "ratchet.role": "ask a role for a structured answer",
-    "ratchet.adversarial_tests": "run the red team's tests against the patch",
-    "ratchet.add_tests": "add the valid red-team tests",
-    "ratchet.memory.read": "read the repository's memory",
-    "ratchet.memory.record": "record what this run learned",
-    "ratchet.investigation.prepare": "mirror the repository and reproduce",
-    "ratchet.investigation.check_reproduction": "run the written test: does it fail as the "
-    "event did?",
-    "ratchet.investigation.probe": "test one commit of the history",
-    "ratchet.investigation.history": "list the commits to search",
-    "ratchet.investigation.localize": "find the guilty hunks of the culprit",
-    "ratchet.investigation.revert": "revert the guilty hunks",
-    "ratchet.investigation.report": "write the root-cause report",
-    "ratchet.drift.prepare": "read the repository's specs",
-    "ratchet.drift.check": "test each claim of the specs",
-}
-
-
 def _where(step: str, round_: int | None) -> str:
     return step + (f" (round {round_})" if round_ else "")
 
 
 def _summary(step: str, activity: str, round_: int | None) -> str:
-    purpose = _PURPOSE.get(activity)
+    purpose = activity_purpose(activity)
     return f"{_where(step, round_)}: {purpose}" if purpose else _where(step, round_)
 
 
