@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.budget import Usage
-from contracts.runs import EnvironmentSpec
+from contracts.runs import EnvironmentSpec, PolicyName
 
 
 class Input(BaseModel):
@@ -141,7 +141,7 @@ class TaskCreate(Input):
     goal: str = Field(min_length=1, description="what the change should achieve")
     base_ref: str = Field(default="HEAD", min_length=1, max_length=256)
     test_command: str | None = Field(default=None, max_length=4096)
-    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
+    policy: PolicyName | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
     budget: BudgetIn | None = None
@@ -180,7 +180,7 @@ class InvestigationCreate(Input):
     bad_ref: str = Field(default="HEAD", min_length=1, max_length=256)
     reproduce: Reproduce = Field(default_factory=Reproduce)
     kind: Literal["regression", "performance", "invariants"] = "regression"
-    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
+    policy: PolicyName | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     parallel_probes: int | None = Field(default=None, ge=1, le=16)
     benchmark_runs: int = Field(default=5, ge=2, le=30)
@@ -217,7 +217,7 @@ class TaskAccepted(BaseModel):
 class ForkCreate(Input):
     from_step: str = Field(min_length=1, max_length=100, description='e.g. "base", "patch-1"')
     goal: str | None = Field(default=None, min_length=1)
-    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
+    policy: PolicyName | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     max_repair_rounds: int | None = Field(default=None, ge=0, le=20)
 
@@ -261,7 +261,7 @@ class RunResultPublic(BaseModel):
 class DriftCreate(Input):
     repo: str = Field(min_length=1, max_length=4096)
     ref: str = Field(default="HEAD", min_length=1, max_length=256)
-    policy: Literal["anthropic", "scripted", "openai-compatible"] | None = None
+    policy: PolicyName | None = None
     policy_script: str | None = Field(default=None, max_length=4096)
     investigate: bool = True
     """Start an investigation when a claim's test shows drift."""

@@ -23,7 +23,7 @@ from agents.scripted import parse_script
 from api.deps import TemporalUnavailable
 from api.models import TaskAccepted
 from contracts.investigation import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
-from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, Queues, TaskInput
+from contracts.runs import FORWARD_WORKFLOW, RUN_PREFIXES, PolicyChoice, Queues, TaskInput
 from ratchet import search_keys as search
 from ratchet.artifacts import ArtifactStore
 from ratchet.settings import Settings
@@ -40,8 +40,9 @@ def run_queues(settings: Settings) -> Queues:
     return Queues(model=model, sandbox=sandbox)
 
 
-def new_run_id() -> str:
-    run_id = f"task-{secrets.token_hex(6)}"
+def new_run_id(kind: str = "task") -> str:
+    """A new run's id, tagged on the request's span (the one place run ids are minted)."""
+    run_id = f"{RUN_PREFIXES[kind]}-{secrets.token_hex(6)}"
     trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
     return run_id
 

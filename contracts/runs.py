@@ -7,6 +7,7 @@ fields get defaults so histories recorded earlier still decode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from contracts.budget import Budget, Usage
 
@@ -41,6 +42,13 @@ NON_RETRYABLE_TYPES = [
     "GymError",
     "AnswerCutOff",
 ]
+
+
+PolicyName = Literal["anthropic", "scripted", "openai-compatible"]
+"""The policies a run can name: Claude, a self-hosted model, the scripted test double."""
+POLICY_NAMES: tuple[PolicyName, ...] = ("anthropic", "openai-compatible", "scripted")
+RUN_PREFIXES = {"task": "task", "investigation": "inv", "drift": "drift"}
+"""Run ids are "<prefix>-<12 hex digits>" (api/starting.py mints them)."""
 
 
 @dataclass(frozen=True)

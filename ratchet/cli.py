@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contracts.runs import POLICY_NAMES
 from ratchet import cliview
 from ratchet.apiclient import OPEN, ApiError, RatchetApi, follow
 from ratchet.settings import load_settings
 
-POLICIES = ["anthropic", "openai-compatible", "scripted"]
+POLICIES = list(POLICY_NAMES)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from api.models import (
     TaskAccepted,
 )
 from api.repo_check import check_repo
-from api.starting import accepted, choose_policy, run_queues, tags
+from api.starting import accepted, choose_policy, new_run_id, run_queues, tags
 from contracts.drift import DRIFT_WORKFLOW, DriftInput
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
@@ -57,7 +57,7 @@ async def check_drift(
     body: DriftCreate, settings: SettingsDep, store: StoreDep, client: TemporalClientDep
 ) -> TaskAccepted:
     inp = await _drift_input(body, settings, store)
-    run_id = f"drift-{secrets.token_hex(6)}"
+    run_id = new_run_id("drift")
     await client.start_workflow(
         DRIFT_WORKFLOW, inp, id=run_id, task_queue=settings.task_queue,
         static_summary=f"[drift] {body.repo}",

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 from fastapi import APIRouter, HTTPException
-from opentelemetry import trace
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
 from api.models import EnvironmentIn, InvestigationCreate, TaskAccepted
 from api.repo_check import check_repo
 from api.sentry import event_from, event_from_traceback
-from api.starting import choose_policy, run_queues, start_investigation
+from api.starting import choose_policy, new_run_id, run_queues, start_investigation
 from contracts.investigation import InvestigationInput, SentryEvent
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
-from ratchet.telemetry import RUN_ID_ATTRIBUTE, current_trace_id
+from ratchet.telemetry import current_trace_id
 
 router = APIRouter(prefix="/investigations", tags=["investigations"], dependencies=[Authenticated])
 
@@ -53,8 +51,7 @@ async def create_investigation(
     policy = None
     if body.policy is not None:
         policy = choose_policy(body.policy, body.policy_script, settings, store)
-    run_id = f"inv-{secrets.token_hex(6)}"
-    trace.get_current_span().set_attribute(RUN_ID_ATTRIBUTE, run_id)
+    run_id = new_run_id("investigation")
     inp = InvestigationInput(
         run_id=run_id, kind=body.kind, repo=body.repo, bad_ref=bad, good_ref=good,
         test_command=body.reproduce.test_command, test_id=body.reproduce.test_id, policy=policy,
