@@ -45,7 +45,7 @@ from gym import investigate, perf, reproduction, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.paths import safe_path
-from gym.report import quote, table
+from gym.report import render_report
 from gym.runner import Limits
 from gym.testing import run_tests
 from gym.workspace import is_remote, resolve_local
@@ -287,72 +287,3 @@ class InvestigationActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [self.prepare, self.history, self.probe, self.localize, self.revert, self.report,
                 self.check_reproduction]  # fmt: skip
-
-
-def render_report(arg: ReportInput, hunks: str) -> str:
-    lines = [f"# Root-cause report: {arg.run_id} ({arg.kind})", ""]
-    if arg.event:
-        e = arg.event
-        lines += [
-            "## Event", "",
-            f"Sentry issue {e.issue_id}, event {e.event_id or '?'}, release {e.release or '?'}"
-            + (f", trace {e.trace_id}" if e.trace_id else ""),
-            "", "Title, culprit and exception as reported (data from the event, quoted):", "",
-            quote(f"{e.title}\n{e.culprit}\n{e.exception_type}: {e.exception_value}"), "",
-            "### Frames (oldest first)", "",
-            table(["in app", "file", "function", "line"],
-                  [["yes" if f.in_app else "no", f.filename, f.function, str(f.lineno or "")]
-                   for f in e.frames]),
-            "", "Context lines (quoted):", "",
-            quote("\n".join(f.context_line for f in e.frames if f.context_line)), "",
-        ]  # fmt: skip
-    lines += ["## Reproduction", "", f"Command: `{arg.reproduce}`", ""]
-    if arg.written is not None:
-        lines += ["No existing test reproduced the event, so the policy wrote one; Ratchet ran "
-                  "it at the bad commit and read its traceback:", "", f"- {arg.written.detail}",
-                  ""]  # fmt: skip
-        for path, content in arg.written.files.items():
-            lines += [f"`{path}` (written by the policy, quoted):", "", quote(content, 8000), ""]
-        lines += ["Where it fails (its traceback in the repository, quoted):", "",
-                  quote(arg.written.failure, 3000), ""]  # fmt: skip
-    if arg.latent:
-        lines += ["It fails at every commit of the history: a latent bug, not a regression, so "
-                  "there was nothing to bisect; the fix makes the new test pass.", ""]  # fmt: skip
-    if arg.frame_files:
-        lines += [f"Files from the in-app frames: {', '.join(arg.frame_files)}", ""]
-    if arg.refused_frames:
-        lines += ["Frame paths refused (outside the repository):", "",
-                  quote("\n".join(arg.refused_frames)), ""]  # fmt: skip
-    lines += ["## Culprit", ""]
-    if arg.culprit:
-        lines += [f"Commit `{arg.culprit}` by {arg.author}; confidence: {arg.confidence}.", "",
-                  quote(arg.message, 2000), ""]  # fmt: skip
-        if arg.suspects:
-            lines += [f"Other candidates: {', '.join(s[:12] for s in arg.suspects)}", ""]
-    else:
-        lines += ["Not found.", ""]
-    probes = [[str(p.round), p.sha[:12], p.outcome, p.detail] for p in arg.probes]
-    lines += [
-        "## Evidence (every probe)",
-        "",
-        table(["round", "commit", "outcome", "detail"], probes),
-    ]
-    lines += [""]
-    if hunks:
-        lines += [
-            "## Guilty hunks",
-            "",
-            "~~~diff",
-            hunks[:20000].replace("~~~", "~ ~ ~"),
-            "~~~",
-            "",
-        ]
-    lines += ["## Fix", "", arg.fix, ""]
-    if arg.written is not None and arg.branch:
-        lines += ["Why it passes now: the new test ships with the fix, and the gates below ran "
-                  "it with the whole suite on the fixed code.", ""]  # fmt: skip
-    if arg.branch:
-        lines += [f"Delivered on branch `{arg.branch}`.", ""]
-    gates = [[g.name, "yes" if g.passed else "NO", g.detail] for g in arg.gates]
-    lines += ["## Gates", "", table(["gate", "passed", "detail"], gates)]
-    return "\n".join(lines) + "\n"
