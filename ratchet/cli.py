@@ -19,6 +19,8 @@ from ratchet.apiclient import OPEN, ApiError, RatchetApi, follow
 from ratchet.settings import load_settings
 
 POLICIES = list(POLICY_NAMES)
+Commands = Any  # argparse's subparsers action (private in typeshed)
+Parents = list[argparse.ArgumentParser]
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -266,7 +268,17 @@ def parser() -> argparse.ArgumentParser:
     api = argparse.ArgumentParser(add_help=False, parents=[as_json])
     api.add_argument("--api", metavar="URL", help="API base URL (default: from the settings)")
     local, remote = [as_json], [api]
+    _local_commands(sub, local)
+    _task_command(sub, remote)
+    _investigate_command(sub, remote)
+    _run_commands(sub, remote)
+    return p
 
+
+def _local_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], local: list[argparse.ArgumentParser]
+) -> None:
+    """Commands that need no API: the stack, the demo, traces, the gym."""
     _command(sub, "up", _cmd_up, "run Temporal, a worker and the API until Ctrl-C", [])
     _command(sub, "demo", _cmd_demo, "run the bundled example end to end", [])
     _command(sub, "trace", _cmd_trace, "print a run's trace id and span tree", local).add_argument(
@@ -284,6 +296,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--command", help="test command (detected when absent)")
     c.add_argument("--setup", action="append", metavar="CMD", help=SETUP_HELP)
 
+
+def _task_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], remote: list[argparse.ArgumentParser]
+) -> None:
     c = _command(sub, "task", _cmd_task, "start a forward-planning run", remote)
     c.add_argument("--repo", required=True, help="local path or git URL")
     c.add_argument("--goal", required=True)
@@ -304,6 +320,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--approve-plan", action="store_true", help="approve the plan before work")
     c.add_argument("--approval-timeout-s", type=float, metavar="S")
 
+
+def _investigate_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], remote: list[argparse.ArgumentParser]
+) -> None:
     c = _command(sub, "investigate", _cmd_investigate, "find and fix what broke", remote)
     c.add_argument("--repo", required=True, help="local path or git URL")
     c.add_argument("--bad", default="HEAD", help="a ref that shows the problem (default HEAD)")
@@ -322,6 +342,11 @@ def parser() -> argparse.ArgumentParser:
                      help="have the policy write a test that fails as the error did")  # fmt: skip
     _policy_options(c)
 
+
+def _run_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], remote: list[argparse.ArgumentParser]
+) -> None:
+    """Commands on runs that exist: list, show, follow, steer, fork."""
     c = _command(sub, "runs", _cmd_runs, "list runs (newest first)", remote)
     c.add_argument("--query", help="a Temporal visibility query")
     c.add_argument("--kind")
@@ -362,7 +387,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--goal", help="a new goal (default: the run's)")
     c.add_argument("--max-repair-rounds", type=int, metavar="N")
     _policy_options(c)
-    return p
 
 
 def run(argv: list[str] | None = None) -> int:
