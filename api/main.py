@@ -69,15 +69,22 @@ def create_app(
     app.state.temporal = TemporalConnection(settings, provider.get_tracer("ratchet.api"), client)
     _ = settings.token  # make or read the token now, not on the first request
 
-    app.include_router(health.router)
-    app.include_router(tasks.router)
-    app.include_router(listing.router)
-    app.include_router(runs.router)
-    app.include_router(control.router)
-    app.include_router(investigations.router)
-    app.include_router(webhooks.router)
-    app.include_router(drift.router)
-    app.include_router(repos.router)
+    for module in (health, tasks, listing, runs, control, investigations, webhooks, drift, repos):
+        app.include_router(module.router)
+    _error_answers(app)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        excluded_urls="healthz,readyz",
+        exclude_spans=["receive", "send"],
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    return app
+
+
+def _error_answers(app: FastAPI) -> None:
+    """What a caller gets when Temporal is away or the request is invalid: a status and a
+    message, never a stack trace."""
 
     @app.exception_handler(TemporalUnavailable)
     async def _unavailable(_: Request, err: TemporalUnavailable) -> JSONResponse:
@@ -101,12 +108,3 @@ def create_app(
             where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
             problems.append(f"{where}: {e.get('msg', 'invalid')}")
         return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
-
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=provider,
-        excluded_urls="healthz,readyz",
-        exclude_spans=["receive", "send"],
-    )
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-    return app
