@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -198,6 +199,15 @@ async def record_histories(request: pytest.FixtureRequest) -> AsyncIterator[None
         kind = execution.workflow_type.removesuffix("Workflow").lower()
         path = HISTORIES / f"{name}--{kind}--{execution.run_id}.json"
         # The workflow id is not in the history, and replay needs it (children ids derive from it).
-        path.write_text(
-            json.dumps({"workflow_id": execution.id, "history": history.to_json_dict()})
-        )
+        recorded = {"workflow_id": execution.id, "history": history.to_json_dict()}
+        path.write_text(json.dumps(_without_stack_traces(recorded)))
+
+
+def _without_stack_traces(value: Any) -> Any:
+    """A recorded history without failures' stack traces: they name this machine's paths, and
+    replay never reads them."""
+    if isinstance(value, dict):
+        return {k: "" if k == "stackTrace" else _without_stack_traces(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_stack_traces(v) for v in value]
+    return value
