@@ -70,14 +70,14 @@ bench: install
 	$(BIN)/python -m bench
 
 # A trace UI without Docker: Arize Phoenix in a venv of its own (it pins many packages), on
-# 127.0.0.1, offline (ratchet/phoenix.py). `make up` started after it exports its spans there.
+# 127.0.0.1, offline (ratchet/cli/phoenix.py). `make up` started after it exports its spans there.
 PHOENIX_VERSION := 20.26.1
 PHOENIX_VENV := .venv-phoenix
 PHOENIX_STAMP := $(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION)
 RATCHET_PHOENIX_PORT ?= 6006
 
 traces: $(PHOENIX_STAMP)
-	@RATCHET_PHOENIX_PORT=$(RATCHET_PHOENIX_PORT) $(PHOENIX_VENV)/bin/python -P ratchet/phoenix.py
+	@RATCHET_PHOENIX_PORT=$(RATCHET_PHOENIX_PORT) $(PHOENIX_VENV)/bin/python -P ratchet/cli/phoenix.py
 
 $(PHOENIX_STAMP):
 	@test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)

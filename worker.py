@@ -35,7 +35,7 @@ from agents.ledger import DEFAULT_PRICES
 from agents.model import Model
 from agents.openai_compat import OpenAICompatModel
 from contracts.activities import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
-from gym.egress import Allowlist, build_allowlist
+from gym.allowlist import Allowlist, build_allowlist
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
 from ratchet.artifacts import FilesystemArtifactStore

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from contracts.runs import DeliverInput
+from contracts.steps import DeliverInput
 from gym import github
 from gym.git import git
 from gym.workspace import is_remote

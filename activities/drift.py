@@ -82,11 +82,14 @@ class DriftActivities:
             v: sum(1 for f in findings if f["verdict"] == v)
             for v in ("holds", "drift", "unchecked")
         }
+        # The failing claim tests, run the way each was checked: an investigation's reproduction.
+        reproduce = " ".join(["python -m pytest -q", *sorted(drift_tests)]) if drift_tests else ""
         return CheckOutput(
             report_ref=self.store.put_text(render(arg.run, findings)),
             findings_ref=self.store.put_text(json.dumps(findings)),
             holds=counts["holds"], drift=counts["drift"], unchecked=counts["unchecked"],
             drift_tests=drift_tests, attempt=activity.info().attempt,
+            reproduce=reproduce,
         )  # fmt: skip
 
     async def _test(

@@ -12,13 +12,8 @@ from temporalio import activity
 from activities.common import materialize, tag_span
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
-from contracts.runs import (
-    ENVIRONMENT,
-    EnvironmentInput,
-    EnvironmentOutput,
-    EnvironmentRef,
-    RunRef,
-)
+from contracts.runs import EnvironmentRef, RunRef
+from contracts.steps import ENVIRONMENT, EnvironmentInput, EnvironmentOutput
 from gym import workspace
 from gym.config import load_config
 from gym.envdef import EnvDefinition, definition_for

@@ -19,7 +19,8 @@ from agents.asking import ask
 from agents.ledger import DEFAULT_PRICES, Price
 from agents.model import PolicyError
 from agents.planning import plan_call
-from contracts.runs import (
+from contracts.runs import Gate, RunRef
+from contracts.steps import (
     DELIVER,
     PLAN,
     PREPARE,
@@ -29,13 +30,11 @@ from contracts.runs import (
     Delivery,
     DiffInput,
     DiffOutput,
-    Gate,
     LintReport,
     PlanInput,
     PlanOutput,
     Prepared,
     PrepareInput,
-    RunRef,
     TestReport,
     VerifyInput,
     VerifyOutput,

@@ -40,7 +40,8 @@ from contracts.investigation import (
     SentryEvent,
     Target,
 )
-from contracts.runs import PatchOutput, RunRef
+from contracts.runs import RunRef
+from contracts.steps import PatchOutput
 from gym import investigate, perf, reproduction, workspace
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository

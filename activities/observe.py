@@ -1,9 +1,10 @@
 """Every activity, observed the same way: its span says which attempt it is, which run it
 serves and which step (and round) of the run it is, and its duration goes to the step-duration
-metric by outcome.
+metric by outcome; its result comes back with the step list's line for it
+(activities/details.py). Every master run is counted as it starts and as it ends, by outcome.
 
 The step travels as a header the workflow side adds when it schedules the activity (a header is
-not part of what replay compares), read from the workflow instance's `_observed_step`."""
+not part of what replay compares), read from the workflow's steps object (`_observed`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from temporalio import activity, workflow
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
+    ExecuteWorkflowInput,
     Interceptor,
     StartActivityInput,
     WorkflowInboundInterceptor,
@@ -23,7 +25,8 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from ratchet.metrics import STEP_DURATION
+from activities.details import with_detail
+from ratchet.metrics import RUNS_ENDED, RUNS_STARTED, STEP_DURATION
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 
 STEP_HEADER = "ratchet-step"
@@ -45,14 +48,49 @@ class _StepNaming(WorkflowInboundInterceptor):
     def init(self, outbound: WorkflowOutboundInterceptor) -> None:
         super().init(_StepHeaders(outbound))
 
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        """Counts the master runs started, and ended by outcome (the phase they end in)."""
+        started = _run_state(workflow.instance())
+        if started is None:  # the agent loop: a part of a run, not a run
+            return await super().execute_workflow(input)
+        _count(RUNS_STARTED, {"kind": started.kind})
+        try:
+            return await super().execute_workflow(input)
+        finally:
+            ended = _run_state(workflow.instance())
+            if ended is not None and ended.phase in ENDED:
+                _count(RUNS_ENDED, {"kind": ended.kind, "outcome": ended.phase})
+
+
+ENDED = ("completed", "failed", "cancelled", "rejected", "expired")
+
+
+def _run_state(instance: object) -> Any:
+    return getattr(getattr(instance, "steps", None), "state", None)
+
+
+def _count(counter: Any, attributes: dict[str, str]) -> None:
+    """A metric from a workflow: recorded once, live, never again while a history replays."""
+    if workflow.unsafe.is_replaying():
+        return
+    with workflow.unsafe.sandbox_unrestricted():
+        counter.add(1, attributes)
+
 
 class _StepHeaders(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        step = getattr(workflow.instance(), "_observed_step", None)
+        step = _observed(workflow.instance())
         if step:
             payload = workflow.payload_converter().to_payload(list(step))
             input.headers = {**input.headers, STEP_HEADER: payload}
         return super().start_activity(input)
+
+
+def _observed(instance: object) -> Any:
+    """The step being scheduled: a master workflow's steps object knows it, the agent loop
+    keeps its own."""
+    steps = getattr(instance, "steps", None)
+    return getattr(steps, "observed", None) or getattr(instance, "_observed_step", None)
 
 
 def _step_of(input: ExecuteActivityInput) -> tuple[str, int | None] | None:
@@ -83,7 +121,8 @@ class _ObservedActivity(ActivityInboundInterceptor):
         started = time.monotonic()
         outcome = "completed"
         try:
-            return await super().execute_activity(input)
+            # The step list's line for the result is written here, once for every activity.
+            return with_detail(await super().execute_activity(input))
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise

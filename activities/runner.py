@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gym.egress import Allowlist
+from gym.allowlist import Allowlist
 from gym.runner import Limits
 from gym.sandbox import Sandbox
 

@@ -13,7 +13,8 @@ from activities.common import materialize, tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
-from contracts.runs import (
+from contracts.runs import RunRef
+from contracts.steps import (
     LINT,
     PERFORMANCE,
     RUN_TESTS,
@@ -21,7 +22,6 @@ from contracts.runs import (
     LintReport,
     PerfInput,
     PerfReport,
-    RunRef,
     TestInput,
     TestReport,
 )

@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 from agents.model import PolicyError
 from agents.scripted import parse_script
 from api.deps import TemporalUnavailable
-from api.models import TaskAccepted
+from api.models.public import TaskAccepted
 from contracts.investigation import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
 from contracts.runs import FORWARD_WORKFLOW, RUN_PREFIXES, PolicyChoice, Queues, TaskInput
 from ratchet import search_keys as search
@@ -118,7 +118,7 @@ async def start_investigation(
     if join and inp.event is not None:
         options = {
             "start_signal": "event",
-            "start_signal_args": [EventSignal(inp.event)],
+            "start_signal_args": [EventSignal(event_id=inp.event.event_id)],
             "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
             # A finished investigation is not redone by a redelivery; a failed one may be.
             "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from gym.egress import Allowlist
+from gym.allowlist import Allowlist
 from gym.envdef import EnvDefinition, definition_for, key_for
 from gym.environments import EnvironmentBuildFailed, Environments, interpreter_id
 from gym.indexes import default_allowed_hosts

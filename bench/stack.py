@@ -25,7 +25,7 @@ from tests.utils.settings import make_settings as test_settings
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 RESULTS = Path(__file__).parent / "results"
-# As `ratchet up` runs the dev server (ratchet/stack.py): WAL, normal sync.
+# As `ratchet up` runs the dev server (ratchet/cli/stack.py): WAL, normal sync.
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
 
 

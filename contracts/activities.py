@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from contracts import agent, drift, investigation, roles, runs
+from contracts import agent, drift, investigation, roles, runs, steps
 
 
 @dataclass(frozen=True)
@@ -17,47 +17,65 @@ class ActivitySpec:
     retry: Literal["step", "model"] = "step"
     """"model": unlimited tries within the step's limit (an overloaded API delays, never fails,
     a run); "step": a few tries."""
+    limit_s: float = 120.0
+    """How long one try may take (start to close), plus `per_test` times the run's test
+    timeout for an activity that runs the repository's tests."""
+    per_test: float = 0.0
+    heartbeat: bool = False
+    """It heartbeats: a try whose worker stops for the run's heartbeat timeout is retried."""
+
+    def limit(self, test_timeout_s: float) -> float:
+        return self.limit_s + self.per_test * test_timeout_s
 
 
-def _model(purpose: str) -> ActivitySpec:
-    return ActivitySpec("model", purpose, "model")
+MINUTE = 60.0
 
 
-def _sandbox(purpose: str) -> ActivitySpec:
-    return ActivitySpec("sandbox", purpose)
+def _model(purpose: str, minutes: float = 10) -> ActivitySpec:
+    return ActivitySpec("model", purpose, "model", minutes * MINUTE, heartbeat=True)
 
 
-def _main(purpose: str) -> ActivitySpec:
-    return ActivitySpec("main", purpose)
+def _sandbox(purpose: str, limit_s: float, per_test: float = 1.0, *,
+             heartbeat: bool = False) -> ActivitySpec:  # fmt: skip
+    return ActivitySpec("sandbox", purpose, limit_s=limit_s, per_test=per_test, heartbeat=heartbeat)
+
+
+def _main(purpose: str, minutes: float = 5) -> ActivitySpec:
+    return ActivitySpec("main", purpose, limit_s=minutes * MINUTE)
 
 
 ACTIVITIES: dict[str, ActivitySpec] = {
-    runs.PREPARE: _main("mirror the repository and snapshot the base"),
-    runs.ENVIRONMENT: _sandbox("build the repository's environment, or find it built"),
-    runs.RUN_TESTS: _sandbox("run the repository's tests in the sandbox"),
-    runs.PLAN: _model("ask the policy for a plan"),
-    runs.PATCH: _model("ask the policy for a patch (runs recorded before the agent loop)"),
-    runs.LINT: _sandbox("lint the snapshot (new findings only)"),
-    runs.PERFORMANCE: _sandbox("benchmark the base against the patch"),
-    runs.VERIFY: _main("grade the gates"),
-    runs.DELIVER: _main("commit the patch to a ratchet/ branch"),
-    runs.SNAPSHOT_DIFF: _main("keep the work so far as a patch"),
+    steps.PREPARE: _main("mirror the repository and snapshot the base", 15),
+    # Several setup commands, each within its own limit.
+    steps.ENVIRONMENT: _sandbox(
+        "build the repository's environment, or find it built", 3 * 60 * MINUTE, 0.0, heartbeat=True
+    ),
+    steps.RUN_TESTS: _sandbox("run the repository's tests in the sandbox", 120, heartbeat=True),
+    steps.PLAN: _model("ask the policy for a plan"),
+    steps.PATCH: _model("ask the policy for a patch (runs recorded before the agent loop)"),
+    steps.LINT: _sandbox("lint the snapshot (new findings only)", 10 * MINUTE, 0.0),
+    steps.PERFORMANCE: _sandbox("benchmark the base against the patch", 300, 4.0),
+    steps.VERIFY: _main("grade the gates", 2),
+    steps.DELIVER: _main("commit the patch to a ratchet/ branch", 2),
+    steps.SNAPSHOT_DIFF: _main("keep the work so far as a patch", 2),
     agent.MODEL_TURN: _model("one model turn of the agent"),
-    agent.RUN_TOOL: _sandbox("one tool call of the agent"),
+    agent.RUN_TOOL: _sandbox("one tool call of the agent", 300),
     roles.ROLE_CALL: _model("ask a role for a structured answer"),
-    roles.ADVERSARIAL_RUN: _sandbox("run the red team's tests against the patch"),
+    roles.ADVERSARIAL_RUN: _sandbox("run the red team's tests against the patch", 120, 5.0),
     roles.ADD_TESTS: _main("add the valid red-team tests"),
-    roles.MEMORY_READ: _main("read the repository's memory"),
-    roles.MEMORY_RECORD: _main("record what this run learned"),
-    investigation.INV_PREPARE: _main("mirror the repository and reproduce"),
-    investigation.CHECK_REPRODUCTION: _sandbox("run the written test: is it the event's error?"),
-    investigation.PROBE: _sandbox("test one commit of the history"),
+    roles.MEMORY_READ: _main("read the repository's memory", 2),
+    roles.MEMORY_RECORD: _main("record what this run learned", 2),
+    investigation.INV_PREPARE: _main("mirror the repository and reproduce", 15),
+    investigation.CHECK_REPRODUCTION: _sandbox(
+        "run the written test: is it the event's error?", 120, heartbeat=True
+    ),
+    investigation.PROBE: _sandbox("test one commit of the history", 120, heartbeat=True),
     investigation.HISTORY: _main("list the commits to search"),
     investigation.LOCALIZE: _main("find the guilty hunks of the culprit"),
     investigation.REVERT: _main("revert the guilty hunks"),
     investigation.REPORT: _main("write the root-cause report"),
     drift.DRIFT_PREPARE: _main("read the repository's specs"),
-    drift.CHECK_CLAIMS: _sandbox("test each claim of the specs"),
+    drift.CHECK_CLAIMS: _sandbox("test each claim of the specs", 120, 10.0),
 }
 MODEL_ACTIVITIES = frozenset(name for name, s in ACTIVITIES.items() if s.queue == "model")
 SANDBOX_ACTIVITIES = frozenset(name for name, s in ACTIVITIES.items() if s.queue == "sandbox")
@@ -77,6 +95,11 @@ def model_retried(activity: str) -> bool:
     """Whether the activity is retried as a model call (see ActivitySpec.retry)."""
     spec = ACTIVITIES.get(activity)
     return spec is not None and spec.retry == "model"
+
+
+def spec(activity: str) -> ActivitySpec:
+    """The activity's entry (an unknown name gets a main-queue step's defaults)."""
+    return ACTIVITIES.get(activity) or ActivitySpec("main", "")
 
 
 def purpose(activity: str) -> str:

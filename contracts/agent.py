@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from contracts.budget import Budget, Usage
@@ -17,6 +19,26 @@ class ToolCall:
     id: str
     name: str
     input_json: str
+
+    def arguments(self) -> dict[str, object]:
+        """The call's input as a mapping ({} when the model sent something else)."""
+        try:
+            value = json.loads(self.input_json)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def brief(self) -> str:
+        """What the call acts on, for the activity's summary in the Temporal UI."""
+        args = self.arguments()
+        target = next(
+            (args[k] for k in ("path", "pattern", "command") if isinstance(args.get(k), str)), ""
+        )
+        return f"{self.name} {str(target)[:80]}".rstrip()
+
+    def key(self) -> str:
+        """Names the call by what it does, so the same failing call repeated is seen as a loop."""
+        return hashlib.sha256(f"{self.name}\0{self.input_json}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -116,3 +138,8 @@ class AgentOutput:
     summary: str = ""
     reason: str = ""
     error_type: str = ""
+
+    @property
+    def step_detail(self) -> str:
+        """The step list's line for the loop (a child workflow: no activity writes it)."""
+        return f"{self.stop}: {(self.reason or self.summary)[:200]}"

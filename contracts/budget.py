@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 USAGE_DETAIL = "ratchet_usage"
 """The key under which a failed step or run carries its usage in the error's details, so paid
@@ -59,6 +59,19 @@ class Budget:
     max_tokens: int | None = None
     max_turns: int | None = None
     max_wall_s: float | None = None
+
+    def updated(self, changes: Budget) -> Budget:
+        """These limits with every limit `changes` sets (None there keeps the one here)."""
+        given = {f.name: getattr(changes, f.name) for f in fields(Budget)}
+        return replace(self, **{name: value for name, value in given.items() if value is not None})
+
+    def share(self, fraction: float) -> Budget:
+        """A fraction of each limit (at least one token or turn), for one part of a run."""
+        return Budget(
+            max_cost_usd=None if self.max_cost_usd is None else self.max_cost_usd * fraction,
+            max_tokens=None if self.max_tokens is None else max(1, int(self.max_tokens * fraction)),
+            max_turns=None if self.max_turns is None else max(1, int(self.max_turns * fraction)),
+        )
 
     def exhausted(self, usage: Usage, elapsed_s: float) -> str | None:
         """Which limit is spent, checked before each turn (so one turn is the most overrun)."""

@@ -58,3 +58,5 @@ class CheckOutput:
     drift_tests: dict[str, str] = field(default_factory=dict)
     """path → content of the claim tests that fail: the reproduction for an investigation."""
     attempt: int = 1
+    reproduce: str = ""
+    """The command that runs the failing claim tests (an investigation's reproduction)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from contracts.runs import EnvironmentSpec, Gate, PolicyChoice, Queues, RunRef
+from contracts.runs import EnvironmentSpec, Gate, PolicyChoice, Queues, RunRef, StepResult
 
 INVESTIGATION_WORKFLOW = "InvestigationWorkflow"
 INV_PREPARE = "ratchet.investigation.prepare"
@@ -140,7 +140,7 @@ class ReproductionInput:
 
 
 @dataclass(frozen=True)
-class ReproductionCheck:
+class ReproductionCheck(StepResult):
     matched: bool
     detail: str
     """What the new test did at the bad commit, and how it differs from the event when it does."""
@@ -260,7 +260,15 @@ class ReportOutput:
 
 @dataclass(frozen=True)
 class EventSignal:
-    event: SentryEvent
+    """A delivery of the issue to its investigation: the event's id is all a repeat adds (the
+    event itself travels once, in the input of the run it starts)."""
+
+    event: SentryEvent | None = None
+    """Only in signals recorded before the id alone was sent."""
+    event_id: str = ""
+
+    def id(self) -> str:
+        return self.event_id or (self.event.event_id if self.event else "")
 
 
 @dataclass(frozen=True)

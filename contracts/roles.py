@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from contracts.budget import Usage
-from contracts.runs import PolicyChoice, RunRef
+from contracts.runs import PolicyChoice, RunRef, StepResult
 
 ROLE_CALL = "ratchet.role"
 ADVERSARIAL_RUN = "ratchet.adversarial_tests"
@@ -37,7 +37,7 @@ class RoleInput:
 
 
 @dataclass(frozen=True)
-class RoleOutput:
+class RoleOutput(StepResult):
     answer_ref: str
     """The answer, as JSON that matched the role's schema."""
     text_ref: str
@@ -67,7 +67,7 @@ class AdversarialInput:
 
 
 @dataclass(frozen=True)
-class AdversarialOutput:
+class AdversarialOutput(StepResult):
     results_ref: str
     """JSON list: {path, content, rationale, passed, failure}."""
     tried: int
@@ -100,7 +100,7 @@ class MemoryReadInput:
 
 
 @dataclass(frozen=True)
-class MemoryRead:
+class MemoryRead(StepResult):
     context_ref: str | None
     ids: list[str]
     attempt: int = 1
@@ -114,7 +114,7 @@ class MemoryRecordInput:
 
 
 @dataclass(frozen=True)
-class MemoryRecorded:
+class MemoryRecorded(StepResult):
     version: int
     added: int
     stale: int

@@ -14,16 +14,6 @@ from contracts.budget import Budget, Usage
 FORWARD_WORKFLOW = "ForwardPlanningWorkflow"
 
 # Activity names are explicit and prefixed: renaming a Python function cannot break histories.
-PREPARE = "ratchet.prepare"
-ENVIRONMENT = "ratchet.environment"
-RUN_TESTS = "ratchet.run_tests"
-PLAN = "ratchet.plan"
-PATCH = "ratchet.patch"
-LINT = "ratchet.lint"
-PERFORMANCE = "ratchet.performance"
-VERIFY = "ratchet.verify"
-DELIVER = "ratchet.deliver"
-SNAPSHOT_DIFF = "ratchet.snapshot_diff"
 
 SUITE_HOW_TO_FIX = (
     "declare the suite's command (`test_command`, or [tests] command in ratchet.toml) and the "
@@ -49,6 +39,15 @@ PolicyName = Literal["anthropic", "scripted", "openai-compatible"]
 POLICY_NAMES: tuple[PolicyName, ...] = ("anthropic", "openai-compatible", "scripted")
 RUN_PREFIXES = {"task": "task", "investigation": "inv", "drift": "drift"}
 """Run ids are "<prefix>-<12 hex digits>" (api/starting.py mints them)."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """An activity's result for a step. The one line the run's step list shows for it comes
+    with it, written on the activity side (activities/details.py): the workflow copies it and
+    holds no presentation text."""
+
+    step_detail: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -154,245 +153,10 @@ class RunRef:
 
 
 @dataclass(frozen=True)
-class PrepareInput:
-    run_id: str
-    repo: str
-    base_ref: str
-    test_command: str | None
-    when: str
-    start_snapshot: str | None = None
-    environment: EnvironmentSpec | None = None
-
-
-@dataclass(frozen=True)
-class EnvironmentInput:
-    run: RunRef
-    snapshot: str
-
-
-@dataclass(frozen=True)
-class EnvironmentOutput:
-    environment: EnvironmentRef
-    cache_hit: bool
-    duration_s: float
-    log_ref: str | None = None
-    """The build log (an artifact); None on a cache hit."""
-    egress: list[str] = field(default_factory=list)
-    """What the build's egress proxy allowed and refused."""
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class Prepared:
-    run: RunRef
-    test_command: str
-    test_command_source: str
-    attempt: int = 1
-    benchmark: bool = False
-    """The repository declares a benchmark: the performance gate runs."""
-
-
-@dataclass(frozen=True)
-class TestInput:
-    run: RunRef
-    snapshot: str
-    test_command: str
-    timeout_s: float
-    label: str
-    grade_with_base_tests: bool = False
-    """Run existing tests as they are at the base, whatever the patch did to them."""
-
-
-@dataclass(frozen=True)
-class TestReport:
-    passed: bool
-    exit_code: int
-    timed_out: bool
-    duration_s: float
-    log_ref: str
-    summary: str
-    isolation: str
-    attempt: int = 1
-    results_ref: str | None = None
-    """JSON artifact: per-test outcomes, counts, flaky tests, isolation (`ratchet test --json`)."""
-    passed_count: int = 0
-    failed_count: int = 0
-    flaky: list[str] = field(default_factory=list)
-    killed_by: list[str] = field(default_factory=list)
-    restored_tests: list[str] = field(default_factory=list)
-    spans_ref: str | None = None
-    """JSON list of the spans the tests exported, when the repository requires spans."""
-    cannot_run: str = ""
-    """Why the suite could not run at all (no tests ran, collection errors, a missing module,
-    command not found); "" when it ran."""
-    cannot_run_fatal: bool = False
-    """No change to the code can make it run (a missing module or command, a usage error)."""
-
-    __test__ = False  # not a pytest class
-
-
-@dataclass(frozen=True)
-class LintInput:
-    run: RunRef
-    snapshot: str
-    timeout_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class LintReport:
-    configured: bool
-    """False when the repository has no lint command (the gate then passes and says so)."""
-    ok: bool = False
-    findings_ref: str | None = None
-    count: int = 0
-    command: str = ""
-    detail: str = ""
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class PerfInput:
-    run: RunRef
-    snapshot: str
-    timeout_s: float = 600.0
-
-
-@dataclass(frozen=True)
-class PerfReport:
-    passed: bool
-    detail: str
-    base: list[float] = field(default_factory=list)
-    patched: list[float] = field(default_factory=list)
-    ratio: float | None = None
-    p_value: float | None = None
-    unit: str = ""
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class PlanInput:
-    run: RunRef
-    goal: str
-    policy: PolicyChoice
-    memory_ref: str | None = None
-
-
-@dataclass(frozen=True)
-class PlanOutput:
-    plan_ref: str
-    policy_label: str
-    attempt: int = 1
-    usage: Usage = field(default_factory=Usage)
-
-
-@dataclass(frozen=True)
-class PatchInput:
-    run: RunRef
-    snapshot: str
-    step: str
-    """"patch" or "refactor"."""
-    round: int
-    goal: str
-    plan_ref: str
-    feedback_ref: str | None
-    policy: PolicyChoice
-
-
-@dataclass(frozen=True)
-class PatchOutput:
-    snapshot: str
-    applied: bool
-    changed: bool
-    message: str
-    patch_ref: str | None = None
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
 class Gate:
     name: str
     passed: bool
     detail: str
-
-
-@dataclass(frozen=True)
-class VerifyInput:
-    run: RunRef
-    snapshot: str
-    tests: TestReport
-    baseline: TestReport
-    lint: LintReport | None = None
-    baseline_lint: LintReport | None = None
-    performance: PerfReport | None = None
-
-
-@dataclass(frozen=True)
-class VerifyOutput:
-    passed: bool
-    gates: list[Gate]
-    feedback_ref: str | None = None
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class DeliverInput:
-    run: RunRef
-    snapshot: str
-    goal: str
-    gates: list[Gate] = field(default_factory=list)
-    """For the pull request's body, with what follows."""
-    plan_ref: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    trace_id: str = ""
-    policy_label: str = ""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    branch: str
-    commit: str
-    patch_ref: str
-    files_changed: int
-    attempt: int = 1
-    pull_request_url: str | None = None
-    """The draft pull request opened for the branch (a remote and a GitHub token given)."""
-
-
-@dataclass(frozen=True)
-class DiffInput:
-    run: RunRef
-    snapshot: str
-
-
-@dataclass(frozen=True)
-class DiffOutput:
-    patch_ref: str
-    files_changed: int
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
-class BudgetUpdate:
-    """New limits (None keeps the current one); raising a spent budget resumes a paused run."""
-
-    max_cost_usd: float | None = None
-    max_tokens: int | None = None
-    max_turns: int | None = None
-    max_wall_s: float | None = None
-
-
-@dataclass(frozen=True)
-class CancelRequest:
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ApprovalDecision:
-    """The body of the "approve" and "reject" updates; a rejection needs a reason."""
-
-    by: str = ""
-    comment: str = ""
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -409,16 +173,6 @@ class Approval:
 
 
 @dataclass(frozen=True)
-class ControlAnswer:
-    """What a budget or cancel update answers: the run's phase, budget and usage after it."""
-
-    phase: str
-    budget: Budget
-    usage: Usage
-    message: str = ""
-
-
-@dataclass(frozen=True)
 class StepRecord:
     name: str
     status: str
@@ -428,6 +182,10 @@ class StepRecord:
     ended_at: str | None = None
     round: int | None = None
     detail: str = ""
+
+    def where(self) -> str:
+        """The step as a person reads it: "patch (round 2)"."""
+        return self.name + (f" (round {self.round})" if self.round else "")
 
 
 @dataclass(frozen=True)
@@ -492,3 +250,20 @@ class RunState:
     """The part of `usage` each child run spent, by its run id (an investigation's fix)."""
     transcripts: dict[str, str] = field(default_factory=dict)
     """The agent's conversation of each step ("patch-1", "refactor-1"): artifact refs."""
+
+    def details(self) -> str:
+        """What the Temporal UI shows of the run: where it is and what it has spent."""
+        lines = [f"**{self.phase}**" + (f": {self.pause_reason}" if self.pause_reason else "")]
+        if self.steps:
+            last = self.steps[-1]
+            lines.append(f"step: {last.where()}, {last.status}"
+                         + (f", attempt {last.attempts}" if last.attempts > 1 else ""))  # fmt: skip
+        usage, budget = self.usage, self.budget
+        if usage.turns or budget != Budget():
+            spent = f"{usage.turns} turns, {usage.tokens} tokens, ${usage.cost_usd:.4f}"
+            limits = ", ".join(
+                f"{name.removeprefix('max_')} ≤ {value}"
+                for name, value in vars(budget).items() if value is not None
+            )  # fmt: skip
+            lines.append(f"used: {spent}" + (f" (budget: {limits})" if limits else ""))
+        return "\n\n".join(lines)

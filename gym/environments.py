@@ -20,24 +20,19 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
 from gym import egress, indexes
+from gym.allowlist import Allowlist
 from gym.envdef import EnvDefinition, key_for
 from gym.errors import GymError
-from gym.runner import Limits, Tick, run_command
-from gym.sandbox import KEPT_IN_WORKSPACE, RESULTS_INSIDE, Sandbox, base_python
+from gym.process import Tick
+from gym.runner import Limits, run_command
+from gym.sandbox import KEPT_IN_WORKSPACE, RESULTS_INSIDE, Sandbox
+from gym.sealed_root import base_python
+from gym.seeding import seed
 
 MANIFEST = "ratchet-env.json"
-# Ratchet's own test tools, copied into every environment before its setup (which may replace
-# them with the repository's own versions): pytest runs the suites, hypothesis runs the
-# invariant guards. Hypothesis comes without its pytest plugin entry point, so a suite that does
-# not import it pays nothing for it.
-SEED = ("pytest", "hypothesis")
-NOT_SEEDED = ("hypothesis", "entry_points.txt")
 LOG_TAIL = 3000
 
 
@@ -91,7 +86,7 @@ class Environments:
         *,
         sandbox: Sandbox,
         limits: Limits,
-        allowlist: egress.Allowlist,
+        allowlist: Allowlist,
         tick: Tick | None = None,
     ) -> Environment:
         """The environment `definition` makes for the commit checked out at `ws`
@@ -110,7 +105,7 @@ class Environments:
         *,
         sandbox: Sandbox,
         limits: Limits,
-        allowlist: egress.Allowlist,
+        allowlist: Allowlist,
         tick: Tick | None = None,
     ) -> Environment:
         """The environment of `key`, built at most once however many runs ask at the same time
@@ -135,7 +130,7 @@ class Environments:
         *,
         sandbox: Sandbox,
         limits: Limits,
-        allowlist: egress.Allowlist,
+        allowlist: Allowlist,
         tick: Tick | None,
     ) -> Environment:
         started = time.monotonic()
@@ -150,7 +145,7 @@ class Environments:
             without_pip = "" if definition.setup else " --without-pip"
             create = f"{builder.tool_python()} -m venv{without_pip} {seen}"
             await self._step(create, workspace, builder, limits, results, log, definition, tick)
-            _seed(path, seen)
+            seed(path, seen)
             async with egress.EgressProxy(results / "egress.sock", allowlist) as proxy:
                 shutil.copy(egress.BRIDGE_SOURCE, results / "egress_bridge.py")
                 for command in definition.setup:
@@ -158,10 +153,7 @@ class Environments:
                         command, workspace, builder, limits, results, log, definition, tick,
                         online=True,
                     )  # fmt: skip
-                decisions = list(dict.fromkeys(  # each host once, in the order first seen
-                    f"{'allowed' if ok else 'refused'} {host}:{port}" + ("" if ok else f" ({why})")
-                    for host, port, ok, why in proxy.decisions
-                ))  # fmt: skip
+                decisions = proxy.summary()
             _keep_workspace_dirs(workspace, path)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
@@ -227,54 +219,6 @@ def build_env(seen: str) -> dict[str, str]:
         "UV_PROJECT_ENVIRONMENT": seen, "npm_config_update_notifier": "false",
     }  # fmt: skip
     return env | indexes.pip_settings()
-
-
-def _seed(path: Path, seen: str) -> None:
-    """Copy pytest and what it needs from Ratchet's own installation, compiled bytecode
-    included, so an environment can run the tests without a download."""
-    site = path / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-    for dist in _closure(*SEED):
-        for file in dist.files or []:
-            if str(file).startswith(".."):
-                continue  # console scripts: written below with this venv's interpreter
-            if _is_plugin_entry(dist, str(file)):
-                continue
-            source = Path(str(dist.locate_file(file)))
-            if source.is_file():
-                target = site / str(file)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # A copy, never a hard link: setup runs with the environment writable, and what
-                # it writes must not reach Ratchet's own installation. copy2 keeps the mtime, so
-                # the compiled bytecode copied beside stays valid.
-                shutil.copy2(source, target)
-    for script in ("pytest", "py.test"):
-        target = path / "bin" / script
-        target.write_text(
-            f"#!{seen}/bin/python\nimport sys\nfrom pytest import console_main\n"
-            "sys.exit(console_main())\n"
-        )
-        target.chmod(0o755)
-
-
-def _is_plugin_entry(dist: metadata.Distribution, file: str) -> bool:
-    name = (dist.metadata["Name"] or "").lower()
-    return name == NOT_SEEDED[0] and file.endswith(f".dist-info/{NOT_SEEDED[1]}")
-
-
-def _closure(*names: str) -> list[metadata.Distribution]:
-    seen: dict[str, metadata.Distribution] = {}
-    todo = list(names)
-    while todo:
-        current = todo.pop()
-        if current.lower() in seen:
-            continue
-        dist = metadata.distribution(current)
-        seen[current.lower()] = dist
-        for line in dist.requires or []:
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
-    return list(seen.values())
 
 
 def _keep_workspace_dirs(workspace: Path, path: Path) -> None:

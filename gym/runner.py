@@ -1,5 +1,6 @@
 """Run a repository's command in its workspace: inside the sandbox, with a scrubbed environment,
 resource limits, capped output, and a wall-clock timeout that kills every process of the run.
+Watching the started process (its output, heartbeats, the final kill) is gym/process.py's.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry.trace import StatusCode
 
 from gym.cgroups import CgroupLimits
+from gym.process import Output, Tick, stop, wait_for_exit
 from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import process_span, trace_env
 from ratchet.metrics import SANDBOX_KILLS
@@ -50,9 +52,6 @@ class CommandResult:
     isolation: str
     killed_by: list[str] = field(default_factory=list)
     """Limits that stopped the command: "timeout", "memory", "processes", "cpu"."""
-
-
-Tick = Callable[[], Awaitable[None] | None]
 
 
 def scrubbed_env(sandbox: Sandbox, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -99,6 +98,21 @@ def describe(sandbox: Sandbox, limits: Limits, cgroup: CgroupLimits | None) -> s
     return f"{sandbox.description}; rlimits: {caps}{groups}"
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One call of run_command, its arguments resolved (defaults filled in, TRACEPARENT added)."""
+
+    command: str
+    workspace: Path
+    limits: Limits
+    sandbox: Sandbox
+    env: dict[str, str]
+    results: Path | None
+    tick: Tick | None
+    tick_every_s: float
+    on_output: Callable[[bytes], None] | None
+
+
 async def run_command(
     command: str,
     workspace: Path,
@@ -118,15 +132,16 @@ async def run_command(
     command also gets TRACEPARENT, so what it traces joins the caller's trace.
     """
     with process_span("sandbox.process", command) as span:
-        result = await _run(
-            command, workspace, limits=limits or Limits(), sandbox=sandbox,
-            env={**trace_env(), **(env or {})}, results=results, tick=tick,
-            tick_every_s=tick_every_s, on_output=on_output,
+        call = _Call(
+            command, workspace, limits or Limits(),
+            sandbox if sandbox is not None else NoSandbox(), {**trace_env(), **(env or {})},
+            results, tick, tick_every_s, on_output,
         )  # fmt: skip
+        result = await _run(call)
         span.set_attributes({
             "process.exit_code": result.exit_code, "ratchet.timed_out": result.timed_out,
             "ratchet.killed_by": result.killed_by, "ratchet.duration_s": result.duration_s,
-            "ratchet.sandbox": (sandbox or NoSandbox()).name,
+            "ratchet.sandbox": call.sandbox.name,
         })  # fmt: skip
         if result.exit_code != 0:
             span.set_status(StatusCode.ERROR, f"exit {result.exit_code}")
@@ -135,38 +150,19 @@ async def run_command(
     return result
 
 
-async def _run(
-    command: str,
-    workspace: Path,
-    *,
-    limits: Limits,
-    sandbox: Sandbox | None,
-    env: dict[str, str],
-    results: Path | None,
-    tick: Tick | None,
-    tick_every_s: float,
-    on_output: Callable[[bytes], None] | None,
-) -> CommandResult:
-    sandbox = sandbox if sandbox is not None else NoSandbox()
-    own_results = results is None
-    results = results or Path(tempfile.mkdtemp(prefix="ratchet-results-"))
+async def _run(call: _Call) -> CommandResult:
+    limits = call.limits
+    own_results = call.results is None
+    results = call.results or Path(tempfile.mkdtemp(prefix="ratchet-results-"))
     cgroup = CgroupLimits.create(limits.max_processes, limits.memory_bytes)
-    isolation = describe(sandbox, limits, cgroup)
-    if isinstance(sandbox, NoSandbox):
-        log.warning("running %r WITHOUT a sandbox: %s", command[:80], isolation)
-    base_env = scrubbed_env(sandbox, {"HOME": str(results), "TMPDIR": str(results)})
-    argv, run_env, results_seen = sandbox.wrap(
-        ["/bin/sh", "-c", command], workspace, base_env, results
-    )
-    extra = {k: v.replace("{results}", results_seen) for k, v in env.items()}
-    if run_env:
-        run_env |= extra
-    else:  # bwrap passes the environment as --setenv arguments
-        argv = _with_env(argv, extra)
+    isolation = describe(call.sandbox, limits, cgroup)
+    if isinstance(call.sandbox, NoSandbox):
+        log.warning("running %r WITHOUT a sandbox: %s", call.command[:80], isolation)
+    argv, run_env = _command_line(call, results)
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *argv,
-        cwd=workspace,
+        cwd=call.workspace,
         env=run_env or {"PATH": "/usr/bin:/bin"},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -174,43 +170,14 @@ async def _run(
         start_new_session=True,  # its own process group, so a timeout kills every descendant
         preexec_fn=_child_setup(limits, cgroup),
     )
-    chunks: list[bytes] = []
-    size = 0
-
-    async def drain() -> None:
-        nonlocal size
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            if on_output is not None:
-                on_output(chunk)
-            if size < limits.output_cap:
-                chunks.append(chunk[: limits.output_cap - size])
-            size += len(chunk)
-
-    reader = asyncio.create_task(drain())
-    timed_out = False
+    assert proc.stdout is not None
+    output = Output(limits.output_cap, call.on_output)
+    reader = asyncio.create_task(output.drain(proc.stdout))
     try:
         deadline = started + limits.timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=min(tick_every_s, remaining))
-                break
-            except TimeoutError:
-                if tick is not None and (pending := tick()) is not None:
-                    await pending
+        timed_out = await wait_for_exit(proc, deadline, call.tick, call.tick_every_s)
     finally:
-        # Kill the group even after a clean exit: daemons the command left behind die with it.
-        _kill_group(proc.pid)
-        if cgroup is not None:
-            cgroup.kill_all()
-        await proc.wait()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reader, timeout=5)
-        reader.cancel()
+        await stop(proc, cgroup, reader)
     killed_by = ["timeout"] if timed_out else []
     if cgroup is not None:
         killed_by += cgroup.limit_hits()
@@ -219,18 +186,33 @@ async def _run(
         killed_by.append("cpu")
     if own_results:
         _remove_tree(results)
-    output = b"".join(chunks)
+    text = b"".join(output.chunks)
     if timed_out:
-        output += f"\n[ratchet] killed after the {limits.timeout_s:g}s wall-clock limit\n".encode()
+        text += f"\n[ratchet] killed after the {limits.timeout_s:g}s wall-clock limit\n".encode()
     return CommandResult(
         exit_code=124 if timed_out else (proc.returncode if proc.returncode is not None else -1),
         timed_out=timed_out,
         duration_s=round(time.monotonic() - started, 3),
-        output=output,
-        truncated=size > limits.output_cap,
+        output=text,
+        truncated=output.truncated,
         isolation=isolation,
         killed_by=killed_by,
     )
+
+
+def _command_line(call: _Call, results: Path) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment to start: the command as the sandbox wraps it, the caller's
+    `env` added with `{results}` replaced by where the command sees the results directory."""
+    base_env = scrubbed_env(call.sandbox, {"HOME": str(results), "TMPDIR": str(results)})
+    argv, run_env, results_seen = call.sandbox.wrap(
+        ["/bin/sh", "-c", call.command], call.workspace, base_env, results
+    )
+    extra = {k: v.replace("{results}", results_seen) for k, v in call.env.items()}
+    if run_env:
+        run_env |= extra
+    else:  # bwrap passes the environment as --setenv arguments
+        argv = _with_env(argv, extra)
+    return argv, run_env
 
 
 def _with_env(argv: list[str], extra: dict[str, str]) -> list[str]:
@@ -239,11 +221,6 @@ def _with_env(argv: list[str], extra: dict[str, str]) -> list[str]:
     at = argv.index("--chdir")
     added = [part for key, value in sorted(extra.items()) for part in ("--setenv", key, value)]
     return argv[:at] + added + argv[at:]
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def _remove_tree(path: Path) -> None:

@@ -8,13 +8,13 @@ world-readable masked), the interpreter's installation, the repository's environ
 $RATCHET_HOME (the API token, the mirrors, artifacts, other environments, other runs'
 workspaces, Temporal's database), Ratchet's own checkout and venv, /root, /home and every other
 repository are simply not there. It has its own empty network namespace and PID namespace.
+The read-only part of that root, the same for every command, is gym/sealed_root.py's.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gym.errors import GymError
+from gym.sealed_root import PYTHON_INSIDE, python_inside, relocated, sealed_root
 
 RESULTS_INSIDE = "/tmp/.ratchet"  # where the results directory appears inside the sandbox
 # The workspace appears at a neutral, fixed path: tools that search upwards for configuration
@@ -33,19 +34,11 @@ ENV_INSIDE = "/opt/ratchet/env"  # the repository's environment (a venv)
 TOOLS_INSIDE = "/opt/ratchet/bin"  # copies of what Ratchet itself needs inside (ruff)
 GIT_INSIDE = "/opt/ratchet/git"  # the repository's own mirror, read-only, for `git log` & co
 HOME_INSIDE = "/tmp/home"
-PYTHON_INSIDE = "/opt/ratchet/python"  # the interpreter's installation, when outside /usr
 KEPT_IN_WORKSPACE = ("node_modules",)
-SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
 class SandboxUnavailable(GymError):
     """The operator requires a sandbox (RATCHET_REQUIRE_SANDBOX=1) and none works here."""
-
-
-def base_python() -> str:
-    """The real interpreter behind Ratchet's venv: environments are venvs made from it, and the
-    scripts Ratchet runs inside (the span collector, the egress bridge) run on it."""
-    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 
 
 def _ruff() -> str | None:
@@ -184,73 +177,13 @@ class BwrapSandbox:
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         args += ["--clearenv"]
         inside_env = {**env, "HOME": HOME_INSIDE, "TMPDIR": "/tmp"}
-        if _relocated():
+        if relocated():
             # The interpreter's own library, found by its absolute RUNPATH elsewhere.
             inside_env["LD_LIBRARY_PATH"] = f"{PYTHON_INSIDE}/lib"
         for key, value in sorted(inside_env.items()):
             args += ["--setenv", key, value]
         args += ["--chdir", ws, "--", *argv]
         return args, {}, RESULTS_INSIDE
-
-
-@cache
-def sealed_root() -> tuple[str, ...]:
-    """bwrap arguments for the read-only part of the root (computed once per process)."""
-    args = ["--ro-bind", "/usr", "/usr"]
-    for top in SYSTEM_DIRS:
-        if os.path.islink(top):  # merged /usr: /bin -> usr/bin
-            args += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            args += ["--ro-bind", top, top]
-    args += ["--ro-bind", "/etc", "/etc"]
-    for path, is_dir in _unreadable_under("/etc"):
-        args += (
-            ["--tmpfs", path, "--remount-ro", path] if is_dir else ["--ro-bind", "/dev/null", path]
-        )
-    args += ["--dev", "/dev", "--proc", "/proc"]
-    # The interpreter's installation, when it lives outside /usr (pyenv under /root, /opt): only
-    # that directory, at a neutral path (so nothing of /root shows), its site-packages emptied
-    # (a venv does not use it).
-    if _relocated():
-        prefix = os.path.realpath(sys.base_prefix)
-        args += ["--ro-bind", prefix, PYTHON_INSIDE]
-        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-        site = f"{PYTHON_INSIDE}/lib/{version}/site-packages"
-        if (Path(prefix) / "lib" / version / "site-packages").is_dir():
-            args += ["--tmpfs", site, "--remount-ro", site]
-    return tuple(args)
-
-
-def _relocated() -> bool:
-    return not os.path.realpath(sys.base_prefix).startswith("/usr/")
-
-
-def python_inside() -> str:
-    """The base interpreter as the sealed sandbox shows it."""
-    real = base_python()
-    if not _relocated():
-        return real
-    return PYTHON_INSIDE + real.removeprefix(os.path.realpath(sys.base_prefix))
-
-
-def _unreadable_under(root: str) -> list[tuple[str, bool]]:
-    """Files and directories under `root` that only their owner can read (shadow, host keys,
-    private TLS keys): the sandbox's root user must not read them either."""
-    found: list[tuple[str, bool]] = []
-    for parent, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            path = os.path.join(parent, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISLNK(info.st_mode) or info.st_mode & stat.S_IROTH:
-                continue
-            is_dir = stat.S_ISDIR(info.st_mode)
-            found.append((path, is_dir))
-            if is_dir:
-                dirs.remove(name)
-    return found
 
 
 def _git_binds(workspace: Path, results: Path) -> list[str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gym.git import git
 from gym.paths import matches_any
-from gym.runner import Limits, Tick, run_command
+from gym.process import Tick
+from gym.runner import Limits, run_command
 from gym.sandbox import Sandbox
 
 HEAD_BYTES = 8_000

@@ -5,15 +5,16 @@ from __future__ import annotations
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gym import collector
 from gym.junit import TestCase, parse_junit
+from gym.process import Tick
 from gym.rerun import Rerun, plan_rerun
-from gym.runner import CommandResult, Limits, Tick, run_command
+from gym.runner import CommandResult, Limits, run_command
 from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import forward_spans
 from ratchet.jsonl import read_jsonl
@@ -141,15 +142,7 @@ async def run_tests(
             failing = [t.id for t in run.tests if t.outcome in FAILING]
             if not failing or result.timed_out or result.killed_by:
                 break
-            plan = plan_rerun(command, failing, workspace)
-            rerun, again = await once(plan.command)
-            if plan.node_ids and not again and not (rerun.timed_out or rerun.killed_by):
-                # pytest ran none of the node ids (one it did not accept stops them all): re-run
-                # the whole command instead.
-                plan = Rerun(command)
-                _, again = await once(command)
-            # Only a test that failed and then passed is flaky: one that passed stays passed.
-            recovered = plan.recovered(failing, again, workspace)
+            recovered = await _recovered(once, command, failing, workspace)
             run = replace(
                 run,
                 tests=[
@@ -161,3 +154,20 @@ async def run_tests(
         return run
     finally:
         shutil.rmtree(results, ignore_errors=True)
+
+
+# One run of a command in the suite's results directory: its result and per-test outcomes.
+_RunOnce = Callable[[str], Awaitable[tuple[CommandResult, list[TestCase]]]]
+
+
+async def _recovered(once: _RunOnce, command: str, failing: list[str], workspace: Path) -> set[str]:
+    """The failing tests that pass when re-run (only them, when the command allows it)."""
+    plan = plan_rerun(command, failing, workspace)
+    rerun, again = await once(plan.command)
+    if plan.node_ids and not again and not (rerun.timed_out or rerun.killed_by):
+        # pytest ran none of the node ids (one it did not accept stops them all): re-run
+        # the whole command instead.
+        plan = Rerun(command)
+        _, again = await once(command)
+    # Only a test that failed and then passed is flaky: one that passed stays passed.
+    return plan.recovered(failing, again, workspace)

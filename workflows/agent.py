@@ -4,8 +4,6 @@ call, so a crash resumes at the last completed turn without paying for earlier o
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -13,23 +11,27 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+import workflows.sandboxed  # noqa: F401 - the contracts' types decode in the sandbox
+
 with workflow.unsafe.imports_passed_through():
-    from contracts.activities import queue_for
+    from contracts.activities import queue_for, spec
     from contracts.agent import (
         AGENT_WORKFLOW,
         MODEL_TURN,
         RUN_TOOL,
         AgentInput,
         AgentOutput,
+        ToolCall,
         ToolInput,
         ToolOutput,
         ToolResult,
         TurnInput,
         TurnOutput,
     )
+    from contracts.budget import Usage
     from contracts.runs import NON_RETRYABLE_TYPES
     from workflows.retries import model_retry_policy
-    from workflows.steps import usage_in
+    from workflows.steps import MODEL_STEP_LIMIT, usage_in
 
 LOOP_LIMIT = 3
 """The same failing tool call this many times stops the loop."""
@@ -39,6 +41,14 @@ TOOL_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
+
+
+class _Stop(Exception):
+    """Ends the loop with `stop` (see AgentOutput.stop) and what it says about it."""
+
+    def __init__(self, stop: str, **more: str) -> None:
+        super().__init__(stop)
+        self.stop, self.more = stop, more
 
 
 @workflow.defn(name=AGENT_WORKFLOW)
@@ -56,101 +66,119 @@ class AgentLoopWorkflow:
 
     @workflow.run
     async def run(self, arg: AgentInput) -> AgentOutput:
-        usage, snapshot = arg.usage, arg.snapshot
-        transcript_ref, pending = arg.transcript_ref, list(arg.pending_results)
-        failures = dict(arg.failures)
+        self._arg, self._usage, self._snapshot = arg, arg.usage, arg.snapshot
+        self._transcript_ref, self._pending = arg.transcript_ref, list(arg.pending_results)
+        self._failures = dict(arg.failures)
         started = datetime.fromisoformat(arg.started_at)
-        # A model API storm (429, 529, 5xx) delays the run but never fails it: retries do not
-        # stop, they back off up to two minutes and honour retry-after.
-        model_retry = model_retry_policy(arg.retry_initial_s, arg.retry_max_s)
-
         step, _, number = arg.script_key.partition(".")
         self._observed_step = (step or arg.role, int(number) if number.isdigit() else None)
-
-        def out(stop: str, **more: object) -> AgentOutput:
-            return AgentOutput(stop, snapshot, usage, transcript_ref, pending, **more)  # type: ignore[arg-type]
-
-        for _ in range(arg.max_turns_per_execution):
-            if self._stop:
-                return out("cancelled", reason="the run was cancelled")
-            spent = arg.budget.exhausted(usage, (workflow.now() - started).total_seconds())
-            if spent:
-                return out("budget", reason=spent)
-            try:
-                turn: TurnOutput = await workflow.execute_activity(
-                    MODEL_TURN,
-                    TurnInput(arg.run, arg.role, arg.provider, transcript_ref, pending, arg.goal,
-                              arg.plan_ref, arg.feedback_ref, snapshot, arg.policy,
-                              arg.script_key),
-                    result_type=TurnOutput,
-                    start_to_close_timeout=timedelta(minutes=10),
-                    schedule_to_close_timeout=timedelta(hours=6),
-                    heartbeat_timeout=timedelta(seconds=arg.heartbeat_timeout_s),
-                    retry_policy=model_retry,
-                    summary=f"model turn {usage.turns + 1} ({arg.role})",
-                    task_queue=queue_for(MODEL_TURN, arg.queues),
-                )  # fmt: skip
-            except ActivityError as err:
-                # A turn that failed for good still paid for its calls: the parent counts them
-                # (runs recorded before this was so let the failure through).
-                if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
-                    raise
-                kind, message = _failure(err)
-                usage = usage + usage_in(err)
-                return out("failed", reason=message, error_type=kind)
-            usage, transcript_ref, pending = usage + turn.usage, turn.transcript_ref, []
-            if not turn.tool_calls:
-                return out("ended", summary=turn.text)
-            submitted: str | None = None
-            for call in turn.tool_calls:
-                if call.name == "submit":
-                    submitted = str(_args(call.input_json).get("summary") or turn.text)
-                    pending.append(ToolResult(call.id, "submitted"))
-                    continue
-                try:
-                    result: ToolOutput = await workflow.execute_activity(
-                        RUN_TOOL,
-                        ToolInput(arg.run, snapshot, call, arg.test_command, arg.test_timeout_s),
-                        result_type=ToolOutput,
-                        start_to_close_timeout=timedelta(seconds=arg.test_timeout_s + 300),
-                        heartbeat_timeout=timedelta(seconds=60),
-                        retry_policy=TOOL_RETRY,
-                        summary=f"{call.name} {_brief(call.input_json)}",
-                        task_queue=queue_for(RUN_TOOL, arg.queues),
-                    )  # fmt: skip
-                except ActivityError as err:
-                    if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
-                        raise
-                    kind, message = _failure(err)
-                    return out("failed", reason=message, error_type=kind)
-                snapshot = result.snapshot
-                pending.append(result.result)
-                if result.result.is_error:
-                    key = hashlib.sha256(f"{call.name}\0{call.input_json}".encode()).hexdigest()[
-                        :16
-                    ]
-                    failures[key] = failures.get(key, 0) + 1
-                    if failures[key] >= LOOP_LIMIT:
-                        return out(
-                            "loop",
-                            reason=f"the model repeated the same failing {call.name} call "
-                            f"{failures[key]} times: {result.result.content[:200]}",
-                        )
-            if submitted is not None:
-                return out("submitted", summary=submitted)
+        try:
+            for _ in range(arg.max_turns_per_execution):
+                if self._stop:
+                    return self._out("cancelled", reason="the run was cancelled")
+                spent = arg.budget.exhausted(
+                    self._usage, (workflow.now() - started).total_seconds()
+                )
+                if spent:
+                    return self._out("budget", reason=spent)
+                turn = await self._turn()
+                if not turn.tool_calls:
+                    return self._out("ended", summary=turn.text)
+                submitted = await self._tools(turn)
+                if submitted is not None:
+                    return self._out("submitted", summary=submitted)
+        except _Stop as stopped:
+            return self._out(stopped.stop, **stopped.more)
         # Keep the history short: carry the conversation's state into a fresh execution.
         workflow.continue_as_new(
-            replace(arg, usage=usage, snapshot=snapshot, transcript_ref=transcript_ref,
-                    pending_results=pending, failures=failures)
+            replace(arg, usage=self._usage, snapshot=self._snapshot,
+                    transcript_ref=self._transcript_ref, pending_results=self._pending,
+                    failures=self._failures)
         )  # fmt: skip
 
+    def _out(self, stop: str, **more: str) -> AgentOutput:
+        return AgentOutput(stop, self._snapshot, self._usage, self._transcript_ref,
+                           self._pending, **more)  # fmt: skip
 
-def _args(input_json: str) -> dict[str, object]:
-    try:
-        value = json.loads(input_json)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    async def _turn(self) -> TurnOutput:
+        """One model turn. A model API storm (429, 529, 5xx) delays the run but never fails
+        it: retries do not stop, they back off up to two minutes and honour retry-after."""
+        arg = self._arg
+        ask = TurnInput(arg.run, arg.role, arg.provider, self._transcript_ref, self._pending,
+                        arg.goal, arg.plan_ref, arg.feedback_ref, self._snapshot, arg.policy,
+                        arg.script_key)  # fmt: skip
+        try:
+            turn: TurnOutput = await workflow.execute_activity(
+                MODEL_TURN, ask, result_type=TurnOutput,
+                start_to_close_timeout=timedelta(seconds=spec(MODEL_TURN).limit_s),
+                schedule_to_close_timeout=MODEL_STEP_LIMIT,
+                heartbeat_timeout=timedelta(seconds=arg.heartbeat_timeout_s),
+                retry_policy=model_retry_policy(arg.retry_initial_s, arg.retry_max_s),
+                summary=f"model turn {self._usage.turns + 1} ({arg.role})",
+                task_queue=queue_for(MODEL_TURN, arg.queues),
+            )  # fmt: skip
+        except ActivityError as err:
+            # A turn that failed for good still paid for its calls: the parent counts them.
+            self._usage = self._usage + _paid_for(err)
+            if (stop := _failed(err)) is None:
+                raise
+            raise stop from err
+        self._usage, self._transcript_ref = self._usage + turn.usage, turn.transcript_ref
+        self._pending = []
+        return turn
+
+    async def _tools(self, turn: TurnOutput) -> str | None:
+        """Run the turn's tool calls in order; the summary when one of them submits."""
+        submitted: str | None = None
+        for call in turn.tool_calls:
+            if call.name == "submit":
+                submitted = str(call.arguments().get("summary") or turn.text)
+                self._pending.append(ToolResult(call.id, "submitted"))
+                continue
+            result = await self._tool(call)
+            self._snapshot = result.snapshot
+            self._pending.append(result.result)
+            if result.result.is_error:
+                key = call.key()
+                self._failures[key] = self._failures.get(key, 0) + 1
+                if self._failures[key] >= LOOP_LIMIT:
+                    said = result.result.content[:200]
+                    raise _Stop("loop", reason=f"the model repeated the same failing {call.name} "
+                                f"call {self._failures[key]} times: {said}")  # fmt: skip
+        return submitted
+
+    async def _tool(self, call: ToolCall) -> ToolOutput:
+        arg = self._arg
+        limit = spec(RUN_TOOL).limit(arg.test_timeout_s)
+        try:
+            done: ToolOutput = await workflow.execute_activity(
+                RUN_TOOL, ToolInput(arg.run, self._snapshot, call, arg.test_command,
+                                    arg.test_timeout_s),
+                result_type=ToolOutput, start_to_close_timeout=timedelta(seconds=limit),
+                heartbeat_timeout=timedelta(seconds=60), retry_policy=TOOL_RETRY,
+                summary=call.brief(), task_queue=queue_for(RUN_TOOL, arg.queues),
+            )  # fmt: skip
+        except ActivityError as err:
+            if (stop := _failed(err)) is None:
+                raise
+            raise stop from err
+        return done
+
+
+def _paid_for(err: ActivityError) -> Usage:
+    """What a failed turn paid for (runs recorded before this was counted: nothing)."""
+    if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
+        return Usage()
+    return usage_in(err)
+
+
+def _failed(err: ActivityError) -> _Stop | None:
+    """A step that failed for good ends the loop as "failed"; None lets the failure through
+    (a cancel, or a run recorded before this was so)."""
+    if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
+        return None
+    kind, message = _failure(err)
+    return _Stop("failed", reason=message, error_type=kind)
 
 
 def _failure(err: ActivityError) -> tuple[str, str]:
@@ -158,11 +186,3 @@ def _failure(err: ActivityError) -> tuple[str, str]:
     if isinstance(cause, ApplicationError):
         return cause.type or "StepFailed", cause.message
     return "StepFailed", str(cause or err)
-
-
-def _brief(input_json: str) -> str:
-    args = _args(input_json)
-    for key in ("path", "pattern", "command"):
-        if isinstance(args.get(key), str):
-            return str(args[key])[:80]
-    return ""

@@ -64,3 +64,22 @@ class Multisection:
                 culprit,
             ],
         )
+
+
+@dataclass
+class Doubling:
+    """Without a known good commit: probe ancestors of the bad one at doubling distances, k a
+    round (1, 2, 4, ... commits back), then the oldest commit of the history."""
+
+    commits: list[str]
+    k: int
+    distance: int = 1
+
+    def next_probes(self, results: dict[str, str]) -> list[str]:
+        picks: list[str] = []
+        while len(picks) < max(1, self.k) and self.distance < len(self.commits):
+            picks.append(self.commits[-1 - self.distance])
+            self.distance *= 2
+        if not picks and self.commits[0] not in results:
+            picks = [self.commits[0]]
+        return picks

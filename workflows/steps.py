@@ -1,5 +1,6 @@
-"""Step bookkeeping shared by the master workflows: run an activity or a child workflow as a
-named step and keep the list that GET /runs/{id} shows.
+"""The steps of one run: each runs an activity or a child workflow as a named step and keeps the
+run's state (the step list GET /runs/{id} shows, its usage, phase and snapshots). Every master
+workflow owns one `Steps` and hands it to the parts that run steps for it.
 """
 
 from __future__ import annotations
@@ -21,185 +22,114 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.activities import model_retried, queue_for
-    from contracts.activities import purpose as activity_purpose
-    from contracts.agent import AgentOutput
+    from contracts import runs
+    from contracts import steps as io
+    from contracts.activities import queue_for, spec
     from contracts.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
-    from contracts.investigation import ReproductionCheck
-    from contracts.roles import AdversarialOutput, MemoryRead, MemoryRecorded, RoleOutput
-    from contracts.runs import (
-        ENVIRONMENT,
-        NON_RETRYABLE_TYPES,
-        Delivery,
-        EnvironmentInput,
-        EnvironmentOutput,
-        EnvironmentRef,
-        LintReport,
-        PatchOutput,
-        PerfReport,
-        PlanOutput,
-        Queues,
-        RunRef,
-        RunState,
-        StepRecord,
-        TestReport,
-        VerifyOutput,
-    )
-    from ratchet.metrics import RUNS_ENDED, RUNS_STARTED
     from workflows import search
     from workflows.retries import model_retry_policy
 
 T = TypeVar("T")
 
 MODEL_STEP_LIMIT = timedelta(hours=6)
-ENVIRONMENT_LIMIT = timedelta(hours=3)  # several setup commands, each within its own limit
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
+    non_retryable_error_types=runs.NON_RETRYABLE_TYPES,
 )
 
 
-ENDED = ("completed", "failed", "cancelled", "rejected", "expired")
+class Steps:
+    """One run's steps and state; `state` is what the workflow's `state` query returns."""
 
+    def __init__(self, kind: str) -> None:
+        self.state = runs.RunState(run_id="", kind=kind, trace_id="", policy_label="")
+        self.queues = runs.Queues()
+        """Where model calls and sandboxed runs go (set from the run's input)."""
+        self.model_backoff: tuple[float, float] = (2.0, 120.0)
+        """First and longest wait between tries of a model call (set from the run's input)."""
+        self.environment: runs.EnvironmentRef | None = None
+        """The run's environment, once its step has run: every run result names it."""
+        self.test_timeout_s = 600.0
+        self.heartbeat_s = 30.0
+        """The run's limits that activity limits are made from (contracts/activities.py)."""
+        self.observed: tuple[str, int | None] | None = None
+        """The step whose activity is being scheduled: traces name it (activities/observe.py)."""
+        self.before: Callable[[], None] = lambda: None
+        """Called before every step; a workflow may raise there to stop (e.g. when cancelled)."""
 
-class StepRunner:
-    """Base of the master workflows: `_state` is what their `state` query returns."""
+    def start(self, queues: runs.Queues, test_timeout_s: float, heartbeat_s: float,
+              **state: Any) -> None:  # fmt: skip
+        self.queues, self.test_timeout_s, self.heartbeat_s = queues, test_timeout_s, heartbeat_s
+        self.update(**state)
 
-    _state: RunState
-    _queues: Queues = Queues()
-    """Where model calls and sandboxed runs go (set from the run's input)."""
-    _model_backoff: tuple[float, float] = (2.0, 120.0)
-    """First and longest wait between tries of a model call (set from the run's input)."""
-    _environment: EnvironmentRef | None = None
-    """The run's environment, once its step has run: every run result names it."""
-    _observed_step: tuple[str, int | None] | None = None
-    """The step whose activity is being scheduled: traces name it (activities/observe.py)."""
-
-    def _before_step(self) -> None:
-        """Called before every step; a workflow may raise here to stop (e.g. when cancelled)."""
-
-    def _started(self) -> None:
-        _count(RUNS_STARTED, {"kind": self._state.kind})
+    def update(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
         self._show_details()
 
-    async def _prepare_environment(self, run: RunRef, heartbeat_s: float) -> RunRef:
+    def finish(self, result: runs.RunResult, phase: str = "completed",
+               **changes: Any) -> runs.RunResult:  # fmt: skip
+        """The run ended in `phase` with `result`, which carries the run's usage as it ends."""
+        result = replace(result, usage=self.state.usage)
+        self.set_phase(phase, result=result, **changes)
+        return result
+
+    def set_phase(self, phase: str, **changes: Any) -> None:
+        """Move the run to `phase`: the state, the UI's details and RatchetStatus follow."""
+        self.state = replace(self.state, phase=phase, **changes)
+        result = self.state.result
+        if result is not None and self.environment is not None and result.environment is None:
+            self.state = replace(self.state, result=replace(result, environment=self.environment))
+        search.set_status(phase)
+        self._show_details()
+
+    def keep_result(self, result: runs.RunResult) -> None:
+        """What the run has so far: kept when it pauses, waits, fails or is cancelled."""
+        self.update(result=result)
+
+    async def prepare_environment(self, run: runs.RunRef) -> runs.RunRef:
         """The environment step: build the repository's environment or find it built; the run
         carries it from here on. (Runs recorded before this step existed go on without it.)"""
         if not workflow.patched("environment-step"):
             return run
-        out: EnvironmentOutput = await self._step(
-            "environment", ENVIRONMENT, EnvironmentInput(run, run.base_sha), EnvironmentOutput,
-            limit=ENVIRONMENT_LIMIT, heartbeat=timedelta(seconds=heartbeat_s),
-        )  # fmt: skip
-        self._environment = out.environment
+        arg = io.EnvironmentInput(run, run.base_sha)
+        out = await self.step("environment", io.ENVIRONMENT, arg, io.EnvironmentOutput)
+        self.environment = out.environment
         return replace(run, environment=out.environment)
 
-    def _set_phase(self, phase: str, **changes: Any) -> None:
-        """Move the run to `phase`: the state, the UI's details and RatchetStatus follow."""
-        self._state = replace(self._state, phase=phase, **changes)
-        result = self._state.result
-        if result is not None and self._environment is not None and result.environment is None:
-            self._state = replace(
-                self._state, result=replace(result, environment=self._environment)
-            )
-        search.set_status(phase)
-        self._show_details()
-        if phase in ENDED:
-            _count(RUNS_ENDED, {"kind": self._state.kind, "outcome": phase})
-
-    def _show_details(self) -> None:
-        """The Temporal UI's current details: where the run is and what it has spent."""
-        state = self._state
-        lines = [f"**{state.phase}**" + (f": {state.pause_reason}" if state.pause_reason else "")]
-        if state.steps:
-            last = state.steps[-1]
-            lines.append(f"step: {_where(last.name, last.round)}, {last.status}"
-                         + (f", attempt {last.attempts}" if last.attempts > 1 else ""))  # fmt: skip
-        usage, budget = state.usage, state.budget
-        if usage.turns or budget != type(budget)():
-            spent = f"{usage.turns} turns, {usage.tokens} tokens, ${usage.cost_usd:.4f}"
-            limits = ", ".join(
-                f"{name.removeprefix('max_')} ≤ {value}"
-                for name, value in vars(budget).items() if value is not None
-            )  # fmt: skip
-            lines.append(f"used: {spent}" + (f" (budget: {limits})" if limits else ""))
-        workflow.set_current_details("\n\n".join(lines))
-
-    async def _step(
-        self,
-        name: str,
-        activity: str,
-        arg: Any,
-        result_type: type[T],
-        *,
-        limit: timedelta,
-        heartbeat: timedelta | None,
-        round_: int | None = None,
-    ) -> T:
-        """Run one activity and keep the step list that GET /runs/{id} shows."""
-        self._before_step()
-        index = len(self._state.steps)
-        started = workflow.now().isoformat()
-        self._set_step(index, StepRecord(name, "running", 1, started, round=round_))
+    async def step(
+        self, name: str, activity: str, arg: Any, result_type: type[T], *,
+        round_: int | None = None, limit: timedelta | None = None,
+    ) -> T:  # fmt: skip
+        """Run one activity and keep the step list that GET /runs/{id} shows. Its limits, queue
+        and retries are the registry's (contracts/activities.py) unless `limit` is given."""
+        self.before()
+        index = self._begin(name, round_)
+        entry = spec(activity)
         # A model call waits out an overloaded or rate-limited API at a bounded pace, however
         # long it lasts; other steps fail after a few tries.
-        model = model_retried(activity)
-        retry = model_retry_policy(*self._model_backoff) if model else RETRY
-        self._observed_step = (name, round_)
+        model = entry.retry == "model"
+        self.observed = (name, round_)
         try:
             result: T = await workflow.execute_activity(
-                activity,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=limit,
+                activity, arg, result_type=result_type,
+                start_to_close_timeout=limit or timedelta(seconds=entry.limit(self.test_timeout_s)),
                 schedule_to_close_timeout=MODEL_STEP_LIMIT if model else None,
-                heartbeat_timeout=heartbeat,
-                retry_policy=retry,
-                summary=_summary(name, activity, round_),
-                task_queue=queue_for(activity, self._queues),
-            )
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                self._set_step(index, StepRecord(name, "cancelled", 1, started,
-                                                 workflow.now().isoformat(), round_))  # fmt: skip
-                raise asyncio.CancelledError from err
-            attempts = (
-                RETRY.maximum_attempts
-                if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-                else 1
-            )
-            kind, message = _root_cause(err)
-            self._charge(usage_in(err))  # what its attempts paid for counts all the same
-            self._set_step(
-                index,
-                StepRecord(name, "failed", attempts, started, workflow.now().isoformat(),
-                           round_, message[:500]),
+                heartbeat_timeout=timedelta(seconds=self.heartbeat_s) if entry.heartbeat else None,
+                retry_policy=model_retry_policy(*self.model_backoff) if model else RETRY,
+                summary=_summary(name, entry.purpose, round_),
+                task_queue=queue_for(activity, self.queues),
             )  # fmt: skip
-            raise self._fail(kind, f"step {name} failed: {message}") from err
-        attempts = int(getattr(result, "attempt", 1))
-        self._set_step(
-            index,
-            StepRecord(name, "completed", attempts, started, workflow.now().isoformat(), round_,
-                       _detail(result)),
-        )  # fmt: skip
+        except ActivityError as err:
+            spent = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+            self.charge(usage_in(err))  # what its attempts paid for counts all the same
+            raise self._failed(index, err, RETRY.maximum_attempts if spent else 1) from err
+        self._end(index, "completed", int(getattr(result, "attempt", 1)), result)
         return result
 
-    def _record_snapshot(self, step: str, sha: str) -> None:
-        self._state = replace(self._state, snapshots={**self._state.snapshots, step: sha})
-
-    def _set_step(self, index: int, record: StepRecord) -> None:
-        steps = list(self._state.steps)
-        if index < len(steps):
-            steps[index] = record
-        else:
-            steps.append(record)
-        self._state = replace(self._state, steps=steps)
-        self._show_details()
-
-    async def _child(
+    async def child(
         self, name: str, workflow_name: str, arg: Any, result_type: type[T], *,
         child_id: str, round_: int | None = None,
         search_attributes: TypedSearchAttributes | None = None, summary: str | None = None,
@@ -208,139 +138,106 @@ class StepRunner:
         """Run a child workflow as one step (its own steps show in its own history). A child
         *run* (an investigation's fix) has a usage of its own: it is added to this run's, and
         kept apart under its id, whether it completed or failed."""
-        self._before_step()
-        index = len(self._state.steps)
-        started = workflow.now().isoformat()
-        self._set_step(index, StepRecord(name, "running", 1, started, round=round_))
+        self.before()
+        index = self._begin(name, round_)
         try:
             result: T = await workflow.execute_child_workflow(
                 workflow_name, arg, id=child_id, result_type=result_type,
-                static_summary=summary or _where(name, round_),
-                search_attributes=search_attributes,
+                static_summary=summary or _where(name, round_), search_attributes=search_attributes,
             )  # fmt: skip
         except ChildWorkflowError as err:
-            if is_cancelled_exception(err):
-                self._set_step(index, StepRecord(name, "cancelled", 1, started,
-                                                 workflow.now().isoformat(), round_))  # fmt: skip
-                raise asyncio.CancelledError from err
-            kind, message = _root_cause(err)
-            if child_run:
+            if child_run and not is_cancelled_exception(err):
                 self._charge_child(child_id, usage_in(err))
-            self._set_step(index, StepRecord(name, "failed", 1, started, workflow.now().isoformat(),
-                                             round_, message[:500]))  # fmt: skip
-            raise self._fail(kind, f"step {name} failed: {message}") from err
+            raise self._failed(index, err, 1) from err
         if child_run:
             self._charge_child(child_id, getattr(result, "usage", None) or Usage())
-        self._set_step(index, StepRecord(name, "completed", 1, started, workflow.now().isoformat(),
-                                         round_, _detail(result)))  # fmt: skip
+        self._end(index, "completed", 1, result)
         return result
 
-    def _charge(self, usage: Usage) -> None:
+    def record_snapshot(self, step: str, sha: str) -> None:
+        self.state = replace(self.state, snapshots={**self.state.snapshots, step: sha})
+
+    def charge(self, usage: Usage) -> None:
         """Add paid calls to the run's usage (the budget is checked against it)."""
         if usage != Usage():
-            self._state = replace(self._state, usage=self._state.usage + usage)
-            self._show_details()
+            self.update(usage=self.state.usage + usage)
+
+    def fail(self, kind: str, message: str) -> ApplicationError:
+        """The run's failure: it carries the run's usage, so a parent counts what it paid."""
+        self.state = replace(self.state, error={"type": kind, "message": message})
+        return ApplicationError(
+            message, usage_detail(self.state.usage), type=kind, non_retryable=True
+        )
 
     def _charge_child(self, child_id: str, usage: Usage) -> None:
-        children = dict(self._state.child_usage)
+        children = dict(self.state.child_usage)
         children[child_id] = children.get(child_id, Usage()) + usage
-        self._state = replace(self._state, child_usage=children)
-        self._charge(usage)
+        self.state = replace(self.state, child_usage=children)
+        self.charge(usage)
 
-    def _fail(self, kind: str, message: str) -> ApplicationError:
-        """The run's failure: it carries the run's usage, so a parent counts what it paid."""
-        self._state = replace(self._state, error={"type": kind, "message": message})
-        return ApplicationError(
-            message, usage_detail(self._state.usage), type=kind, non_retryable=True
-        )
+    def _begin(self, name: str, round_: int | None) -> int:
+        index = len(self.state.steps)
+        self._set_step(index, runs.StepRecord(name, "running", 1, workflow.now().isoformat(),
+                                              round=round_))  # fmt: skip
+        return index
+
+    def _end(self, index: int, status: str, attempts: int, result: object = None,
+             detail: str = "") -> None:  # fmt: skip
+        """The step's record as it ends; its line comes with its result (StepResult)."""
+        detail = detail or str(getattr(result, "step_detail", "") or "")
+        record = replace(self.state.steps[index], status=status, attempts=attempts,
+                         ended_at=workflow.now().isoformat(), detail=detail)  # fmt: skip
+        self._set_step(index, record)
+
+    def _failed(self, index: int, err: BaseException, attempts: int) -> BaseException:
+        """The step's record for a failure, and what the workflow raises for it."""
+        if is_cancelled_exception(err):
+            self._end(index, "cancelled", 1)
+            return asyncio.CancelledError()
+        kind, message = _root_cause(err)
+        self._end(index, "failed", attempts, detail=message[:500])
+        return self.fail(kind, f"step {self.state.steps[index].name} failed: {message}")
+
+    def _set_step(self, index: int, record: runs.StepRecord) -> None:
+        steps = list(self.state.steps)
+        steps[index:index + 1] = [record]  # fmt: skip
+        self.update(steps=steps)
+
+    def _show_details(self) -> None:
+        workflow.set_current_details(self.state.details())
 
 
 def _where(step: str, round_: int | None) -> str:
     return step + (f" (round {round_})" if round_ else "")
 
 
-def _summary(step: str, activity: str, round_: int | None) -> str:
-    purpose = activity_purpose(activity)
+def _summary(step: str, purpose: str, round_: int | None) -> str:
     return f"{_where(step, round_)}: {purpose}" if purpose else _where(step, round_)
-
-
-def _count(counter: Any, attributes: dict[str, str]) -> None:
-    """A metric from workflow code: recorded once, live, never again while a history replays."""
-    if workflow.unsafe.is_replaying():
-        return
-    with workflow.unsafe.sandbox_unrestricted():
-        counter.add(1, attributes)
-
-
-def _test_detail(r: TestReport) -> str:
-    verdict = "passed" if r.passed else f"failed (exit {r.exit_code})"
-    if r.passed_count or r.failed_count:
-        verdict += f": {r.passed_count} passed, {r.failed_count} failed"
-    if r.flaky:
-        verdict += f", {len(r.flaky)} flaky"
-    if r.killed_by:
-        verdict += f", killed by {', '.join(r.killed_by)}"
-    if r.cannot_run:
-        verdict += f"; the suite cannot run: {r.cannot_run[:300]}"
-    if r.restored_tests:
-        verdict += f"; graded with the original {', '.join(r.restored_tests)}"
-    sandbox = r.isolation.split(":", 1)[0]
-    return f"{verdict} in {r.duration_s:.1f}s [sandbox: {sandbox}]"
-
-
-def _detail(result: object) -> str:
-    describe: Callable[[Any], str] | None = _DETAILS.get(type(result))
-    return describe(result) if describe else ""
-
-
-_DETAILS: dict[type, Callable[[Any], str]] = {
-    TestReport: lambda r: _test_detail(r),
-    EnvironmentOutput: lambda r: (
-        f"cache hit ({r.environment.source})"
-        if r.cache_hit
-        else f"built in {r.duration_s:.1f} s ({r.environment.source})"
-    ),
-    VerifyOutput: lambda r: ", ".join(
-        f"{g.name} {'ok' if g.passed else 'FAILED'}" for g in r.gates
-    ),
-    PatchOutput: lambda r: r.message,
-    PlanOutput: lambda r: f"by {r.policy_label}",
-    PerfReport: lambda r: r.detail[:200],
-    LintReport: lambda r: (
-        f"{r.count} findings ({r.command.split()[0]})"
-        if r.configured and r.ok
-        else r.detail[:200]
-        if r.configured
-        else "no lint command"
-    ),
-    Delivery: lambda r: f"branch {r.branch}, {r.files_changed} files",
-    AgentOutput: lambda r: f"{r.stop}: {(r.reason or r.summary)[:200]}",
-    RoleOutput: lambda r: r.summary + (" (answer retried once)" if r.consumed > 1 else ""),
-    MemoryRead: lambda r: f"{len(r.ids)} entries" + (f": {', '.join(r.ids)}" if r.ids else ""),
-    MemoryRecorded: lambda r: f"version {r.version}: +{r.added} entries, {r.stale} marked stale",
-    AdversarialOutput: lambda r: f"{r.tried} tests, {r.failing} failing",
-    ReproductionCheck: lambda r: ("matches: " if r.matched else "refused: ") + r.detail[:400],
-}
 
 
 def usage_in(err: BaseException) -> Usage:
     """The usage a failed step or child carries (its paid calls), from the first failure in its
     chain that carries one."""
-    cause: BaseException | None = err
-    while cause is not None:
+    for cause in _chain(err):
         if isinstance(cause, ApplicationError):
             for detail in cause.details:
                 if isinstance(detail, dict) and USAGE_DETAIL in detail:
                     return usage_from(detail[USAGE_DETAIL])
-        cause = getattr(cause, "cause", None) or cause.__cause__
     return Usage()
 
 
 def _root_cause(err: BaseException) -> tuple[str, str]:
     """The first application failure under the step (an activity's, possibly inside a child)."""
-    cause: BaseException | None = err
-    while cause is not None:
+    for cause in _chain(err):
         if isinstance(cause, ApplicationError):
             return cause.type or "StepFailed", cause.message
-        cause = getattr(cause, "cause", None) or cause.__cause__
     return "StepFailed", str(err.__cause__ or err)
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None:
+        found.append(cause)
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return found

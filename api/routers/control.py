@@ -14,8 +14,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, TemporalClientDep, check_run_id
-from api.models import ApproveIn, BudgetIn, CancelIn, ControlPublic, RejectIn, UsagePublic
-from contracts.runs import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
+from api.models.inputs import ApproveIn, BudgetIn, CancelIn, RejectIn
+from api.models.public import ControlPublic, UsagePublic
+from contracts.control import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 
 router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Authenticated])

@@ -18,14 +18,8 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import (
-    DriftCreate,
-    EnvironmentIn,
-    ScheduleCreate,
-    ScheduleCreated,
-    SchedulePublic,
-    TaskAccepted,
-)
+from api.models.inputs import DriftCreate, EnvironmentIn, ScheduleCreate
+from api.models.public import ScheduleCreated, SchedulePublic, TaskAccepted
 from api.repo_check import check_repo
 from api.starting import accepted, choose_policy, new_run_id, run_queues, tags
 from contracts.drift import DRIFT_WORKFLOW, DriftInput

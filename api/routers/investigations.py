@@ -7,7 +7,8 @@ import asyncio
 from fastapi import APIRouter, HTTPException
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import EnvironmentIn, InvestigationCreate, TaskAccepted
+from api.models.inputs import EnvironmentIn, InvestigationCreate
+from api.models.public import TaskAccepted
 from api.repo_check import check_repo
 from api.sentry import event_from, event_from_traceback
 from api.starting import choose_policy, new_run_id, run_queues, start_investigation

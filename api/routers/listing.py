@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Authenticated, SettingsDep, TemporalClientDep
-from api.models import RunList, RunSummary
+from api.models.public import RunList, RunSummary
 from ratchet import search_keys as search
 from ratchet.settings import Settings
 from ratchet.visibility import search_attributes_ready

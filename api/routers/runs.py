@@ -19,13 +19,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from agents import transcript
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep, check_run_id
-from api.models import (
+from api.models.inputs import BudgetIn, ForkCreate
+from api.models.public import (
     ApprovalPublic,
-    BudgetIn,
     CulpritPublic,
     EnvironmentPublic,
     ErrorPublic,
-    ForkCreate,
     GatePublic,
     RunPublic,
     RunResultPublic,

@@ -7,7 +7,8 @@ import asyncio
 from fastapi import APIRouter, HTTPException
 
 from api.deps import Authenticated, SettingsDep, StoreDep, TemporalClientDep
-from api.models import EnvironmentIn, TaskAccepted, TaskCreate
+from api.models.inputs import EnvironmentIn, TaskCreate
+from api.models.public import TaskAccepted
 from api.repo_check import check_repo
 from api.starting import choose_policy, new_run_id, run_queues, start_forward
 from contracts.budget import Budget

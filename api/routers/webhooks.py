@@ -16,7 +16,7 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClientDep
-from api.sentry import WebhookRefused, parse, verify_signature
+from api.sentry import Delivery, WebhookRefused, parse, verify_signature
 from api.starting import choose_policy, run_queues, start_investigation
 from contracts.investigation import InvestigationInput, SentryEvent
 from contracts.runs import EnvironmentSpec, PolicyChoice
@@ -74,33 +74,17 @@ async def _sentry(
     request: Request, settings: SettingsDep, client: TemporalClientDep
 ) -> JSONResponse | dict[str, Any]:
     try:
-        raw = await _read_limited(request, settings.sentry_max_body_bytes)
-        if settings.sentry_client_secret is None:
-            raise WebhookRefused(
-                401, "Sentry webhooks are off: RATCHET_SENTRY_CLIENT_SECRET is unset"
-            )
-        verify_signature(raw, request.headers.get("sentry-hook-signature"),
-                         settings.sentry_client_secret.get_secret_value())  # fmt: skip
-        resource = request.headers.get("sentry-hook-resource", "")
-        if not resource:
-            raise WebhookRefused(400, "no Sentry-Hook-Resource header")
-        delivery = parse(resource, raw)
+        delivery = await _verified(request, settings)
     except WebhookRefused as refused:
         return _refuse(refused.status, str(refused))
+    resource, action = delivery.resource, delivery.action
     if resource == "installation":
-        return {"status": "acknowledged", "action": delivery.action}
+        return {"status": "acknowledged", "action": action}
     run_id = f"sentry-{delivery.issue_id}"
-    if resource == "issue" and delivery.action in ("resolved", "ignored", "archived"):
-        request.app.state.recent_sentry.forget(run_id)  # a later repeat must reach the run
-        try:
-            await client.get_workflow_handle(run_id).cancel()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return {"status": "nothing to cancel", "run_id": run_id}
-        return {"status": "cancelling", "run_id": run_id}
-    if resource == "issue" and delivery.action not in ("created", "unresolved"):
-        return _refuse(422, f"issue action {delivery.action[:50]!r} starts nothing")
+    if resource == "issue" and action in ("resolved", "ignored", "archived"):
+        return await _cancel(request, client, run_id)
+    if resource == "issue" and action not in ("created", "unresolved"):
+        return _refuse(422, f"issue action {action[:50]!r} starts nothing")
     mapping = settings.sentry_projects.get(delivery.project)
     if not isinstance(mapping, dict) or not mapping.get("repo"):
         project = delivery.project[:100]
@@ -110,7 +94,7 @@ async def _sentry(
         return _refuse(400, f"{resource} webhook without an event")
     recent: RecentDeliveries = request.app.state.recent_sentry
     # An issue webhook carries no event id: its action names the delivery.
-    key = (run_id, event.event_id or f"{resource}.{delivery.action}")
+    key = (run_id, event.event_id or f"{resource}.{action}")
     if (known := recent.get(key)) is not None:
         return known  # a redelivery: answered as before, without another signal in the history
     try:
@@ -120,21 +104,57 @@ async def _sentry(
     tracer: trace.Tracer = request.app.state.temporal.tracer
     with tracer.start_as_current_span("sentry.webhook", links=_sentry_link(event)) as span:
         span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
-        inp = InvestigationInput(
-            run_id=run_id, kind="regression", repo=str(mapping["repo"]),
-            good_ref=mapping.get("good_ref"), test_command=mapping.get("test_command"),
-            event=event, trace_id=current_trace_id(), parallel_probes=settings.parallel_probes,
-            test_timeout_s=settings.test_timeout_s,
-            heartbeat_timeout_s=settings.heartbeat_timeout_s, queues=run_queues(settings),
-            environment=_environment(mapping.get("environment")),
-            policy=policy,
-            write_reproduction=_obj(mapping, "reproduce").get("write") is True,
-            reproducer_attempts=settings.reproducer_attempts,
-        )  # fmt: skip
+        inp = _investigation(run_id, mapping, event, policy, settings)
         accepted = await start_investigation(client, settings, inp, join=True)
     answer = accepted.model_dump()
     recent.put(key, answer)  # only once started: a refused start must be redelivered
     return answer
+
+
+async def _verified(request: Request, settings: Settings) -> Delivery:
+    """The delivery, once its size, its signature and its resource header are checked."""
+    raw = await _read_limited(request, settings.sentry_max_body_bytes)
+    if settings.sentry_client_secret is None:
+        raise WebhookRefused(401, "Sentry webhooks are off: RATCHET_SENTRY_CLIENT_SECRET is unset")
+    verify_signature(raw, request.headers.get("sentry-hook-signature"),
+                     settings.sentry_client_secret.get_secret_value())  # fmt: skip
+    resource = request.headers.get("sentry-hook-resource", "")
+    if not resource:
+        raise WebhookRefused(400, "no Sentry-Hook-Resource header")
+    return parse(resource, raw)
+
+
+async def _cancel(request: Request, client: TemporalClientDep, run_id: str) -> dict[str, Any]:
+    """A resolved (ignored, archived) issue: its investigation is cancelled, if one runs."""
+    request.app.state.recent_sentry.forget(run_id)  # a later repeat must reach the run
+    try:
+        await client.get_workflow_handle(run_id).cancel()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return {"status": "nothing to cancel", "run_id": run_id}
+    return {"status": "cancelling", "run_id": run_id}
+
+
+def _investigation(
+    run_id: str,
+    mapping: dict[str, Any],
+    event: SentryEvent,
+    policy: PolicyChoice | None,
+    settings: Settings,
+) -> InvestigationInput:
+    """The investigation of an event, as the project's mapping configures it."""
+    return InvestigationInput(
+        run_id=run_id, kind="regression", repo=str(mapping["repo"]),
+        good_ref=mapping.get("good_ref"), test_command=mapping.get("test_command"),
+        event=event, trace_id=current_trace_id(), parallel_probes=settings.parallel_probes,
+        test_timeout_s=settings.test_timeout_s,
+        heartbeat_timeout_s=settings.heartbeat_timeout_s, queues=run_queues(settings),
+        environment=_environment(mapping.get("environment")),
+        policy=policy,
+        write_reproduction=_obj(mapping, "reproduce").get("write") is True,
+        reproducer_attempts=settings.reproducer_attempts,
+    )  # fmt: skip
 
 
 def _policy(

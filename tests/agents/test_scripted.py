@@ -6,7 +6,7 @@ import pytest
 
 from agents.model import ModelCall, PolicyError
 from agents.scripted import TEST_DOUBLE_LABEL, ScriptedModel, parse_script
-from ratchet.demo import EXAMPLES
+from ratchet.cli.demo import EXAMPLES
 
 
 def turn_call(key: str, index: int) -> ModelCall:

@@ -24,13 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from gym.egress import (
-    BRIDGE_SOURCE,
-    Allowlist,
-    EgressProxy,
-    bridge_command,
-    parse_allowed_hosts,
-)
+from gym.allowlist import Allowlist, parse_allowed_hosts
+from gym.egress import BRIDGE_SOURCE, EgressProxy, bridge_command
 
 BODY = b"hello from the origin\n"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gym.egress import Allowlist
+from gym.allowlist import Allowlist
 from gym.envdef import EnvDefinition, definition_for, detect, key_for
 from gym.environments import EnvironmentBuildFailed, Environments, interpreter_id
 from gym.runner import Limits

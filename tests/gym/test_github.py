@@ -21,14 +21,11 @@ from gym.github import (
     GitHubRejected,
     GitHubUnavailable,
     PullRequest,
-    PushFailed,
-    PushRefused,
     github_repo_slug,
     open_draft_pull_request,
-    pull_request_title,
-    push_branch,
-    render_pull_request_body,
 )
+from gym.pull_request_text import pull_request_title, render_pull_request_body
+from gym.push import PushFailed, PushRefused, push_branch
 from tests.utils.fake_github import FakeGitHub
 from tests.utils.repos import commit, make_repo
 
@@ -161,7 +158,7 @@ def test_push_loses_a_race_for_the_branch_without_moving_it(
             git("push", "--quiet", str(remote), f"{theirs}:refs/heads/ratchet/race", cwd=source)
         return out
 
-    monkeypatch.setattr("gym.github.git", racing_git)
+    monkeypatch.setattr("gym.push.git", racing_git)
     with pytest.raises(PushFailed):
         push_branch(source, str(remote), "ratchet/race", ours, None)
     assert remote_branch(remote, "ratchet/race") == theirs

@@ -79,7 +79,7 @@ def test_junit_garbage_gives_no_outcomes() -> None:
 
 
 async def test_the_bundled_example_repositorys_own_suite(tmp_path: Path) -> None:
-    from ratchet.demo import build_example
+    from ratchet.cli.demo import build_example
     from ratchet.settings import Settings
 
     repo = build_example(Settings(home=tmp_path))

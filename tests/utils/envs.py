@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
-from gym.egress import Allowlist
+from gym.allowlist import Allowlist
 from gym.envdef import EnvDefinition, definition_for
 from gym.environments import Environment, Environments
 from gym.runner import Limits

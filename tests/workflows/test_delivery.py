@@ -15,7 +15,8 @@ from activities.delivery import GitHubConfig
 from activities.forward import ForwardActivities
 from activities.models import Models
 from api.main import create_app
-from contracts.runs import DeliverInput, RunRef
+from contracts.runs import RunRef
+from contracts.steps import DeliverInput
 from gym.git import git
 from ratchet.artifacts import FilesystemArtifactStore
 from tests.conftest import TOKEN, make_settings, serve_app

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.worker import Worker
 
 from gym.git import git
-from ratchet.demo import EXAMPLES, GOAL, build_example
+from ratchet.cli.demo import EXAMPLES, GOAL, build_example
 from ratchet.settings import Settings
 from tests.utils.envs import otel_setup
 from tests.utils.pypi import PackageIndex

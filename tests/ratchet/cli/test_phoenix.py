@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from ratchet import phoenix
+from ratchet.cli import phoenix
+from ratchet.cli.stack import Stack
 from ratchet.settings import Settings
-from ratchet.stack import Stack
 from tests.conftest import free_port
 
 

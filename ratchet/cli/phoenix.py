@@ -2,7 +2,7 @@
 
 Two interpreters share this file without sharing packages: `ratchet up` imports it to find a
 running Phoenix, and `make traces` runs it as a script with the Phoenix venv's Python
-(`.venv-phoenix/bin/python -P ratchet/phoenix.py`) to start one. So only the standard library is
+(`.venv-phoenix/bin/python -P ratchet/cli/phoenix.py`) to start one. So only the standard library is
 imported at module level, and Phoenix's modules only inside `serve`.
 """
 

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from ratchet import cliview
+from ratchet.cli import view
 from ratchet.settings import Settings
 
 OPEN = {"running", "paused", "awaiting_approval"}
@@ -139,23 +139,23 @@ def follow(
         from rich.live import Live
 
         console = Console(file=out)
-        with Live(cliview.live_view(run), console=console, refresh_per_second=4) as live:
+        with Live(view.live_view(run), console=console, refresh_per_second=4) as live:
             while run["status"] in OPEN and time.monotonic() < deadline:
                 time.sleep(poll_s)
                 run = api.run(run_id)
-                live.update(cliview.live_view(run))
+                live.update(view.live_view(run))
         return run
     seen: dict[int, str] = {}
     status = ("running", "")
     while True:
         for index, step in enumerate(run["steps"]):
-            line = cliview.step_line(step)
+            line = view.step_line(step)
             if seen.get(index) != line:
                 seen[index] = line
                 print(f"  {line}", file=out, flush=True)
         if (run["status"], run.get("awaiting", "")) != status:
             status = (run["status"], run.get("awaiting", ""))
-            hint = cliview.status_hint(run)
+            hint = view.status_hint(run)
             print(f"status: {status[0]}" + (f" - {hint}" if hint else ""), file=out, flush=True)
         if run["status"] not in OPEN or time.monotonic() > deadline:
             return run

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RATCHET = str(Path(sys.executable).parent / "ratchet")
 
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from gym import workspace
+from gym.allowlist import build_allowlist
 from gym.config import detect_test_command, load_config
 from gym.diagnose import suite_problem
-from gym.egress import build_allowlist
 from gym.envdef import definition_for
 from gym.environments import Environment, Environments
 from gym.errors import GymError

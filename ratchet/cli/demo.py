@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 
 from gym.git import git
-from ratchet import cliview
-from ratchet.apiclient import RatchetApi, follow
+from ratchet.cli import view
+from ratchet.cli.apiclient import RatchetApi, follow
+from ratchet.cli.stack import wait_for_http
 from ratchet.settings import Settings
-from ratchet.stack import wait_for_http
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GOAL = (
     "Add median(values) to statskit/stats.py: the middle value of the sorted values, the mean of "
     "the two middle values for an even count, and ValueError for an empty list. Add tests."
@@ -90,7 +90,7 @@ def demo(settings: Settings) -> int:
         )
         transcript = api.transcript(run_id)
     print("\nThe agent's turns (ratchet transcript " + run_id + "):")
-    print(cliview.transcript_text(transcript))
+    print(view.transcript_text(transcript))
     print()
     print(f"Status: {run['status']}")
     if run.get("error"):
@@ -106,7 +106,7 @@ def demo(settings: Settings) -> int:
         print(f"Sandbox: {result['isolation']}")
     if result.get("branch"):
         print(f"\nBranch: {result['branch']} in {repo} (commit {str(result.get('commit'))[:12]})")
-    print(f"Usage: {cliview.usage_line(run.get('usage'))}")
+    print(f"Usage: {view.usage_line(run.get('usage'))}")
     print(f"Temporal UI: {accepted['temporal_ui_url']}")
     print(f"Trace id: {run['trace_id']}   (ratchet trace {run_id} prints its span tree)")
     if started:

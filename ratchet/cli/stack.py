@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from ratchet import phoenix
+from ratchet.cli import phoenix
 from ratchet.settings import Settings
 from ratchet.visibility import dev_server_flags, register_search_attributes
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from temporalio.worker import Worker
 
-from ratchet.apiclient import RatchetApi, follow
 from ratchet.cli import run
+from ratchet.cli.apiclient import RatchetApi, follow
 from ratchet.settings import Settings
 from tests.conftest import free_port
 from tests.utils.history import CALC, CALC_BROKEN, planted

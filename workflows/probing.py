@@ -1,0 +1,95 @@
+"""The probes of an investigation: each tests one commit in its own workspace slot; a round runs
+k of them in parallel. The bad commit is confirmed first; without a good_ref, ancestors at
+doubling distances are probed until one passes; then the multisection narrows the range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts import investigation as inv
+    from contracts.investigation import InvestigationInput, InvPrepared
+    from workflows.bisect import Doubling, Multisection
+    from workflows.reproducer import Reproducer
+    from workflows.steps import Steps
+
+
+class Prober:
+    def __init__(self, steps: Steps, reproducer: Reproducer) -> None:
+        self._steps, self._reproducer = steps, reproducer
+        self.records: list[inv.ProbeRecord] = []
+        self.reference: str | None = None
+        """Performance mode: the good commit every probe measures itself against."""
+
+    async def probe(self, inp: InvestigationInput, prep: InvPrepared, sha: str, slot: int,
+                    round_: int) -> inv.ProbeResult:  # fmt: skip
+        runs = inp.benchmark_runs if inp.kind == "performance" else 1
+        files = self._reproducer.files or inp.reproduction_files
+        arg = inv.ProbeInput(prep.run, sha, prep.reproduce, inp.kind, slot, inp.test_timeout_s,
+                             runs, reference=self.reference, max_slowdown=inp.max_slowdown,
+                             files=files)  # fmt: skip
+        result = await self._steps.step(
+            "probe", inv.PROBE, arg, inv.ProbeResult, round_=round_,
+            limit=timedelta(seconds=(inp.test_timeout_s + 60) * runs + 60),
+        )  # fmt: skip
+        self.records.append(inv.ProbeRecord(round_, sha, result.outcome, result.detail))
+        return result
+
+    async def probe_all(self, inp: InvestigationInput, prep: InvPrepared, shas: list[str],
+                        round_: int) -> list[inv.ProbeResult]:  # fmt: skip
+        """One round: the probes run in parallel, each in its own workspace slot."""
+        return list(await asyncio.gather(*(
+            self.probe(inp, prep, sha, slot, round_) for slot, sha in enumerate(shas)
+        )))  # fmt: skip
+
+    async def confirm(self, inp: InvestigationInput, prep: InvPrepared) -> inv.ProbeResult | None:
+        """Confirm the problem at the bad commit, twice, so a flaky failure is not bisected:
+        None when it shows, else the probe that did not show it."""
+        for attempt in range(1 if inp.kind == "performance" else 2):
+            seen = await self.probe(inp, prep, prep.run.base_sha, attempt, 0)
+            if seen.outcome != "bad":
+                return seen
+        return None
+
+    async def bisect(self, inp: InvestigationInput, prep: InvPrepared,
+                     bisection: Multisection, rounds: int) -> int:  # fmt: skip
+        """Narrow the range to the first bad commit; the rounds it took, in all."""
+        while not bisection.done():
+            rounds += 1
+            for probed in await self.probe_all(inp, prep, bisection.next_probes(), rounds):
+                bisection.record(probed.sha, probed.outcome)
+        return rounds
+
+    async def find_good(self, inp: InvestigationInput, prep: InvPrepared,
+                        bisection: Multisection, *, latent_ok: bool) -> int:  # fmt: skip
+        """The rounds it took to find a good commit (the range then starts there). -1 when
+        `latent_ok` and the problem shows at every commit probed back to the first (or at the
+        good_ref): a latent bug."""
+        commits = bisection.commits
+        if prep.good_sha is not None:
+            if self.reference is None:  # the performance reference is good by definition
+                first = await self.probe(inp, prep, commits[0], 0, 0)
+                if first.outcome == "bad" and latent_ok:
+                    return -1
+                if first.outcome != "good":
+                    why = f"{commits[0][:12]} is not good: {first.outcome} ({first.detail})"
+                    raise self._steps.fail("GoodRefFails", f"good_ref {why}")
+            bisection.record(commits[0], "good")
+            return 0
+        doubling, rounds = Doubling(commits, inp.parallel_probes), 0
+        while picks := doubling.next_probes(bisection.results):
+            rounds += 1
+            results = await self.probe_all(inp, prep, picks, rounds)
+            for result in results:
+                bisection.record(result.sha, result.outcome)
+            goods = [commits.index(r.sha) for r in results if r.outcome == "good"]
+            if goods:  # narrow the range to start at the nearest good ancestor
+                bisection.commits = commits[max(goods) :]
+                return rounds
+        if latent_ok and bisection.results.get(commits[0]) == "bad":
+            return -1
+        raise self._steps.fail("NoGoodCommit", f"no commit in the last {len(commits)} passes")
