@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry import trace
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, tag_span
+from activities.common import heartbeats, materialize, tag_span, with_goal
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.models import Models
@@ -85,7 +85,8 @@ class AgentActivities:
         model = self.models.choose(arg.policy or PolicyChoice(arg.provider))
         if arg.transcript_ref:
             messages = transcript.loads(self.store.get_text(arg.transcript_ref))
-        else:
+        else:  # the first turn opens the conversation with the goal
+            arg = with_goal(self.store, arg)
             ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
             feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
             messages = transcript.opening(

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from opentelemetry import trace
 from temporalio import activity
@@ -16,6 +17,7 @@ from agents.ledger import Price, TokenCounts, cost_usd
 from contracts.budget import Usage
 from contracts.runs import RunRef
 from gym import workspace
+from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import MODEL_COST, MODEL_TOKENS
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 
@@ -27,6 +29,24 @@ def materialize(home: Path, run: RunRef, snapshot: str, purpose: str) -> Path:
     """The run's workspace for `purpose`, at `snapshot` (reused across steps and retries)."""
     path = home / "workspaces" / run.run_id / purpose
     return workspace.materialize(Path(run.mirror), snapshot, path)
+
+
+class HasGoal(Protocol):
+    @property
+    def goal(self) -> str: ...
+    @property
+    def run(self) -> RunRef: ...
+
+
+G = TypeVar("G", bound=HasGoal)
+
+
+def with_goal(store: ArtifactStore, arg: G) -> G:
+    """`arg` with its task's goal: sent along (runs recorded before goals travelled by
+    reference), or read from the artifact the prepare step kept."""
+    if arg.goal or not arg.run.goal_ref:
+        return arg
+    return replace(arg, goal=store.get_text(arg.run.goal_ref))  # type: ignore[type-var]
 
 
 def tag_span(run_id: str) -> None:

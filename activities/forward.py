@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, tag_span
+from activities.common import heartbeats, materialize, tag_span, with_goal
 from activities.delivery import GitHubConfig, open_pull_request
 from activities.errors import permanent_errors
 from activities.models import Models
@@ -94,7 +94,9 @@ class ForwardActivities:
     async def prepare(self, arg: PrepareInput) -> Prepared:
         tag_span(arg.run_id)
         mirror, base = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.base_ref)
-        run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when, arg.environment)
+        goal_ref = self.store.put_text(arg.goal) if arg.goal else None
+        run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when, arg.environment,
+                     goal_ref=goal_ref)  # fmt: skip
         if arg.start_snapshot and not self.mirrors.has_commit(mirror, arg.start_snapshot):
             raise BadRepository(f"snapshot {arg.start_snapshot} is not in the mirror of {arg.repo}")
         ws = await asyncio.to_thread(self._workspace, run, base, "base")
@@ -112,6 +114,7 @@ class ForwardActivities:
     @heartbeats
     async def plan(self, arg: PlanInput) -> PlanOutput:
         tag_span(arg.run.run_id)
+        arg = with_goal(self.store, arg)
         model = self.models.choose(arg.policy)
         ws = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "policy")
         memory = self.store.get_text(arg.memory_ref) if arg.memory_ref else ""
@@ -182,6 +185,7 @@ class ForwardActivities:
     @permanent_errors
     async def deliver(self, arg: DeliverInput) -> Delivery:
         tag_span(arg.run.run_id)
+        arg = with_goal(self.store, arg)
         mirror = Path(arg.run.mirror)
         patch = await asyncio.to_thread(workspace.diff, mirror, arg.run.base_sha, arg.snapshot)
         patch_ref = self.store.put(patch)

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, tag_span
+from activities.common import heartbeats, materialize, tag_span, with_goal
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.models import Models
@@ -22,6 +22,7 @@ from agents.asking import ask
 from agents.ledger import Price
 from agents.model import ModelCall, PolicyError
 from agents.planning import repository_block
+from agents.prompts import goal_block
 from agents.roles import ask as ask_role
 from agents.roles import load_role
 from contracts.budget import Usage
@@ -84,9 +85,8 @@ class RoleActivities:
     async def _content(self, arg: RoleInput) -> Blocks:
         """The user message: what calls on the same snapshot share (the repository) comes first
         and is cached, so N perspectives on one repository pay for it once."""
-        goal = f"<goal>{escape(arg.goal)}</goal>\n"
-        if arg.memory_ref:
-            goal += f"<memory>\n{escape(self.store.get_text(arg.memory_ref))}\n</memory>\n"
+        memory = self.store.get_text(arg.memory_ref) if arg.memory_ref else ""
+        goal = goal_block(with_goal(self.store, arg).goal, memory) + "\n"
         if arg.role == "perspective":
             repository = await self._repository(arg, arg.run.base_sha)
             return [repository, _text(goal + f"<lens>{escape(arg.lens)}</lens>")]
@@ -219,7 +219,8 @@ class RoleActivities:
     @permanent_errors
     async def memory_read(self, arg: MemoryReadInput) -> MemoryRead:
         tag_span(arg.run_id)
-        entries = Memory(self.home, self.store).relevant(arg.repo, arg.goal)
+        goal = arg.goal or (self.store.get_text(arg.goal_ref) if arg.goal_ref else "")
+        entries = Memory(self.home, self.store).relevant(arg.repo, goal)
         if not entries:
             return MemoryRead(None, [], activity.info().attempt)
         ref = self.store.put_text(as_context(entries))

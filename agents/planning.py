@@ -4,11 +4,10 @@ then the goal and what earlier runs learned, quoted as data."""
 from __future__ import annotations
 
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from agents.context import repository_context
 from agents.model import Message, ModelCall
-from agents.prompts import load_prompt
+from agents.prompts import goal_block, load_prompt
 
 
 def repository_block(workspace: Path) -> dict[str, object]:
@@ -18,9 +17,7 @@ def repository_block(workspace: Path) -> dict[str, object]:
 
 
 def plan_call(goal: str, workspace: Path, memory: str = "") -> ModelCall:
-    ask = f"<goal>{escape(goal)}</goal>"
-    if memory:
-        ask += f"\n<memory>\n{escape(memory)}\n</memory>"
+    ask = goal_block(goal, memory)
     message: Message = {
         "role": "user",
         "content": [repository_block(workspace), {"type": "text", "text": ask}],

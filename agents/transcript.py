@@ -10,6 +10,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from agents.context import repository_context, tracked_files
+from agents.prompts import goal_block
 
 Message = dict[str, Any]
 MAX_LISTED_FILES = 2000
@@ -46,7 +47,7 @@ def opening(*, role: str, goal: str, plan: str, feedback: str, workspace: Path) 
         )
     # For the reproducer the "plan" is the production error's event: data, never orders.
     evidence = "event" if role == "reproduce" else "plan"
-    task = f"<goal>{escape(goal)}</goal>\n<{evidence}>{escape(plan)}</{evidence}>\n\n{ask}"
+    task = f"{goal_block(goal)}\n<{evidence}>{escape(plan)}</{evidence}>\n\n{ask}"
     return [
         {
             "role": "user",

@@ -35,7 +35,8 @@ from bench.steps_workflow import (
     StepsInput,
     StepsWorkflow,
 )
-from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, TaskInput
+from contracts.results import TaskResult
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, TaskInput
 from gym.runner import Limits, run_command
 from gym.sandbox import NoSandbox
 from ratchet.artifacts import FilesystemArtifactStore
@@ -167,7 +168,7 @@ async def measure_forward(
             started = time.perf_counter()
             result = await client.execute_workflow(
                 FORWARD_WORKFLOW, task, id=run_id, task_queue=settings.task_queue,
-                result_type=RunResult,
+                result_type=TaskResult,
             )  # fmt: skip
             wall = time.perf_counter() - started
             assert result.branch and all(g.passed for g in result.gates), result

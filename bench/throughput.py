@@ -30,7 +30,8 @@ from bench.stack import (
     print_table,
     write_results,
 )
-from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
+from contracts.results import TaskResult, TaskState
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, TaskInput
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings
 from ratchet.telemetry import install
@@ -59,12 +60,12 @@ class Runs:
         started = time.perf_counter()
         handle = await self.client.start_workflow(
             FORWARD_WORKFLOW, task, id=run_id, task_queue=self.settings.task_queue,
-            result_type=RunResult,
+            result_type=TaskResult,
         )  # fmt: skip
         result = await handle.result()
         latency = time.perf_counter() - started
         assert result.branch and all(g.passed for g in result.gates), result
-        state = await handle.query("state", result_type=RunState)
+        state = await handle.query("state", result_type=TaskState)
         return latency, sum(step.attempts - 1 for step in state.steps)
 
     async def batch(self, n: int) -> dict[str, Any]:

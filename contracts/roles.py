@@ -97,6 +97,8 @@ class MemoryReadInput:
     repo: str
     goal: str
     run_id: str = ""
+    goal_ref: str | None = None
+    """The goal's artifact when `goal` is empty (see RunRef.goal_ref)."""
 
 
 @dataclass(frozen=True)

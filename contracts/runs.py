@@ -150,6 +150,10 @@ class RunRef:
     environment: EnvironmentRef | None = None
     """Set by the environment step: every sandboxed command of the run uses it (a bisection
     probe uses the environment of its own commit's key files)."""
+    goal_ref: str | None = None
+    """The task's goal, kept once as an artifact by the prepare step: the steps after it send
+    an empty goal and their activities read it from here (a long goal is not copied into
+    every step's input)."""
 
 
 @dataclass(frozen=True)
@@ -189,34 +193,15 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
-class Culprit:
-    sha: str
-    author: str
-    message: str
-    confidence: str
-
-
-@dataclass(frozen=True)
 class RunResult:
+    """What every kind of run ends with; each kind's result adds its own fields."""
+
     gates: list[Gate]
     patch_ref: str | None
     branch: str | None
     commit: str | None = None
-    plan_ref: str | None = None
-    refactor_kept: bool | None = None
-    isolation: str | None = None
-    """Which sandbox and limits were in force for the test run that verified the result."""
-    draft: bool = False
-    """Delivered unverified, as it stood when the run was cancelled or paused."""
-    culprit: Culprit | None = None
-    rounds: int | None = None
-    probes: int | None = None
-    report_ref: str | None = None
-    investigation_run_id: str | None = None
-    """A drift check that found drift started this investigation."""
-    memory_used: list[str] = field(default_factory=list)
-    """Knowledge-base entries the planners were given."""
     pull_request_url: str | None = None
+    report_ref: str | None = None
     environment: EnvironmentRef | None = None
     usage: Usage = field(default_factory=Usage)
     """What the run paid for (a parent adds a child run's to its own)."""

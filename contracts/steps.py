@@ -31,6 +31,8 @@ class PrepareInput:
     when: str
     start_snapshot: str | None = None
     environment: EnvironmentSpec | None = None
+    goal: str = ""
+    """Kept as an artifact: the run's RunRef names it (goal_ref)."""
 
 
 @dataclass(frozen=True)

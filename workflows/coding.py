@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import steps as io
     from contracts.agent import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
     from contracts.budget import Budget
+    from contracts.results import TaskResult
     from workflows.steps import Steps
     from workflows.verify import Verifier
 
@@ -113,7 +114,7 @@ class Coder:
         """Keep the work (a partial patch) and wait for a raised budget or a cancel."""
         partial = await self.keep_patch("partial patch", snapshot)
         self._resume = False
-        self._steps.set_phase("paused", pause_reason=reason, result=runs.RunResult(
+        self._steps.set_phase("paused", pause_reason=reason, result=TaskResult(
             gates=self.verifier.gates(), patch_ref=partial, branch=None, draft=True))  # fmt: skip
         await workflow.wait_condition(lambda: self._resume or self._cancelled())
         self._steps.set_phase("running", pause_reason="")

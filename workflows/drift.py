@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
         DriftPrepareInput,
     )  # fmt: skip
     from contracts.investigation import INVESTIGATION_WORKFLOW, InvestigationInput
-    from contracts.runs import Gate, RunResult, RunState, TaskInput
+    from contracts.results import DriftResult, DriftState
+    from contracts.runs import Gate, RunState, TaskInput
     from workflows import search
     from workflows.patterns import Patterns
     from workflows.steps import Steps
@@ -34,14 +35,14 @@ HEARTBEAT_S = 30.0
 @workflow.defn(name="DriftWorkflow")
 class DriftWorkflow:
     def __init__(self) -> None:
-        self.steps = Steps("drift")
+        self.steps = Steps("drift", DriftState)
 
     @workflow.query(name="state")
     def state(self) -> RunState:
         return self.steps.state
 
     @workflow.run
-    async def run(self, inp: DriftInput) -> RunResult:
+    async def run(self, inp: DriftInput) -> DriftResult:
         # Scheduled runs get ids made by Temporal: the run id is always the workflow id.
         run_id = workflow.info().workflow_id
         self.steps.start(inp.queues, inp.test_timeout_s, HEARTBEAT_S, run_id=run_id,
@@ -53,7 +54,7 @@ class DriftWorkflow:
             raise
         return self.steps.finish(result)
 
-    async def _check(self, inp: DriftInput, run_id: str) -> RunResult:
+    async def _check(self, inp: DriftInput, run_id: str) -> DriftResult:
         when = workflow.now().replace(microsecond=0).isoformat()
         arg = DriftPrepareInput(run_id, inp.repo, inp.ref, when, inp.environment)
         prepared = await self.steps.step("read specs", DRIFT_PREPARE, arg, DriftPrepared)
@@ -61,7 +62,9 @@ class DriftWorkflow:
             # Nothing to ask a model about (and an empty message is refused by the API).
             nothing = ("nothing to check: the repository has no spec text ([specs] paths in "
                        "ratchet.toml; by default specs/**/*.md and README.md)")  # fmt: skip
-            return RunResult(gates=[Gate("spec drift", True, nothing)], patch_ref=None, branch=None)
+            return DriftResult(
+                gates=[Gate("spec drift", True, nothing)], patch_ref=None, branch=None
+            )
         prepared = replace(prepared, run=await self.steps.prepare_environment(prepared.run))
         task = TaskInput(run_id=run_id, repo=inp.repo, goal="list the checkable claims",
                          policy=inp.policy)  # fmt: skip
@@ -89,7 +92,7 @@ class DriftWorkflow:
                 static_summary=f"[drift] {checked.drift} spec claims no longer hold in {inp.repo}",
                 search_attributes=search.for_child("investigation", inp.repo, "none"),
             )  # fmt: skip
-        return RunResult(
+        return DriftResult(
             gates=[Gate("spec drift", checked.drift == 0, detail)], patch_ref=None, branch=None,
             report_ref=checked.report_ref, investigation_run_id=investigation,
         )  # fmt: skip

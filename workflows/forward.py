@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts import steps as io
     from contracts.budget import usage_detail
     from contracts.control import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
-    from contracts.runs import RunResult, RunState, TaskInput
+    from contracts.results import TaskResult, TaskState
+    from contracts.runs import RunState, TaskInput
     from workflows.approvals import ApprovalEnded, Approvals
     from workflows.coding import Cancelled, Coder
     from workflows.patterns import Patterns
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 @workflow.defn(name="ForwardPlanningWorkflow")
 class ForwardPlanningWorkflow:
     def __init__(self) -> None:
-        self.steps = Steps("task")
+        self.steps = Steps("task", TaskState)
         self.steps.before = self._before_step
         self._approvals = Approvals(self.steps)
         self._cancel_requested = False
@@ -93,7 +94,7 @@ class ForwardPlanningWorkflow:
             raise Cancelled
 
     @workflow.run
-    async def run(self, task: TaskInput) -> RunResult:
+    async def run(self, task: TaskInput) -> TaskResult:
         self.steps.start(task.queues, task.test_timeout_s, task.heartbeat_timeout_s,
                          run_id=task.run_id, trace_id=task.trace_id, policy_label=task.policy.name,
                          task=task, budget=task.budget)  # fmt: skip
@@ -105,7 +106,9 @@ class ForwardPlanningWorkflow:
             return self.steps.finish(await self._deliver_draft(task), "cancelled")
         except ApprovalEnded as ended:
             # Nothing is delivered without approval; the patch and snapshots stay readable.
-            kept = self.steps.state.result or RunResult(gates=[], patch_ref=None, branch=None)
+            kept = self.steps.state.result
+            if not isinstance(kept, TaskResult):
+                kept = TaskResult(gates=[], patch_ref=None, branch=None)
             error = {"type": ended.phase.title(), "message": ended.message}
             return self.steps.finish(kept, ended.phase, error=error)
         except ApplicationError as failure:
@@ -121,9 +124,11 @@ class ForwardPlanningWorkflow:
             await patterns.learn(self._run, "completed: verified and delivered")
         return self.steps.finish(result)
 
-    async def _pipeline(self, task: TaskInput, patterns: Patterns) -> RunResult:
+    async def _pipeline(self, task: TaskInput, patterns: Patterns) -> TaskResult:
         prepared = await self._prepare(task)
         run = prepared.run
+        if run.goal_ref:  # the goal travels by reference from here on (RunRef.goal_ref)
+            task = patterns.task = replace(task, goal="")
         verifier = Verifier(self.steps, run, prepared.test_command, benchmark=prepared.benchmark)
         baseline = await verifier.measure_base()
         if baseline.cannot_run_fatal:
@@ -134,7 +139,7 @@ class ForwardPlanningWorkflow:
                 f"can be verified: {runs.SUITE_HOW_TO_FIX}",
             )
         await verifier.lint_base()
-        memory = await patterns.read_memory()
+        memory = await patterns.read_memory(run)
         plan = await self._plan(task, run, patterns)
         coder = self._coder = Coder(self.steps, task, prepared, plan, verifier,
                                     lambda: self._cancel_requested)  # fmt: skip
@@ -146,7 +151,7 @@ class ForwardPlanningWorkflow:
         coder.latest = snapshot
         if task.require_approval:
             review = await coder.keep_patch("patch for review", snapshot)
-            self.steps.keep_result(RunResult(
+            self.steps.keep_result(TaskResult(
                 gates=verified.verdict.gates, patch_ref=review, branch=None, plan_ref=plan.plan_ref,
                 refactor_kept=verified.refactor_kept, isolation=verified.isolation,
             ))  # fmt: skip
@@ -157,7 +162,7 @@ class ForwardPlanningWorkflow:
             usage=self.steps.state.usage, trace_id=task.trace_id, policy_label=plan.policy_label,
         )  # fmt: skip
         delivery = await self.steps.step("deliver", io.DELIVER, handover, io.Delivery)
-        return RunResult(
+        return TaskResult(
             gates=verified.verdict.gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
             commit=delivery.commit, plan_ref=plan.plan_ref, refactor_kept=verified.refactor_kept,
             isolation=verified.isolation, memory_used=memory.ids,
@@ -167,7 +172,7 @@ class ForwardPlanningWorkflow:
     async def _prepare(self, task: TaskInput) -> io.Prepared:
         when = workflow.now().replace(microsecond=0).isoformat()
         arg = io.PrepareInput(task.run_id, task.repo, task.base_ref, task.test_command, when,
-                                task.start_snapshot, task.environment)  # fmt: skip
+                              task.start_snapshot, task.environment, goal=task.goal)  # fmt: skip
         prepared = await self.steps.step("prepare", io.PREPARE, arg, io.Prepared)
         run = await self.steps.prepare_environment(prepared.run)
         self.steps.record_snapshot("base", run.base_sha)
@@ -182,7 +187,7 @@ class ForwardPlanningWorkflow:
             plan = await self.steps.step("plan", io.PLAN, arg, io.PlanOutput)
         self.steps.charge(plan.usage)
         if task.approve_plan:
-            self.steps.keep_result(RunResult(gates=[], patch_ref=None, branch=None,
+            self.steps.keep_result(TaskResult(gates=[], patch_ref=None, branch=None,
                                              plan_ref=plan.plan_ref))  # fmt: skip
             await self._approvals.wait("plan", task.approval_timeout_s,
                                        lambda: self._cancel_requested)  # fmt: skip
@@ -191,14 +196,14 @@ class ForwardPlanningWorkflow:
         self.steps.update(policy_label=plan.policy_label)
         return plan
 
-    async def _deliver_draft(self, task: TaskInput) -> RunResult:
+    async def _deliver_draft(self, task: TaskInput) -> TaskResult:
         """A cancelled run delivers what it has, unverified, marked as a draft."""
         coder = self._coder
         gates = coder.verifier.gates() if coder else []
         self._cancel_requested = False  # let the delivery step itself run
         if coder is None or coder.latest in (None, coder.run.base_sha):
-            return RunResult(gates=gates, patch_ref=None, branch=None, draft=True)
+            return TaskResult(gates=gates, patch_ref=None, branch=None, draft=True)
         draft = io.DeliverInput(coder.run, coder.latest, f"[draft] {task.goal}")
         delivery = await self.steps.step("deliver", io.DELIVER, draft, io.Delivery)
-        return RunResult(gates=gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
+        return TaskResult(gates=gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
                          commit=delivery.commit, draft=True)  # fmt: skip

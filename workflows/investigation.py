@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts import runs
     from contracts import steps as io
     from contracts.investigation import EventSignal, InvestigationInput, InvPrepared
-    from contracts.runs import Gate, RunResult, RunState
+    from contracts.results import Culprit, InvestigationResult, InvestigationState, TaskResult
+    from contracts.runs import Gate, RunState
     from workflows import search
     from workflows.bisect import Multisection
     from workflows.probing import Prober
@@ -33,7 +34,7 @@ Fix = tuple[str, list[Gate], io.Delivery | None]
 @workflow.defn(name="InvestigationWorkflow")
 class InvestigationWorkflow:
     def __init__(self) -> None:
-        self.steps = Steps("investigation")
+        self.steps = Steps("investigation", InvestigationState)
         self._suite_problem = ""
         """Why the suite cannot run at the bad commit ("" when it runs)."""
         self._reproducer = Reproducer(self.steps)
@@ -51,7 +52,7 @@ class InvestigationWorkflow:
             self.steps.update(events=[*self.steps.state.events, event_id][-MAX_EVENTS:])
 
     @workflow.run
-    async def run(self, inp: InvestigationInput) -> RunResult:
+    async def run(self, inp: InvestigationInput) -> InvestigationResult:
         label = inp.policy.name if inp.policy else "none (revert the culprit)"
         events = [inp.event.event_id] if inp.event and inp.event.event_id else []
         self.steps.start(inp.queues, inp.test_timeout_s, inp.heartbeat_timeout_s,
@@ -68,7 +69,7 @@ class InvestigationWorkflow:
             raise
         return self.steps.finish(result)
 
-    async def _investigate(self, inp: InvestigationInput) -> RunResult:
+    async def _investigate(self, inp: InvestigationInput) -> InvestigationResult:
         prep = await self._prepare(inp)
         prep = await self._reproduce(inp, prep)
         arg = inv.HistoryInput(prep.run, prep.good_sha, inp.max_history)
@@ -93,11 +94,11 @@ class InvestigationWorkflow:
             delivery.patch_ref if delivery else None, delivery.branch if delivery else None,
             written,
         ))  # fmt: skip
-        result = RunResult(
+        result = InvestigationResult(
             gates=gates, patch_ref=delivery.patch_ref if delivery else None,
             branch=delivery.branch if delivery else None,
             commit=delivery.commit if delivery else None,
-            culprit=runs.Culprit(culprit, where.author, where.message[:2000], confidence),
+            culprit=Culprit(culprit, where.author, where.message[:2000], confidence),
             rounds=rounds, probes=len(self._prober.records), report_ref=report.report_ref,
             pull_request_url=delivery.pull_request_url if delivery else None,
         )  # fmt: skip
@@ -187,7 +188,7 @@ class InvestigationWorkflow:
         return f"fixed by the {policy} policy (run {inp.run_id}-fix)", result.gates, delivery
 
     async def _policy_fix(self, inp: InvestigationInput, prep: InvPrepared, goal: str,
-                          summary: str) -> RunResult:  # fmt: skip
+                          summary: str) -> TaskResult:  # fmt: skip
         """The policy's fix: a forward run (a child run, its usage counted here) on the bad
         commit — from the written reproduction when there is one, so the new test ships."""
         if inp.policy is None:
@@ -200,12 +201,12 @@ class InvestigationWorkflow:
             queues=inp.queues, environment=inp.environment, start_snapshot=start,
         )  # fmt: skip
         return await self.steps.child(
-            "fix", runs.FORWARD_WORKFLOW, task, RunResult, child_id=task.run_id,
+            "fix", runs.FORWARD_WORKFLOW, task, TaskResult, child_id=task.run_id,
             search_attributes=search.for_child("task", task.repo, inp.policy.name),
             summary=f"[fix of {inp.run_id}] {summary}", child_run=True,
         )  # fmt: skip
 
-    async def _latent(self, inp: InvestigationInput, prep: InvPrepared) -> RunResult:
+    async def _latent(self, inp: InvestigationInput, prep: InvPrepared) -> InvestigationResult:
         """A written reproduction that fails at every commit: a latent bug, not a regression.
         No bisection: the policy fixes it as a forward task whose target is the new test."""
         if inp.policy is None:
@@ -221,7 +222,7 @@ class InvestigationWorkflow:
             result.gates, None, result.patch_ref, result.branch, self._reproducer.written,
             latent=True,
         ))  # fmt: skip
-        return RunResult(
+        return InvestigationResult(
             gates=result.gates, patch_ref=result.patch_ref, branch=result.branch,
             commit=result.commit, probes=len(self._prober.records), report_ref=report.report_ref,
             pull_request_url=result.pull_request_url,
@@ -230,7 +231,7 @@ class InvestigationWorkflow:
     async def _report(self, arg: inv.ReportInput) -> inv.ReportOutput:
         return await self.steps.step("report", inv.REPORT, arg, inv.ReportOutput)
 
-    def _unverified(self, result: RunResult, fix: str) -> Exception:
+    def _unverified(self, result: InvestigationResult, fix: str) -> Exception:
         """The run's failure when the fix did not verify; the report and culprit are kept."""
         self.steps.keep_result(replace(result, environment=self.steps.environment))
         if self._suite_problem:

@@ -35,7 +35,8 @@ class Patterns:
     """The patterns of one task; keeps the red team's findings and the guards between rounds."""
 
     def __init__(self, steps: Steps, task: TaskInput) -> None:
-        self._steps, self._task = steps, task
+        self._steps, self.task = steps, task
+        """The task as its steps send it (its goal by reference once the run is prepared)."""
         self._role_offsets: dict[str, int] = {}
         self._red_tests: str | None = None
         self._red_judge: str | None = None
@@ -54,7 +55,7 @@ class Patterns:
         snapshot: str | None = None, inputs: list[str] | None = None, round_: int | None = None,
         note: str = "",
     ) -> roles.RoleOutput:  # fmt: skip
-        task, pattern = self._task, PATTERNS.get(role, role)
+        task, pattern = self.task, PATTERNS.get(role, role)
         spent = self._share_left(pattern)
         if spent:
             self._share_notes[pattern] = spent
@@ -70,13 +71,13 @@ class Patterns:
 
     def _share_left(self, pattern: str) -> str | None:
         """Why the pattern may not spend more (its share of each budget limit), or None."""
-        limits = self._task.budget.share(self._task.pattern_share)
+        limits = self.task.budget.share(self.task.pattern_share)
         spent = limits.exhausted(self._usage.get(pattern, Usage()), 0.0)
         return f"{pattern}: its budget share is spent ({spent})" if spent else None
 
     async def plan_with_perspectives(self, run: RunRef) -> PlanOutput | None:
         """The merged plan, or None when the pattern's budget share ran out (plan as usual)."""
-        task = self._task
+        task = self.task
         lenses = (task.lenses or roles.DEFAULT_LENSES)[: task.perspectives]
 
         def draft(lens: str) -> Awaitable[roles.RoleOutput]:
@@ -135,7 +136,7 @@ class Patterns:
         **options: Any,
     ) -> Awaitable[roles.AdversarialOutput]:  # fmt: skip
         """Run adversarial or invariant tests (`options` pick which: see AdversarialInput)."""
-        arg = roles.AdversarialInput(run, snapshot, tests, self._task.test_timeout_s, **options)
+        arg = roles.AdversarialInput(run, snapshot, tests, self.task.test_timeout_s, **options)
         return self._steps.step(name, roles.ADVERSARIAL_RUN, arg, roles.AdversarialOutput,
                                 round_=round_)  # fmt: skip
 
@@ -189,10 +190,10 @@ class Patterns:
             return Gate("invariants", False, detail), checked.feedback_ref
         return Gate("invariants", True, self._guard_note), None
 
-    async def read_memory(self) -> roles.MemoryRead:
+    async def read_memory(self, run: RunRef) -> roles.MemoryRead:
         """What earlier runs learned about this repository, most relevant to the goal first."""
-        task = self._task
-        arg = roles.MemoryReadInput(task.repo, task.goal, task.run_id)
+        task = self.task
+        arg = roles.MemoryReadInput(task.repo, task.goal, task.run_id, goal_ref=run.goal_ref)
         self.memory = await self._steps.step("memory", roles.MEMORY_READ, arg, roles.MemoryRead)
         return self.memory
 
@@ -207,6 +208,6 @@ class Patterns:
         with contextlib.suppress(ShareSpent, ApplicationError):
             learned = await self.role("learn", "memory", "memory", run,
                                       note=f"outcome: {outcome}\n{steps}")  # fmt: skip
-            arg = roles.MemoryRecordInput(run.run_id, self._task.repo, learned.answer_ref)
+            arg = roles.MemoryRecordInput(run.run_id, self.task.repo, learned.answer_ref)
             await self._steps.step("record memory", roles.MEMORY_RECORD, arg, roles.MemoryRecorded)
         self._steps.update(error=kept_error)

@@ -11,6 +11,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from contracts import runs
     from contracts import steps as io
+    from contracts.results import TaskResult
     from workflows.coding import Coder
     from workflows.patterns import Patterns
     from workflows.steps import Steps
@@ -48,7 +49,7 @@ class Rounds:
             if verdict.passed:
                 return Verified(current, verdict, report.isolation)
         baseline = coder.verifier.baseline
-        self._steps.keep_result(runs.RunResult(
+        self._steps.keep_result(TaskResult(
             gates=coder.verifier.gates(), patch_ref=None, branch=None, plan_ref=coder.plan.plan_ref,
             isolation=baseline.isolation if baseline else "",
         ))  # fmt: skip

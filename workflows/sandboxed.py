@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     import contracts.control
     import contracts.drift
     import contracts.investigation
+    import contracts.results
     import contracts.roles
     import contracts.runs
     import contracts.steps  # noqa: F401

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import model_retry_policy
 
 T = TypeVar("T")
+R = TypeVar("R", bound=runs.RunResult)
 
 MODEL_STEP_LIMIT = timedelta(hours=6)
 RETRY = RetryPolicy(
@@ -44,8 +45,8 @@ RETRY = RetryPolicy(
 class Steps:
     """One run's steps and state; `state` is what the workflow's `state` query returns."""
 
-    def __init__(self, kind: str) -> None:
-        self.state = runs.RunState(run_id="", kind=kind, trace_id="", policy_label="")
+    def __init__(self, kind: str, state: type[runs.RunState] = runs.RunState) -> None:
+        self.state = state(run_id="", kind=kind, trace_id="", policy_label="")
         self.queues = runs.Queues()
         """Where model calls and sandboxed runs go (set from the run's input)."""
         self.model_backoff: tuple[float, float] = (2.0, 120.0)
@@ -69,8 +70,7 @@ class Steps:
         self.state = replace(self.state, **changes)
         self._show_details()
 
-    def finish(self, result: runs.RunResult, phase: str = "completed",
-               **changes: Any) -> runs.RunResult:  # fmt: skip
+    def finish(self, result: R, phase: str = "completed", **changes: Any) -> R:
         """The run ended in `phase` with `result`, which carries the run's usage as it ends."""
         result = replace(result, usage=self.state.usage)
         self.set_phase(phase, result=result, **changes)

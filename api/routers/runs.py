@@ -33,7 +33,17 @@ from api.models.public import (
     UsagePublic,
 )
 from api.starting import choose_policy, new_run_id, run_queues, start_forward
-from contracts.runs import RunState
+from contracts.drift import DRIFT_WORKFLOW
+from contracts.investigation import INVESTIGATION_WORKFLOW
+from contracts.results import (
+    DriftResult,
+    DriftState,
+    InvestigationResult,
+    InvestigationState,
+    TaskResult,
+    TaskState,
+)
+from contracts.runs import FORWARD_WORKFLOW, RunResult, RunState
 from ratchet.artifacts import ArtifactNotFound
 from ratchet.telemetry import current_trace_id
 
@@ -46,6 +56,10 @@ _STATUS = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: "cancelled",
 }
 QUERY_TIMEOUT = timedelta(seconds=10)
+STATES: dict[str, type[RunState]] = {
+    FORWARD_WORKFLOW: TaskState, INVESTIGATION_WORKFLOW: InvestigationState,
+    DRIFT_WORKFLOW: DriftState,
+}  # fmt: skip
 # Phases a run reports itself that Temporal's own status cannot tell.
 PHASES_SHOWN = ("paused", "awaiting_approval", "cancelled", "rejected", "expired")
 
@@ -62,11 +76,37 @@ async def _load(
             raise HTTPException(404, f"no run {run_id!r}") from None
         raise
     try:
-        state = await handle.query("state", result_type=RunState, rpc_timeout=QUERY_TIMEOUT)
+        # Each kind's state decodes with its own result type (its fields, not the others').
+        kind = STATES.get(description.workflow_type or "", RunState)
+        state = await handle.query("state", result_type=kind, rpc_timeout=QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError):
         # No worker to answer, or a busy one: the description alone still says how it stands.
         state = None
     return handle, description, state
+
+
+def _result(run_id: str, r: RunResult) -> RunResultPublic:
+    """A run's result as GET /runs/{id} shows it: its kind's fields, the others empty."""
+    kind_fields: dict[str, object] = {}
+    if isinstance(r, TaskResult):
+        kind_fields = {
+            "refactor_kept": r.refactor_kept, "isolation": r.isolation, "draft": r.draft,
+            "plan_url": f"/runs/{run_id}/plan" if r.plan_ref else None,
+            "memory_used": r.memory_used,
+        }  # fmt: skip
+    elif isinstance(r, InvestigationResult):
+        culprit = CulpritPublic(**asdict(r.culprit)) if r.culprit else None
+        kind_fields = {"culprit": culprit, "rounds": r.rounds, "probes": r.probes}
+    elif isinstance(r, DriftResult):
+        kind_fields = {"investigation_run_id": r.investigation_run_id}
+    return RunResultPublic(
+        gates=[GatePublic(name=g.name, passed=g.passed, detail=g.detail) for g in r.gates],
+        patch_url=f"/runs/{run_id}/patch" if r.patch_ref else None,
+        branch=r.branch, pull_request_url=r.pull_request_url, commit=r.commit,
+        report_url=f"/runs/{run_id}/report" if r.report_ref else None,
+        environment=EnvironmentPublic(**asdict(r.environment)) if r.environment else None,
+        **kind_fields,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 @router.get("/{run_id}", response_model=RunPublic)
@@ -83,27 +123,7 @@ async def get_run(run_id: str, client: TemporalClientDep, settings: SettingsDep)
         for s in (state.steps if state else [])
     ]  # fmt: skip
     _merge_pending(steps, description)
-    result = None
-    if state and state.result:
-        r = state.result
-        result = RunResultPublic(
-            gates=[GatePublic(name=g.name, passed=g.passed, detail=g.detail) for g in r.gates],
-            patch_url=f"/runs/{run_id}/patch" if r.patch_ref else None,
-            branch=r.branch,
-            pull_request_url=r.pull_request_url,
-            commit=r.commit,
-            refactor_kept=r.refactor_kept,
-            isolation=r.isolation,
-            draft=r.draft,
-            culprit=CulpritPublic(**asdict(r.culprit)) if r.culprit else None,
-            rounds=r.rounds,
-            probes=r.probes,
-            report_url=f"/runs/{run_id}/report" if r.report_ref else None,
-            plan_url=f"/runs/{run_id}/plan" if r.plan_ref else None,
-            investigation_run_id=r.investigation_run_id,
-            memory_used=r.memory_used,
-            environment=EnvironmentPublic(**asdict(r.environment)) if r.environment else None,
-        )
+    result = _result(run_id, state.result) if state and state.result else None
     error = None
     if state and state.error:
         error = ErrorPublic(type=state.error["type"], message=state.error["message"])

@@ -11,7 +11,8 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
+from contracts.results import TaskResult, TaskState
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, TaskInput
 from gym.git import git
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings
@@ -34,7 +35,7 @@ def _task(repo: Path, policy: PolicyChoice, run_id: str, **extra: object) -> Tas
 async def _run_through_a_crash(
     client: Client, settings: Settings, task: TaskInput, tmp_path: Path, crash: object,
     env: dict[str, str] | None = None,
-) -> tuple[RunResult, RunState]:  # fmt: skip
+) -> tuple[TaskResult, TaskState]:  # fmt: skip
     """Start the run on one worker, await `crash` (the moment to kill it), kill -9 it, start
     another, and wait for the run to finish there."""
     first = start_worker(settings, tmp_path / "worker1.log", env)
@@ -46,15 +47,15 @@ async def _run_through_a_crash(
         await crash  # type: ignore[misc]
         kill(first)
         second = start_worker(settings, tmp_path / "worker2.log", env)
-        handle = client.get_workflow_handle(task.run_id, result_type=RunResult)
+        handle = client.get_workflow_handle(task.run_id, result_type=TaskResult)
         result = await asyncio.wait_for(handle.result(rpc_timeout=timedelta(seconds=120)), 150)
-        state = await handle.query("state", result_type=RunState)
+        state = await handle.query("state", result_type=TaskState)
     finally:
         stop(first, second)
     return result, state
 
 
-def _delivered_once(repo: Path, settings: Settings, result: RunResult, state: RunState) -> None:
+def _delivered_once(repo: Path, settings: Settings, result: TaskResult, state: TaskState) -> None:
     """One ratchet branch, holding one commit on the base; the patch artifact is that diff."""
     base = state.snapshots["base"]
     assert git("branch", "--list", "ratchet/*", cwd=repo).split() == [result.branch]

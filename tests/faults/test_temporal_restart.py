@@ -8,7 +8,8 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
-from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, RunResult, RunState, TaskInput
+from contracts.results import TaskResult, TaskState
+from contracts.runs import FORWARD_WORKFLOW, PolicyChoice, TaskInput
 from ratchet.artifacts import FilesystemArtifactStore
 from tests.conftest import free_port, make_settings
 from tests.faults.harness import connect, start_dev_server, wait_for_step
@@ -45,9 +46,9 @@ async def test_a_run_resumes_after_the_dev_server_restarts_on_its_database(
             await asyncio.to_thread(server.wait, 30)
             await asyncio.sleep(3)  # down for a while: the test step ends meanwhile
             restarted = start_dev_server(db, ports, log)
-            handle = client.get_workflow_handle(task.run_id, result_type=RunResult)
+            handle = client.get_workflow_handle(task.run_id, result_type=TaskResult)
             result = await asyncio.wait_for(handle.result(rpc_timeout=timedelta(seconds=120)), 150)
-            state = await handle.query("state", result_type=RunState)
+            state = await handle.query("state", result_type=TaskState)
     finally:
         for proc in (server, restarted):
             if proc and proc.poll() is None:

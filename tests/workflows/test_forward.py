@@ -6,6 +6,9 @@ from pathlib import Path
 
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from gym.git import git
@@ -338,3 +341,43 @@ async def test_a_patch_that_makes_the_benchmark_slower_fails_the_performance_gat
     assert not gates["performance"]["passed"], gates["performance"]
     assert "Mann-Whitney" in gates["performance"]["detail"]
     assert any(s["name"] == "performance" for s in run["steps"])
+
+
+async def test_a_long_goal_travels_once_then_by_reference(
+    api: httpx.AsyncClient, worker: Worker, client: Client, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", PY_REPO)
+    script = write_script(tmp_path / "s.toml", [ADD_MUL_WRONG, FIX_MUL])
+    goal = "add mul to calc.py. " + " ".join(f"requirement-{i}" for i in range(400))
+    run_id = await submit(api, repo, script, goal)
+    run = await wait_for_end(api, run_id)
+    assert run["status"] == "completed", run
+    # In the run's input and in the prepare step's, which keeps it as an artifact; every other
+    # step (plan, two rounds of agent turns, memory, delivery) reads it from there.
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    copies = sum(
+        payload.data.decode().count("requirement-399")
+        for event in history.events
+        for payload in _payloads(event)
+    )  # fmt: skip
+    assert copies == 2, copies
+    loop = await client.get_workflow_handle(f"{run_id}-patch-1-0").fetch_history()
+    turns = [p for e in loop.events for p in _payloads(e)]
+    assert len(turns) > 3 and not any(b"requirement-399" in p.data for p in turns)
+    # ...and the steps did get it: the delivery's commit message starts with the goal.
+    message = git("log", "-1", "--format=%s", f"ratchet/{run_id}", cwd=repo)
+    assert message.startswith("add mul to calc.py. requirement-0")
+
+
+def _payloads(event: HistoryEvent) -> list[Payload]:
+    """The payloads an event carries: a workflow's or an activity's input, a result."""
+    found: list[Payload] = []
+    for name in ("workflow_execution_started_event_attributes",
+                 "activity_task_scheduled_event_attributes",
+                 "activity_task_completed_event_attributes",
+                 "start_child_workflow_execution_initiated_event_attributes"):  # fmt: skip
+        if event.HasField(name):
+            attributes = getattr(event, name)
+            holder = attributes.input if hasattr(attributes, "input") else attributes.result
+            found += list(holder.payloads)
+    return found
