@@ -4,12 +4,14 @@ write the report."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.converter import value_to_type
 
 from activities.common import materialize, tag_span
 from activities.envs import sandbox_for
@@ -73,6 +75,8 @@ class InvestigationActivities:
     @permanent_errors
     async def prepare(self, arg: InvPrepareInput) -> InvPrepared:
         tag_span(arg.run_id)
+        if arg.event is not None:  # the event names its release and frames once, in itself
+            arg = replace(arg, release=arg.event.release, frames=arg.event.frames)
         bad_ref = arg.bad_ref
         if not is_remote(arg.repo):
             # The event's release, when the repository knows it, is where the error happened.
@@ -109,11 +113,12 @@ class InvestigationActivities:
         good = None
         if arg.good_ref:
             good = (await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.good_ref))[1]
-        evidence_ref, target = None, None
+        evidence_ref, target, event_ref = None, None, None
         if arg.event is not None:
             evidence_ref, target = self._evidence(ws, arg.event)
-        return InvPrepared(run, reproduce, test_command, files, refused,
-                           activity.info().attempt, good, evidence_ref, target)  # fmt: skip
+            event_ref = self.store.put_text(json.dumps(asdict(arg.event)))
+        return InvPrepared(run, reproduce, test_command, files, refused, activity.info().attempt,
+                           good, evidence_ref, target, event_ref)  # fmt: skip
 
     def _evidence(self, ws: Path, event: SentryEvent) -> tuple[str, Target]:
         """The event as the reproducer reads it, and how it failed (its innermost in-app frame,
@@ -283,6 +288,9 @@ class InvestigationActivities:
     async def report(self, arg: ReportInput) -> ReportOutput:
         tag_span(arg.run_id)
         hunks = self.store.get_text(arg.hunks_ref) if arg.hunks_ref else ""
+        if arg.event is None and arg.event_ref:
+            event = json.loads(self.store.get_text(arg.event_ref))
+            arg = replace(arg, event=value_to_type(SentryEvent, event, []))
         return ReportOutput(self.store.put_text(render_report(arg, hunks)), activity.info().attempt)
 
     def all(self) -> list[Callable[..., Any]]:

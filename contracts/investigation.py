@@ -115,6 +115,8 @@ class InvPrepared:
     """The event as the reproducer reads it (exception, frames with their source, variables)."""
     target: Target | None = None
     """How the event failed, for a written reproduction to match."""
+    event_ref: str | None = None
+    """The event as it came (JSON of SentryEvent), kept once: the report reads it from here."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,8 @@ class ReportInput:
     """The reproduction the policy wrote (None: an existing test or command reproduced it)."""
     latent: bool = False
     """The reproduction fails at every commit: a latent bug, fixed without bisection."""
+    event_ref: str | None = None
+    """The event's artifact (InvPrepared.event_ref) when `event` is None."""
 
 
 @dataclass(frozen=True)

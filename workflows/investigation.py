@@ -87,7 +87,7 @@ class InvestigationWorkflow:
         guilty = inv.LocalizeInput(prep.run, culprit, prep.frame_files)
         where = await self.steps.step("localize", inv.LOCALIZE, guilty, inv.Localized)
         fix, gates, delivery = await self._fix(inp, prep, culprit, where)
-        report = await self._report(inv.ReportInput(
+        report = await self._report(prep, inv.ReportInput(
             inp.run_id, inp.kind, inp.event, prep.reproduce, prep.frame_files, prep.refused_frames,
             culprit, where.author, where.message, confidence, suspects,
             list(self._prober.records), fix, gates, where.hunks_ref,
@@ -110,9 +110,9 @@ class InvestigationWorkflow:
         when = workflow.now().replace(microsecond=0).isoformat()
         event = inp.event
         arg = inv.InvPrepareInput(
-            inp.run_id, inp.repo, inp.bad_ref, event.release if event else "",
-            event.frames if event else [], inp.test_command, inp.test_id, inp.kind, when,
-            inp.good_ref, inp.environment, inp.suite_command, event,
+            # The event's release and frames travel in the event itself (once).
+            inp.run_id, inp.repo, inp.bad_ref, "", [], inp.test_command, inp.test_id, inp.kind,
+            when, inp.good_ref, inp.environment, inp.suite_command, event,
         )  # fmt: skip
         prep = await self.steps.step("reproduce", inv.INV_PREPARE, arg, InvPrepared)
         prep = replace(prep, run=await self.steps.prepare_environment(prep.run))
@@ -216,7 +216,7 @@ class InvestigationWorkflow:
         goal += self._reproducer.test_goal()
         result = await self._policy_fix(inp, prep, goal, "latent bug")
         fix = f"fixed by the {inp.policy.name} policy (run {inp.run_id}-fix); no culprit: latent"
-        report = await self._report(inv.ReportInput(
+        report = await self._report(prep, inv.ReportInput(
             inp.run_id, inp.kind, inp.event, prep.reproduce, prep.frame_files,
             prep.refused_frames, None, "", "", "latent", [], list(self._prober.records), fix,
             result.gates, None, result.patch_ref, result.branch, self._reproducer.written,
@@ -228,7 +228,9 @@ class InvestigationWorkflow:
             pull_request_url=result.pull_request_url,
         )  # fmt: skip
 
-    async def _report(self, arg: inv.ReportInput) -> inv.ReportOutput:
+    async def _report(self, prep: InvPrepared, arg: inv.ReportInput) -> inv.ReportOutput:
+        if prep.event_ref:  # the event was kept by the prepare step: the report reads it there
+            arg = replace(arg, event=None, event_ref=prep.event_ref)
         return await self.steps.step("report", inv.REPORT, arg, inv.ReportOutput)
 
     def _unverified(self, result: InvestigationResult, fix: str) -> Exception:

@@ -4,6 +4,8 @@ import asyncio
 from typing import Any
 
 import httpx
+from temporalio.api.common.v1 import Payload
+from temporalio.api.history.v1 import HistoryEvent
 
 
 async def wait_for_end(
@@ -20,3 +22,17 @@ async def wait_for_end(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"run {run_id} still running after {timeout_s}s: {run}")
         await asyncio.sleep(0.2)
+
+
+def payloads(event: HistoryEvent) -> list[Payload]:
+    """The payloads an event carries: a workflow's or an activity's input, a result."""
+    found: list[Payload] = []
+    for name in ("workflow_execution_started_event_attributes",
+                 "activity_task_scheduled_event_attributes",
+                 "activity_task_completed_event_attributes",
+                 "start_child_workflow_execution_initiated_event_attributes"):  # fmt: skip
+        if event.HasField(name):
+            attributes = getattr(event, name)
+            holder = attributes.input if hasattr(attributes, "input") else attributes.result
+            found += list(holder.payloads)
+    return found

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.api.common.v1 import Payload
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -18,7 +16,7 @@ from tests.utils.envs import otel_setup
 from tests.utils.pypi import PackageIndex
 from tests.utils.repos import PY_REPO, make_repo
 from tests.utils.scripts import ADD_MUL_WRONG, FIX_MUL, write_script
-from tests.workflows.helpers import wait_for_end
+from tests.workflows.helpers import payloads, wait_for_end
 
 
 async def submit(
@@ -358,26 +356,12 @@ async def test_a_long_goal_travels_once_then_by_reference(
     copies = sum(
         payload.data.decode().count("requirement-399")
         for event in history.events
-        for payload in _payloads(event)
+        for payload in payloads(event)
     )  # fmt: skip
     assert copies == 2, copies
     loop = await client.get_workflow_handle(f"{run_id}-patch-1-0").fetch_history()
-    turns = [p for e in loop.events for p in _payloads(e)]
+    turns = [p for e in loop.events for p in payloads(e)]
     assert len(turns) > 3 and not any(b"requirement-399" in p.data for p in turns)
     # ...and the steps did get it: the delivery's commit message starts with the goal.
     message = git("log", "-1", "--format=%s", f"ratchet/{run_id}", cwd=repo)
     assert message.startswith("add mul to calc.py. requirement-0")
-
-
-def _payloads(event: HistoryEvent) -> list[Payload]:
-    """The payloads an event carries: a workflow's or an activity's input, a result."""
-    found: list[Payload] = []
-    for name in ("workflow_execution_started_event_attributes",
-                 "activity_task_scheduled_event_attributes",
-                 "activity_task_completed_event_attributes",
-                 "start_child_workflow_execution_initiated_event_attributes"):  # fmt: skip
-        if event.HasField(name):
-            attributes = getattr(event, name)
-            holder = attributes.input if hasattr(attributes, "input") else attributes.result
-            found += list(holder.payloads)
-    return found

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import SecretStr
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -20,7 +21,7 @@ from tests.conftest import TOKEN, make_settings, serve_app
 from tests.utils.fake_github import FakeGitHub
 from tests.utils.history import BILLING as BILLING_APP
 from tests.utils.history import BILLING_BROKEN, planted
-from tests.workflows.helpers import wait_for_end
+from tests.workflows.helpers import payloads, wait_for_end
 from worker import build_worker
 
 GITHUB_TOKEN = "ghp_" + "t0k3n" * 8
@@ -82,7 +83,7 @@ def script(tmp_path: Path, *, wrong_first: bool) -> Path:
 
 
 async def test_a_mismatch_is_refused_then_the_written_test_drives_bisection_and_ships(
-    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+    api: httpx.AsyncClient, worker: Worker, client: Client, tmp_path: Path
 ) -> None:
     repo = tmp_path / "billing"
     shas = planted(repo, BILLING, commits=6, bad_at=3, breaking=BROKEN)
@@ -112,6 +113,14 @@ async def test_a_mismatch_is_refused_then_the_written_test_drives_bisection_and_
     report = (await api.get(result["report_url"])).text
     assert "the policy wrote one" in report and "test_an_empty_report" in report
     assert "ZeroDivisionError" in report
+    # The event travels twice: in the run's input and in the prepare step's, which keeps it as
+    # an artifact; the report reads it from there (its frames are not sent apart either).
+    history = await client.get_workflow_handle(run["run_id"]).fetch_history()
+    carrying = [e.event_type for e in history.events
+                if any(b"/srv/app/app/views.py" in p.data for p in payloads(e))]  # fmt: skip
+    assert carrying == [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+                        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED], carrying  # fmt: skip
+    assert "/srv/app/app/views.py" in report  # the report still names the event's frames
 
 
 def test_the_mismatch_is_named_to_the_model() -> None:
