@@ -95,7 +95,7 @@ class Metered(Protocol):
 def paid(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """Meter a model activity (a method of a Metered class): its result's `usage` is the
     ledger's total for the activity, and a failure carries that total in its details (see
-    workflows.steps.usage_in)."""
+    workflows.failures.usage_in)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -3,7 +3,7 @@ watching the Temporal UI would use, and how its failures are retried."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from contracts import agent, drift, investigation, roles, runs, steps
@@ -23,6 +23,8 @@ class ActivitySpec:
     per_test: float = 0.0
     heartbeat: bool = False
     """It heartbeats: a try whose worker stops for the run's heartbeat timeout is retried."""
+    heartbeat_s: float | None = None
+    """A heartbeat timeout of its own, whatever the run's."""
 
     def limit(self, test_timeout_s: float) -> float:
         return self.limit_s + self.per_test * test_timeout_s
@@ -59,7 +61,7 @@ ACTIVITIES: dict[str, ActivitySpec] = {
     steps.DELIVER: _main("commit the patch to a ratchet/ branch", 2),
     steps.SNAPSHOT_DIFF: _main("keep the work so far as a patch", 2),
     agent.MODEL_TURN: _model("one model turn of the agent"),
-    agent.RUN_TOOL: _sandbox("one tool call of the agent", 300),
+    agent.RUN_TOOL: replace(_sandbox("one tool call of the agent", 300), heartbeat_s=60.0),
     roles.ROLE_CALL: _model("ask a role for a structured answer"),
     roles.ADVERSARIAL_RUN: _sandbox("run the red team's tests against the patch", 120, 5.0),
     roles.ADD_TESTS: _main("add the valid red-team tests"),

@@ -1,20 +1,22 @@
 """AgentLoopWorkflow: a model acting through tools, one activity per model turn and one per tool
-call, so a crash resumes at the last completed turn without paying for earlier ones again.
+call, so a crash resumes at the last completed turn without paying for earlier ones again. Each
+turn and call is a step of the loop's own (its `state` query lists them), run the way every
+step of a run is (workflows/steps.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError
 
 import workflows.sandboxed  # noqa: F401 - the contracts' types decode in the sandbox
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.activities import queue_for, spec
     from contracts.agent import (
         AGENT_WORKFLOW,
         MODEL_TURN,
@@ -28,19 +30,13 @@ with workflow.unsafe.imports_passed_through():
         TurnInput,
         TurnOutput,
     )
-    from contracts.budget import Usage
-    from contracts.runs import NON_RETRYABLE_TYPES
-    from workflows.retries import model_retry_policy
-    from workflows.steps import MODEL_STEP_LIMIT, usage_in
+    from contracts.runs import RunState
+    from workflows.failures import root_cause
+    from workflows.steps import Steps
 
+T = TypeVar("T")
 LOOP_LIMIT = 3
 """The same failing tool call this many times stops the loop."""
-TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=NON_RETRYABLE_TYPES,
-)
 
 
 class _Stop(Exception):
@@ -55,9 +51,15 @@ class _Stop(Exception):
 class AgentLoopWorkflow:
     def __init__(self) -> None:
         self._stop = False
+        # Not `steps`: the loop is a part of a run, not a run (activities/observe.py counts runs).
+        self._steps = Steps("agent")
         self._observed_step: tuple[str, int | None] | None = None
         """The step this loop serves ("patch", "refactor", "reproduce") and its round, named on
         every activity's span (activities/observe.py)."""
+
+    @workflow.query(name="state")
+    def state(self) -> RunState:
+        return self._steps.state
 
     @workflow.signal(name="stop")
     def stop(self) -> None:
@@ -66,123 +68,85 @@ class AgentLoopWorkflow:
 
     @workflow.run
     async def run(self, arg: AgentInput) -> AgentOutput:
-        self._arg, self._usage, self._snapshot = arg, arg.usage, arg.snapshot
+        self._arg, self._snapshot = arg, arg.snapshot
         self._transcript_ref, self._pending = arg.transcript_ref, list(arg.pending_results)
         self._failures = dict(arg.failures)
-        started = datetime.fromisoformat(arg.started_at)
+        self._steps.start(arg.queues, arg.test_timeout_s, arg.heartbeat_timeout_s,
+                          run_id=workflow.info().workflow_id, usage=arg.usage,
+                          policy_label=arg.provider, budget=arg.budget)  # fmt: skip
+        # A model API storm (429, 529, 5xx) delays the run but never fails it: retries do not
+        # stop, they back off up to two minutes and honour retry-after.
+        self._steps.model_backoff = (arg.retry_initial_s, arg.retry_max_s)
         step, _, number = arg.script_key.partition(".")
         self._observed_step = (step or arg.role, int(number) if number.isdigit() else None)
+        started = datetime.fromisoformat(arg.started_at)
         try:
             for _ in range(arg.max_turns_per_execution):
                 if self._stop:
                     return self._out("cancelled", reason="the run was cancelled")
-                spent = arg.budget.exhausted(
-                    self._usage, (workflow.now() - started).total_seconds()
-                )
-                if spent:
+                elapsed = (workflow.now() - started).total_seconds()
+                if spent := arg.budget.exhausted(self._steps.state.usage, elapsed):
                     return self._out("budget", reason=spent)
                 turn = await self._turn()
                 if not turn.tool_calls:
                     return self._out("ended", summary=turn.text)
-                submitted = await self._tools(turn)
-                if submitted is not None:
+                if (submitted := await self._tools(turn)) is not None:
                     return self._out("submitted", summary=submitted)
         except _Stop as stopped:
             return self._out(stopped.stop, **stopped.more)
         # Keep the history short: carry the conversation's state into a fresh execution.
         workflow.continue_as_new(
-            replace(arg, usage=self._usage, snapshot=self._snapshot,
+            replace(arg, usage=self._steps.state.usage, snapshot=self._snapshot,
                     transcript_ref=self._transcript_ref, pending_results=self._pending,
                     failures=self._failures)
         )  # fmt: skip
 
     def _out(self, stop: str, **more: str) -> AgentOutput:
-        return AgentOutput(stop, self._snapshot, self._usage, self._transcript_ref,
+        return AgentOutput(stop, self._snapshot, self._steps.state.usage, self._transcript_ref,
                            self._pending, **more)  # fmt: skip
 
     async def _turn(self) -> TurnOutput:
-        """One model turn. A model API storm (429, 529, 5xx) delays the run but never fails
-        it: retries do not stop, they back off up to two minutes and honour retry-after."""
+        """One model turn; what a turn that failed for good paid for counts all the same."""
         arg = self._arg
         ask = TurnInput(arg.run, arg.role, arg.provider, self._transcript_ref, self._pending,
                         arg.goal, arg.plan_ref, arg.feedback_ref, self._snapshot, arg.policy,
                         arg.script_key)  # fmt: skip
-        try:
-            turn: TurnOutput = await workflow.execute_activity(
-                MODEL_TURN, ask, result_type=TurnOutput,
-                start_to_close_timeout=timedelta(seconds=spec(MODEL_TURN).limit_s),
-                schedule_to_close_timeout=MODEL_STEP_LIMIT,
-                heartbeat_timeout=timedelta(seconds=arg.heartbeat_timeout_s),
-                retry_policy=model_retry_policy(arg.retry_initial_s, arg.retry_max_s),
-                summary=f"model turn {self._usage.turns + 1} ({arg.role})",
-                task_queue=queue_for(MODEL_TURN, arg.queues),
-            )  # fmt: skip
-        except ActivityError as err:
-            # A turn that failed for good still paid for its calls: the parent counts them.
-            self._usage = self._usage + _paid_for(err)
-            if (stop := _failed(err)) is None:
-                raise
-            raise stop from err
-        self._usage, self._transcript_ref = self._usage + turn.usage, turn.transcript_ref
-        self._pending = []
+        name = f"model turn {self._steps.state.usage.turns + 1} ({arg.role})"
+        turn = await self._call(self._steps.step(name, MODEL_TURN, ask, TurnOutput))
+        self._steps.charge(turn.usage)
+        self._transcript_ref, self._pending = turn.transcript_ref, []
         return turn
 
     async def _tools(self, turn: TurnOutput) -> str | None:
         """Run the turn's tool calls in order; the summary when one of them submits."""
-        submitted: str | None = None
+        arg, submitted = self._arg, None
         for call in turn.tool_calls:
             if call.name == "submit":
                 submitted = str(call.arguments().get("summary") or turn.text)
                 self._pending.append(ToolResult(call.id, "submitted"))
                 continue
-            result = await self._tool(call)
+            use = ToolInput(arg.run, self._snapshot, call, arg.test_command, arg.test_timeout_s)
+            result = await self._call(self._steps.step(call.brief(), RUN_TOOL, use, ToolOutput))
             self._snapshot = result.snapshot
             self._pending.append(result.result)
             if result.result.is_error:
-                key = call.key()
-                self._failures[key] = self._failures.get(key, 0) + 1
-                if self._failures[key] >= LOOP_LIMIT:
-                    said = result.result.content[:200]
-                    raise _Stop("loop", reason=f"the model repeated the same failing {call.name} "
-                                f"call {self._failures[key]} times: {said}")  # fmt: skip
+                self._count_failure(call, result.result.content)
         return submitted
 
-    async def _tool(self, call: ToolCall) -> ToolOutput:
-        arg = self._arg
-        limit = spec(RUN_TOOL).limit(arg.test_timeout_s)
+    async def _call(self, step: Awaitable[T]) -> T:
+        """A step of the loop: one that failed for good ends the loop as "failed" (runs
+        recorded before this was so let the failure through)."""
         try:
-            done: ToolOutput = await workflow.execute_activity(
-                RUN_TOOL, ToolInput(arg.run, self._snapshot, call, arg.test_command,
-                                    arg.test_timeout_s),
-                result_type=ToolOutput, start_to_close_timeout=timedelta(seconds=limit),
-                heartbeat_timeout=timedelta(seconds=60), retry_policy=TOOL_RETRY,
-                summary=call.brief(), task_queue=queue_for(RUN_TOOL, arg.queues),
-            )  # fmt: skip
-        except ActivityError as err:
-            if (stop := _failed(err)) is None:
+            return await step
+        except ApplicationError as err:
+            if not workflow.patched("agent-failure-usage"):
                 raise
-            raise stop from err
-        return done
+            kind, message = root_cause(err.__cause__ or err)
+            raise _Stop("failed", reason=message, error_type=kind) from err
 
-
-def _paid_for(err: ActivityError) -> Usage:
-    """What a failed turn paid for (runs recorded before this was counted: nothing)."""
-    if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
-        return Usage()
-    return usage_in(err)
-
-
-def _failed(err: ActivityError) -> _Stop | None:
-    """A step that failed for good ends the loop as "failed"; None lets the failure through
-    (a cancel, or a run recorded before this was so)."""
-    if is_cancelled_exception(err) or not workflow.patched("agent-failure-usage"):
-        return None
-    kind, message = _failure(err)
-    return _Stop("failed", reason=message, error_type=kind)
-
-
-def _failure(err: ActivityError) -> tuple[str, str]:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.type or "StepFailed", cause.message
-    return "StepFailed", str(cause or err)
+    def _count_failure(self, call: ToolCall, said: str) -> None:
+        key = call.key()
+        self._failures[key] = self._failures.get(key, 0) + 1
+        if self._failures[key] >= LOOP_LIMIT:
+            raise _Stop("loop", reason=f"the model repeated the same failing {call.name} call "
+                        f"{self._failures[key]} times: {said[:200]}")  # fmt: skip

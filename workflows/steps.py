@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -25,21 +25,14 @@ with workflow.unsafe.imports_passed_through():
     from contracts import runs
     from contracts import steps as io
     from contracts.activities import queue_for, spec
-    from contracts.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
+    from contracts.budget import Usage, usage_detail
     from workflows import search
-    from workflows.retries import model_retry_policy
+    from workflows.failures import RETRY, model_retry_policy, root_cause, usage_in
 
 T = TypeVar("T")
 R = TypeVar("R", bound=runs.RunResult)
 
 MODEL_STEP_LIMIT = timedelta(hours=6)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=runs.NON_RETRYABLE_TYPES,
-)
 
 
 class Steps:
@@ -117,7 +110,7 @@ class Steps:
                 activity, arg, result_type=result_type,
                 start_to_close_timeout=limit or timedelta(seconds=entry.limit(self.test_timeout_s)),
                 schedule_to_close_timeout=MODEL_STEP_LIMIT if model else None,
-                heartbeat_timeout=timedelta(seconds=self.heartbeat_s) if entry.heartbeat else None,
+                heartbeat_timeout=self._heartbeat(entry.heartbeat, entry.heartbeat_s),
                 retry_policy=model_retry_policy(*self.model_backoff) if model else RETRY,
                 summary=_summary(name, entry.purpose, round_),
                 task_queue=queue_for(activity, self.queues),
@@ -194,7 +187,7 @@ class Steps:
         if is_cancelled_exception(err):
             self._end(index, "cancelled", 1)
             return asyncio.CancelledError()
-        kind, message = _root_cause(err)
+        kind, message = root_cause(err)
         self._end(index, "failed", attempts, detail=message[:500])
         return self.fail(kind, f"step {self.state.steps[index].name} failed: {message}")
 
@@ -202,6 +195,11 @@ class Steps:
         steps = list(self.state.steps)
         steps[index:index + 1] = [record]  # fmt: skip
         self.update(steps=steps)
+
+    def _heartbeat(self, heartbeats: bool, fixed_s: float | None) -> timedelta | None:
+        if fixed_s is not None:
+            return timedelta(seconds=fixed_s)
+        return timedelta(seconds=self.heartbeat_s) if heartbeats else None
 
     def _show_details(self) -> None:
         workflow.set_current_details(self.state.details())
@@ -213,31 +211,3 @@ def _where(step: str, round_: int | None) -> str:
 
 def _summary(step: str, purpose: str, round_: int | None) -> str:
     return f"{_where(step, round_)}: {purpose}" if purpose else _where(step, round_)
-
-
-def usage_in(err: BaseException) -> Usage:
-    """The usage a failed step or child carries (its paid calls), from the first failure in its
-    chain that carries one."""
-    for cause in _chain(err):
-        if isinstance(cause, ApplicationError):
-            for detail in cause.details:
-                if isinstance(detail, dict) and USAGE_DETAIL in detail:
-                    return usage_from(detail[USAGE_DETAIL])
-    return Usage()
-
-
-def _root_cause(err: BaseException) -> tuple[str, str]:
-    """The first application failure under the step (an activity's, possibly inside a child)."""
-    for cause in _chain(err):
-        if isinstance(cause, ApplicationError):
-            return cause.type or "StepFailed", cause.message
-    return "StepFailed", str(err.__cause__ or err)
-
-
-def _chain(err: BaseException) -> list[BaseException]:
-    found: list[BaseException] = []
-    cause: BaseException | None = err
-    while cause is not None:
-        found.append(cause)
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return found

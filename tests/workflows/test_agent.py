@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from contracts.runs import RunState
 from gym.git import git
 from ratchet.settings import Settings
 from tests.conftest import make_settings
@@ -103,7 +104,7 @@ async def harness(
 
 
 async def test_claude_reaches_a_verified_patch_through_the_sdk(
-    harness: Harness, span_exporter: InMemorySpanExporter
+    harness: Harness, span_exporter: InMemorySpanExporter, client: Client
 ) -> None:
     run_id = await harness.submit()
     run = await wait_for_end(harness.api, run_id)
@@ -151,6 +152,14 @@ async def test_claude_reaches_a_verified_patch_through_the_sdk(
     assert len(turn_spans) == 6
     assert turn_spans[0].attributes["gen_ai.usage.cache_creation.input_tokens"] == 50
     assert turn_spans[0].attributes["gen_ai.request.model"] == "claude-sonnet-5-5"
+    # The loop's turns and tool calls are steps of its own: its state query lists them (its
+    # last execution's: it continued as new every 2 turns).
+    loop = await client.get_workflow_handle(f"{run_id}-patch-1-0").query(
+        "state", result_type=RunState
+    )
+    assert loop.steps and all(s.status == "completed" for s in loop.steps), loop.steps
+    assert loop.steps[0].name.startswith("model turn ") and loop.steps[0].name.endswith("(code)")
+    assert loop.usage.turns == 6  # the plan's turn and the loop's 5, counted where they ran
 
 
 STORM = [happy_path()[0], *[error(529, "overloaded_error", "Overloaded")] * 4, *happy_path()[1:]]
