@@ -34,7 +34,7 @@ from agents.claude import AnthropicModel, ModelSettings
 from agents.ledger import DEFAULT_PRICES
 from agents.model import Model
 from agents.openai_compat import OpenAICompatModel
-from contracts.activities import MODEL_ACTIVITIES, SANDBOX_ACTIVITIES
+from contracts.activities import spec
 from gym.allowlist import Allowlist, build_allowlist
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
@@ -149,36 +149,11 @@ def _allowlist(settings: Settings) -> Allowlist:
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
     """One worker per task queue this process polls (RATCHET_WORKER_QUEUES)."""
-    store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
-    runner = runner_config(settings)
-    models = Models(store, served_models(settings))
-    prices = {**DEFAULT_PRICES, **settings.model_prices}
-    forward = ForwardActivities(
-        home=settings.home, store=store, models=models, prices=prices,
-        github=github_config(settings),
-    )  # fmt: skip
-    tests = TestActivities(home=settings.home, store=store, runner=runner)
-    agent = AgentActivities(
-        home=settings.home, store=store, runner=runner, models=models, prices=prices
-    )
-    investigation = InvestigationActivities(home=settings.home, store=store, runner=runner)
-    roles_activities = RoleActivities(
-        home=settings.home, store=store, runner=runner, models=models, prices=prices
-    )
-    activities: list[Callable[..., Any]] = [
-        *forward.all(), tests.run_tests, tests.lint, tests.performance, *agent.all(),
-        *EnvironmentActivities(home=settings.home, store=store, runner=runner).all(),
-        *investigation.all(), *roles_activities.all(),
-        *DriftActivities(home=settings.home, store=store, runner=runner).all(),
-    ]  # fmt: skip
     main, model, sandbox = settings.queues
+    queues = {"main": main, "model": model, "sandbox": sandbox}
     by_queue: dict[str, list[Callable[..., Any]]] = {main: [], model: [], sandbox: []}
-    for fn in activities:
-        name = activity_name(fn)
-        queue = (
-            model if name in MODEL_ACTIVITIES else sandbox if name in SANDBOX_ACTIVITIES else main
-        )
-        by_queue[queue].append(fn)
+    for fn in all_activities(settings):  # each on the queue the registry names
+        by_queue[queues[spec(activity_name(fn)).queue]].append(fn)
     polled = _polled(settings)
     return [
         Worker(
@@ -200,6 +175,32 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         for queue, fns in by_queue.items()
         if queue in polled
     ]
+
+
+def all_activities(settings: Settings) -> list[Callable[..., Any]]:
+    """Every activity, built over this deployment's store, runner and models."""
+    store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
+    runner = runner_config(settings)
+    models = Models(store, served_models(settings))
+    prices = {**DEFAULT_PRICES, **settings.model_prices}
+    forward = ForwardActivities(
+        home=settings.home, store=store, models=models, prices=prices,
+        github=github_config(settings),
+    )  # fmt: skip
+    tests = TestActivities(home=settings.home, store=store, runner=runner)
+    agent = AgentActivities(
+        home=settings.home, store=store, runner=runner, models=models, prices=prices
+    )
+    investigation = InvestigationActivities(home=settings.home, store=store, runner=runner)
+    roles_activities = RoleActivities(
+        home=settings.home, store=store, runner=runner, models=models, prices=prices
+    )
+    return [
+        *forward.all(), tests.run_tests, tests.lint, tests.performance, *agent.all(),
+        *EnvironmentActivities(home=settings.home, store=store, runner=runner).all(),
+        *investigation.all(), *roles_activities.all(),
+        *DriftActivities(home=settings.home, store=store, runner=runner).all(),
+    ]  # fmt: skip
 
 
 def _polled(settings: Settings) -> set[str]:

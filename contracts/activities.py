@@ -79,8 +79,6 @@ ACTIVITIES: dict[str, ActivitySpec] = {
     drift.DRIFT_PREPARE: _main("read the repository's specs"),
     drift.CHECK_CLAIMS: _sandbox("test each claim of the specs", 120, 10.0),
 }
-MODEL_ACTIVITIES = frozenset(name for name, s in ACTIVITIES.items() if s.queue == "model")
-SANDBOX_ACTIVITIES = frozenset(name for name, s in ACTIVITIES.items() if s.queue == "sandbox")
 
 
 def queue_for(activity: str, queues: runs.Queues) -> str | None:
