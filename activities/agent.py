@@ -117,6 +117,13 @@ class AgentActivities:
     @permanent_errors
     async def tool(self, arg: ToolInput) -> ToolOutput:
         tag_span(arg.run.run_id)
+        out = await self._tool(arg)
+        # The answer goes to the model and into the run's history: none of the worker's secrets.
+        return replace(
+            out, result=replace(out.result, content=self.store.redact(out.result.content))
+        )
+
+    async def _tool(self, arg: ToolInput) -> ToolOutput:
         call, attempt = arg.call, activity.info().attempt
         trace.get_current_span().set_attribute("ratchet.tool", call.name)
         if call.name not in TOOL_NAMES and call.name != TEXT_EDITOR:

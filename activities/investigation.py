@@ -171,14 +171,15 @@ class InvestigationActivities:
             exception_type=target.exception_type, file=target.file, function=target.function,
             tests=tests,
         )  # fmt: skip
-        feedback = None
+        feedback = None  # the verdict quotes the test's output: redacted where it leaves the store
         if not verdict.matched:
             feedback = self.store.put_text(
                 f"The reproduction was refused: {verdict.detail}.\n\nIts run at this commit "
                 f"(tail):\n{verdict.failure}"
             )
-        return ReproductionCheck(verdict.matched, verdict.detail, feedback, files, command,
-                                 verdict.failure, attempt)  # fmt: skip
+        detail, failure = self.store.redact(verdict.detail), self.store.redact(verdict.failure)
+        return ReproductionCheck(verdict.matched, detail, feedback, files, command, failure,
+                                 attempt)  # fmt: skip
 
     @activity.defn(name=HISTORY)
     @permanent_errors
@@ -223,8 +224,9 @@ class InvestigationActivities:
         if result.exit_code != 1 or (errors and len(errors) == len(failing)):
             # pytest's 2-5 (collection errors, usage, no tests) and shells' 126/127: no verdict.
             tail = result.output[-200:].decode(errors="replace").strip().splitlines()[-1:] or [""]
+            said = self.store.redact(tail[0][:150])  # a probe's detail goes into the history
             return ProbeResult(arg.sha, "skip", f"does not build (exit {result.exit_code}): "
-                               f"{tail[0][:150]}", result.duration_s, attempt=attempt)  # fmt: skip
+                               f"{said}", result.duration_s, attempt=attempt)  # fmt: skip
         shown = ", ".join(failing[:3]) or f"exit {result.exit_code}"
         return ProbeResult(arg.sha, "bad", f"failing: {shown}", result.duration_s, attempt=attempt)
 

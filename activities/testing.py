@@ -30,10 +30,17 @@ from gym.config import RepoConfig, detect_lint_command, load_config
 from gym.diagnose import diagnose
 from gym.lint import run_lint
 from gym.paths import matches_any
-from gym.testing import run_tests
+from gym.testing import TestRun, run_tests
 from ratchet.artifacts import ArtifactStore
 
 SUMMARY_CHARS = 1500
+
+
+def _kept(store: ArtifactStore, data: bytes) -> tuple[str, bytes]:
+    """`data` kept as an artifact: its reference, and the data as the store keeps it, with the
+    worker's secrets redacted. Text a report carries out of the worker is built from this, so
+    it holds no more than the stored artifacts do."""
+    return store.put(data), store.redact(data.decode(errors="replace")).encode()
 
 
 class TestActivities:
@@ -80,21 +87,30 @@ class TestActivities:
             tick=activity.heartbeat,
             collect_spans=True,  # the tests' own spans join the run's trace
         )
-        result = run.result
+        return self._report(arg, run, restored)
+
+    def _report(self, arg: TestInput, run: TestRun, restored: list[str]) -> TestReport:
+        """The report of `run`. Its text (the summary, why the suite could not run, the flaky
+        tests' ids) leaves for the workflow's history, a gate's detail, GET /runs and a pull
+        request's body: it is built from the log and results as stored, the worker's secrets
+        redacted, never from the command's raw output."""
+        log_ref, log = _kept(self.store, run.result.output)
+        result = replace(run.result, output=log)
+        results_ref, results = _kept(self.store, json.dumps(run.as_json()).encode())
         why, fatal = diagnose(arg.test_command, result, [t.outcome for t in run.tests])
         return TestReport(
             passed=run.passed,
             exit_code=result.exit_code,
             timed_out=result.timed_out,
             duration_s=result.duration_s,
-            log_ref=self.store.put(result.output),
-            summary=result.output[-SUMMARY_CHARS:].decode(errors="replace"),
+            log_ref=log_ref,
+            summary=log[-SUMMARY_CHARS:].decode(errors="replace"),
             isolation=result.isolation,
             attempt=activity.info().attempt,
-            results_ref=self.store.put_text(json.dumps(run.as_json())),
+            results_ref=results_ref,
             passed_count=run.count("passed"),
             failed_count=run.count("failed") + run.count("error"),
-            flaky=run.flaky,
+            flaky=json.loads(results)["flaky"],
             killed_by=result.killed_by,
             restored_tests=restored,
             spans_ref=None if run.spans is None else self.store.put_text(json.dumps(run.spans)),
@@ -124,7 +140,7 @@ class TestActivities:
             findings_ref=self.store.put_text(json.dumps(run.findings)),
             count=len(run.findings),
             command=command,
-            detail=run.detail,
+            detail=self.store.redact(run.detail),  # it may quote the lint's output
             attempt=activity.info().attempt,
         )
 

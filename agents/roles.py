@@ -32,9 +32,17 @@ class RolePrompt:
     schema: dict[str, Any]
 
 
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
 @cache
 def load_role(name: str, version: int = 1) -> RolePrompt:
-    raw = (PROMPTS / f"{name}.v{version}.md").read_text()
+    """The role's prompt; a PolicyError (no retry helps) for a role that has none."""
+    path = PROMPTS / f"{name}.v{version}.md"
+    # The name comes from the workflow: it never becomes a path outside the prompts.
+    if not _NAME.fullmatch(name) or not path.is_file():
+        raise PolicyError(f"unknown role {name[:80]!r} (no prompt for version {version})")
+    raw = path.read_text()
     match = _SCHEMA.search(raw)
     if match is None:
         raise RuntimeError(f"prompt {name}.v{version} has no '## Output schema' json block")

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gym.cgroups import CgroupLimits
 
@@ -42,6 +43,41 @@ class Output:
         return self.size > self.cap
 
 
+async def start(
+    argv: list[str], cgroup: CgroupLimits | None, **options: Any
+) -> asyncio.subprocess.Process:
+    """Start `argv` (create_subprocess_exec `options`) in a process group of its own, so a kill
+    of the group reaches every descendant.
+
+    Safe to cancel: the start runs shielded, and a cancel arriving meanwhile waits for the
+    process to exist, kills its group (and cgroup) and is then re-raised. Left to itself,
+    asyncio would kill the direct child only, and what it had already started (the command
+    inside bwrap, a shell's children) would outlive the step.
+    """
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(*argv, start_new_session=True, **options)
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        await _stop_once_started(starting, cgroup)
+        raise
+
+
+async def _stop_once_started(
+    starting: asyncio.Future[asyncio.subprocess.Process], cgroup: CgroupLimits | None
+) -> None:
+    while not starting.done():
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled again: still wait
+            await asyncio.wait({starting})
+    if starting.cancelled() or starting.exception() is not None:
+        return  # nothing was started
+    proc = starting.result()
+    discarded = Output(0, None)
+    reader = asyncio.create_task(discarded.drain(proc.stdout)) if proc.stdout else None
+    await stop(proc, cgroup, reader)
+
+
 async def wait_for_exit(
     proc: asyncio.subprocess.Process, deadline: float, tick: Tick | None, tick_every_s: float
 ) -> bool:
@@ -60,7 +96,9 @@ async def wait_for_exit(
 
 
 async def stop(
-    proc: asyncio.subprocess.Process, cgroup: CgroupLimits | None, reader: asyncio.Task[None]
+    proc: asyncio.subprocess.Process,
+    cgroup: CgroupLimits | None,
+    reader: asyncio.Task[None] | None,
 ) -> None:
     """Kill every process of the command and give its output a moment to be read."""
     # Kill the group even after a clean exit: daemons the command left behind die with it.
@@ -68,6 +106,8 @@ async def stop(
     if cgroup is not None:
         cgroup.kill_all()
     await proc.wait()
+    if reader is None:
+        return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(reader, timeout=5)
     reader.cancel()

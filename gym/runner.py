@@ -21,7 +21,7 @@ from pathlib import Path
 from opentelemetry.trace import StatusCode
 
 from gym.cgroups import CgroupLimits
-from gym.process import Output, Tick, stop, wait_for_exit
+from gym.process import Output, Tick, start, stop, wait_for_exit
 from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import process_span, trace_env
 from ratchet.metrics import SANDBOX_KILLS
@@ -151,23 +151,35 @@ async def run_command(
 
 
 async def _run(call: _Call) -> CommandResult:
-    limits = call.limits
     own_results = call.results is None
     results = call.results or Path(tempfile.mkdtemp(prefix="ratchet-results-"))
-    cgroup = CgroupLimits.create(limits.max_processes, limits.memory_bytes)
+    cgroup = CgroupLimits.create(call.limits.max_processes, call.limits.memory_bytes)
+    try:
+        return await _run_in(call, results, cgroup)
+    finally:  # cancelled too: the run's cgroup and its own results directory go
+        if cgroup is not None:
+            cgroup.remove()
+        if own_results:
+            _remove_tree(results)
+
+
+async def _run_in(call: _Call, results: Path, cgroup: CgroupLimits | None) -> CommandResult:
+    limits = call.limits
     isolation = describe(call.sandbox, limits, cgroup)
     if isinstance(call.sandbox, NoSandbox):
         log.warning("running %r WITHOUT a sandbox: %s", call.command[:80], isolation)
     argv, run_env = _command_line(call, results)
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
+    # Its own process group (so a timeout kills every descendant), and safe to cancel even
+    # while it is being started.
+    proc = await start(
+        argv,
+        cgroup,
         cwd=call.workspace,
         env=run_env or {"PATH": "/usr/bin:/bin"},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so a timeout kills every descendant
         preexec_fn=_child_setup(limits, cgroup),
     )
     assert proc.stdout is not None
@@ -181,11 +193,8 @@ async def _run(call: _Call) -> CommandResult:
     killed_by = ["timeout"] if timed_out else []
     if cgroup is not None:
         killed_by += cgroup.limit_hits()
-        cgroup.remove()
     if proc.returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         killed_by.append("cpu")
-    if own_results:
-        _remove_tree(results)
     text = b"".join(output.chunks)
     if timed_out:
         text += f"\n[ratchet] killed after the {limits.timeout_s:g}s wall-clock limit\n".encode()

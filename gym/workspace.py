@@ -132,8 +132,24 @@ def materialize(mirror: Path, sha: str, path: Path) -> Path:
     # must not remove another's half-made entry, so adding is done one at a time.
     with _mirror_lock(mirror):
         git("worktree", "prune", git_dir=mirror)
-        git("worktree", "add", "--quiet", "--detach", "--force", str(path), sha, git_dir=mirror)
+        try:
+            git("worktree", "add", "--quiet", "--detach", "--force", str(path), sha,
+                git_dir=mirror)  # fmt: skip
+        except GitError:
+            if (mirror / "HEAD").exists() and not _is_commit_in(mirror, sha):
+                # No retry brings it: fail the step at once, saying what is missing.
+                raise BadRepository(
+                    f"snapshot {sha[:80]!r} is not a commit in the mirror {mirror} (made "
+                    f"elsewhere, or the mirror was re-created since)"
+                ) from None
+            raise
     return path
+
+
+def _is_commit_in(mirror: Path, sha: str) -> bool:
+    found = git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{commit}}",
+                git_dir=mirror, check=False)  # fmt: skip
+    return bool(found)
 
 
 @contextmanager

@@ -31,6 +31,12 @@ class ArtifactStore(Protocol):
 
     def get_text(self, ref: str) -> str: ...
 
+    def redact(self, text: str) -> str:
+        """`text` with the worker's secrets replaced, as the store would keep it: text that
+        leaves the worker by another road (a report's summary, a tool's answer) goes through
+        this, so it carries no more than the artifacts do."""
+        ...
+
 
 class FilesystemArtifactStore:
     """Artifacts as files named by their hash under one directory (the default store)."""
@@ -46,6 +52,9 @@ class FilesystemArtifactStore:
             raise ArtifactNotFound(f"not an artifact reference: {ref[:80]!r}")
         digest = match.group(1)
         return self.root / digest[:2] / digest
+
+    def redact(self, text: str) -> str:
+        return self.scrubber.text(text)
 
     def put(self, data: bytes) -> str:
         data = self.scrubber.data(data)  # a transcript or log may quote a key it was shown

@@ -164,6 +164,19 @@ async def test_bash_runs_in_the_sandbox_and_its_changes_become_a_snapshot(
     assert empty.result.is_error and empty.result.content == "bash needs a non-empty 'command'"
 
 
+async def test_a_secret_of_the_worker_never_reaches_a_tool_s_answer(
+    world: World, tmp_path: Path
+) -> None:
+    token = world.settings.token  # in the repository, so a command can print it
+    run = await world.prepare(make_repo(tmp_path / "calc", PY_REPO | {"notes.txt": token}))
+    for name, args in [
+        ("bash", {"command": "cat notes.txt"}),
+        ("read_file", {"path": "notes.txt"}),
+    ]:
+        out = await world.run(world.agent.tool, tool(run, name, args))
+        assert token not in out.result.content and "[REDACTED]" in out.result.content, name
+
+
 async def test_run_tests_answers_with_the_counts_and_a_selection(
     world: World, tmp_path: Path
 ) -> None:

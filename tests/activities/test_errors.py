@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from contracts.budget import USAGE_DETAIL, usage_from
 from contracts.roles import MemoryRecordInput
 from contracts.runs import PolicyChoice, RunRef
-from contracts.steps import PlanInput
+from contracts.steps import PlanInput, TestInput
 from tests.activities.conftest import World
 from tests.conftest import free_port
 from tests.utils.fake_anthropic import FakeMessagesApi, error, text_message
@@ -114,3 +114,16 @@ async def test_an_artifact_that_is_not_there_fails_the_step_for_good(
     err = caught.value
     assert err.non_retryable and err.type == "ArtifactNotFound"
     assert err.message == f"no artifact {missing}"
+
+
+async def test_a_snapshot_that_is_not_in_the_mirror_fails_the_step_for_good(
+    world: World, tmp_path: Path
+) -> None:
+    run = await world.prepare(make_repo(tmp_path / "calc", PY_REPO))
+    missing = "f" * 40
+    with pytest.raises(ApplicationError) as caught:
+        await world.run(world.tests.run_tests,
+                        TestInput(run, missing, "python -m pytest -q", 60, "baseline"))  # fmt: skip
+    err = caught.value
+    assert err.non_retryable and err.type == "BadRepository"
+    assert err.message.startswith(f"snapshot '{missing}' is not a commit in the mirror ")

@@ -87,6 +87,15 @@ async def test_two_malformed_answers_fail_the_role_for_good_with_what_they_cost(
     assert usage_from(detail[USAGE_DETAIL]).turns == 2
 
 
+async def test_an_unknown_role_fails_for_good(world: World, tmp_path: Path) -> None:
+    run = await world.prepare(make_repo(tmp_path / "calc", PY_REPO))
+    policy = world.script(script(nope=['{"claims": []}']))
+    with pytest.raises(ApplicationError) as caught:
+        await world.run(world.roles.role_call, role(run, policy, "nope", "nope"))
+    assert caught.value.non_retryable and caught.value.type == "PolicyError"
+    assert caught.value.message == "unknown role 'nope' (no prompt for version 1)"
+
+
 async def test_claims_from_an_empty_spec_fail_for_good(world: World, tmp_path: Path) -> None:
     run = await world.prepare(make_repo(tmp_path / "calc", PY_REPO))
     policy = world.script(script(claims=['{"claims": []}']))

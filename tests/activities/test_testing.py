@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,66 @@ async def test_a_secret_of_the_worker_never_reaches_the_stored_log(
     log = world.store.get_text(report.log_ref)
     assert "test_leak" in log and "[REDACTED]" in log
     assert token not in log
+
+
+def holding(report: object, secret: str) -> list[str]:
+    """The fields of `report` with a string (or a list of them) holding `secret`."""
+    found = []
+    for f in fields(report):  # type: ignore[arg-type]
+        value = getattr(report, f.name)
+        strings = value if isinstance(value, list) else [value]
+        if any(isinstance(s, str) and secret in s for s in strings):
+            found.append(f.name)
+    return found
+
+
+async def test_a_secret_of_the_worker_never_reaches_the_report_either(
+    world: World, tmp_path: Path
+) -> None:
+    # The report's text goes into the workflow's history, a gate's detail, GET /runs and the
+    # pull request's body. A flaky test that prints the key and has it in its id:
+    token = world.settings.token
+    files = PY_REPO | {"tests/test_leak.py": (
+        "import pathlib\n\nimport pytest\n\n\n"
+        f"@pytest.mark.parametrize('key', ['{token}'])\ndef test_leak(key):\n    print(key)\n"
+        "    if not pathlib.Path('ran').exists():\n        pathlib.Path('ran').touch()\n"
+        "        assert False\n"
+    )}  # fmt: skip
+    run = await world.prepare(make_repo(tmp_path / "calc", files))
+    report = await world.run(
+        world.tests.run_tests, StepInput(run, run.base_sha, "python -m pytest -q", 60, "baseline")
+    )
+    assert holding(report, token) == []
+    assert report.passed and report.flaky == ["tests/test_leak.py::test_leak[[REDACTED]]"]
+    assert "[REDACTED]" in report.summary and "1 failed" in report.summary
+    assert report.summary == world.store.get_text(report.log_ref)[-1500:]
+
+
+async def test_a_secret_of_the_worker_never_reaches_why_the_suite_cannot_run(
+    world: World, tmp_path: Path
+) -> None:
+    token = world.settings.token
+    files = PY_REPO | {"tests/test_calc.py": f"raise ImportError('{token}')\n"}
+    run = await world.prepare(make_repo(tmp_path / "calc", files))
+    report = await world.run(
+        world.tests.run_tests, StepInput(run, run.base_sha, "python -m pytest -q", 60, "baseline")
+    )
+    assert holding(report, token) == []
+    assert report.cannot_run.endswith("ImportError: [REDACTED]") and report.cannot_run_fatal
+
+
+async def test_a_secret_of_the_worker_never_reaches_the_lint_report(
+    world: World, tmp_path: Path
+) -> None:
+    token = world.settings.token
+    files = PY_REPO | {
+        "ratchet.toml": "[lint]\ncommand = 'python lint.py'\nformat = 'ruff-json'\n",
+        "lint.py": f"print('{token}')\n",
+    }
+    run = await world.prepare(make_repo(tmp_path / "calc", files))
+    report = await world.run(world.tests.lint, LintInput(run, run.base_sha))
+    assert holding(report, token) == []
+    assert not report.ok and report.detail.startswith("lint output was not ruff-json: [REDACTED]")
 
 
 async def test_grading_with_the_base_tests_puts_back_the_tests_a_patch_changed(

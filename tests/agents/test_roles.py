@@ -32,3 +32,11 @@ async def test_a_truncating_model_gets_one_retry_then_a_permanent_error() -> Non
         await ask(load_role("claims"), [{"type": "text", "text": "the specs"}], call)
     assert len(calls) == 2 and calls[1][0] == {"type": "text", "text": "the specs"}
     assert "could not be used: the answer ends before" in calls[1][-1]["text"]
+
+
+@pytest.mark.parametrize("name", ["nope", "../prompts/claims", ""])
+def test_a_role_without_a_prompt_is_unknown_for_good(name: str) -> None:
+    with pytest.raises(PolicyError) as caught:  # permanent: a retry finds no prompt either
+        load_role(name)
+    assert str(caught.value) == f"unknown role {name!r} (no prompt for version 1)"
+    assert load_role("claims").name == "claims"

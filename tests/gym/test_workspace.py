@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,16 @@ def test_changed_files(repo: Path, tmp_path: Path) -> None:
     assert files["new.py"].status == "A" and files["new.py"].added == 1
     assert files["tests/test_calc.py"].status == "D"
     assert files["calc.py"].status == "M"
+
+
+def test_a_snapshot_that_is_not_in_the_mirror_is_a_bad_repository(
+    repo: Path, tmp_path: Path
+) -> None:
+    mirror, base = workspace.Mirrors(tmp_path / "home").sync(str(repo), "HEAD")
+    missing = "0123456789abcdef" * 2 + "01234567"  # a commit id no repository here has
+    said = re.escape(f"snapshot '{missing}' is not a commit in the mirror {mirror} (")
+    with pytest.raises(BadRepository, match=said):
+        workspace.materialize(mirror, missing, tmp_path / "new")
+    ws = workspace.materialize(mirror, base, tmp_path / "kept")
+    with pytest.raises(BadRepository, match=said):  # a workspace reused from an earlier step
+        workspace.materialize(mirror, missing, ws)
