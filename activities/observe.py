@@ -50,19 +50,29 @@ class _StepNaming(WorkflowInboundInterceptor):
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         """Counts the master runs started, and ended by outcome (the phase they end in)."""
-        started = _run_state(workflow.instance())
+        instance = workflow.instance()
+        started = _run_state(instance)
         if started is None:  # the agent loop: a part of a run, not a run
             return await super().execute_workflow(input)
         _count(RUNS_STARTED, {"kind": started.kind})
+        # Not `finally`: a run evicted from the worker's cache is closed outside the workflow's
+        # event loop (GeneratorExit), and it has not ended.
         try:
-            return await super().execute_workflow(input)
-        finally:
-            ended = _run_state(workflow.instance())
-            if ended is not None and ended.phase in ENDED:
-                _count(RUNS_ENDED, {"kind": ended.kind, "outcome": ended.phase})
+            result = await super().execute_workflow(input)
+        except (Exception, asyncio.CancelledError):
+            _count_end(instance)
+            raise
+        _count_end(instance)
+        return result
 
 
 ENDED = ("completed", "failed", "cancelled", "rejected", "expired")
+
+
+def _count_end(instance: object) -> None:
+    ended = _run_state(instance)
+    if ended is not None and ended.phase in ENDED:
+        _count(RUNS_ENDED, {"kind": ended.kind, "outcome": ended.phase})
 
 
 def _run_state(instance: object) -> Any:
