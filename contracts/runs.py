@@ -188,8 +188,7 @@ class StepRecord:
     detail: str = ""
 
     def where(self) -> str:
-        """The step as a person reads it: "patch (round 2)"."""
-        return self.name + (f" (round {self.round})" if self.round else "")
+        return step_label(self.name, self.round)
 
 
 @dataclass(frozen=True)
@@ -252,3 +251,8 @@ class RunState:
             )  # fmt: skip
             lines.append(f"used: {spent}" + (f" (budget: {limits})" if limits else ""))
         return "\n\n".join(lines)
+
+
+def step_label(name: str, round_: int | None) -> str:
+    """A step as a person reads it: "patch (round 2)"."""
+    return name + (f" (round {round_})" if round_ else "")

@@ -136,7 +136,8 @@ class Steps:
         try:
             result: T = await workflow.execute_child_workflow(
                 workflow_name, arg, id=child_id, result_type=result_type,
-                static_summary=summary or _where(name, round_), search_attributes=search_attributes,
+                static_summary=summary or runs.step_label(name, round_),
+                search_attributes=search_attributes,
             )  # fmt: skip
         except ChildWorkflowError as err:
             if child_run and not is_cancelled_exception(err):
@@ -205,9 +206,6 @@ class Steps:
         workflow.set_current_details(self.state.details())
 
 
-def _where(step: str, round_: int | None) -> str:
-    return step + (f" (round {round_})" if round_ else "")
-
-
 def _summary(step: str, purpose: str, round_: int | None) -> str:
-    return f"{_where(step, round_)}: {purpose}" if purpose else _where(step, round_)
+    label = runs.step_label(step, round_)
+    return f"{label}: {purpose}" if purpose else label

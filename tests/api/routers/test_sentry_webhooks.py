@@ -1,4 +1,5 @@
-"""Signed Sentry webhooks, with the realistic fixtures from ../shared/fixtures/sentry."""
+"""Signed Sentry webhooks, with the project's own fixtures (tests/fixtures/sentry), or the
+shared ones beside the project when present (tests/utils/sentry_fixtures.py)."""
 
 from __future__ import annotations
 
