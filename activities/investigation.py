@@ -18,6 +18,7 @@ from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from agents.context import tracked_files
+from agents.prompts import fix_goal
 from contracts.investigation import (
     CHECK_REPRODUCTION,
     HISTORY,
@@ -55,15 +56,6 @@ from gym.workspace import is_remote, resolve_local
 from ratchet.artifacts import ArtifactStore
 
 
-def _release_refs(release: str) -> list[str]:
-    """Refs a Sentry release may name: "app@2.14.3+9f3c2ab" → "9f3c2ab", "2.14.3", "v2.14.3"."""
-    if not release:
-        return []
-    version = release.split("@", 1)[-1]
-    version, _, build = version.partition("+")
-    return [r for r in (build, version, f"v{version}") if r and not r.startswith("-")]
-
-
 class InvestigationActivities:
     def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
         self.home = home
@@ -80,7 +72,7 @@ class InvestigationActivities:
         bad_ref = arg.bad_ref
         if not is_remote(arg.repo):
             # The event's release, when the repository knows it, is where the error happened.
-            for candidate in _release_refs(arg.release):
+            for candidate in investigate.release_refs(arg.release):
                 try:
                     resolve_local(arg.repo, candidate)
                 except BadRepository:
@@ -178,8 +170,9 @@ class InvestigationActivities:
                 f"(tail):\n{verdict.failure}"
             )
         detail, failure = self.store.redact(verdict.detail), self.store.redact(verdict.failure)
-        return ReproductionCheck(verdict.matched, detail, feedback, files, command, failure,
-                                 attempt)  # fmt: skip
+        check = ReproductionCheck(verdict.matched, detail, feedback, files, command, failure,
+                                  attempt)  # fmt: skip
+        return replace(check, latent_goal=fix_goal(None, [], command, check))
 
     @activity.defn(name=HISTORY)
     @permanent_errors
@@ -267,8 +260,9 @@ class InvestigationActivities:
         if not touched:  # the failing frames do not name its files: take its code, not its tests
             touched = [f for f in changed if not investigate.TEST_FILE.search(f)] or changed
         diff = await asyncio.to_thread(investigate.hunks, mirror, arg.culprit, touched)
+        goal = fix_goal(arg.culprit, touched, arg.reproduce, arg.written)
         return Localized(author, message, touched, self.store.put_text(diff),
-                         activity.info().attempt)  # fmt: skip
+                         activity.info().attempt, fix_goal=goal)  # fmt: skip
 
     @activity.defn(name=REVERT)
     @permanent_errors

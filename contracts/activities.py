@@ -29,6 +29,17 @@ class ActivitySpec:
     def limit(self, test_timeout_s: float) -> float:
         return self.limit_s + self.per_test * test_timeout_s
 
+    def heartbeat_timeout(self, run_heartbeat_s: float) -> float | None:
+        """Its heartbeat timeout given the run's (None: it does not heartbeat)."""
+        if self.heartbeat_s is not None:
+            return self.heartbeat_s
+        return run_heartbeat_s if self.heartbeat else None
+
+    def summary(self, step: str, round_: int | None) -> str:
+        """What the Temporal UI shows of one of its steps: "patch (round 2): ask the policy"."""
+        label = runs.step_label(step, round_)
+        return f"{label}: {self.purpose}" if self.purpose else label
+
 
 MINUTE = 60.0
 

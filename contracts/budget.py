@@ -73,6 +73,10 @@ class Budget:
             max_turns=None if self.max_turns is None else max(1, int(self.max_turns * fraction)),
         )
 
+    def share_spent(self, fraction: float, usage: Usage) -> str | None:
+        """Which limit of a `fraction` share of this budget `usage` spent, or None."""
+        return self.share(fraction).exhausted(usage, 0.0)
+
     def exhausted(self, usage: Usage, elapsed_s: float) -> str | None:
         """Which limit is spent, checked before each turn (so one turn is the most overrun)."""
         if self.max_turns is not None and usage.turns >= self.max_turns:

@@ -154,6 +154,8 @@ class ReproductionCheck(StepResult):
     failure: str = ""
     """The new test's traceback at the bad commit (its tail), for the report."""
     attempt: int = 1
+    latent_goal: str = ""
+    """The goal of a fix when the new test fails at every commit (a latent bug)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,9 @@ class LocalizeInput:
     run: RunRef
     culprit: str
     frame_files: list[str]
+    reproduce: str = ""
+    written: ReproductionCheck | None = None
+    """The reproduction the policy wrote, which a fix must make pass and keep."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,8 @@ class Localized:
     """Files of the culprit's change that the failure touches (all its files when none do)."""
     hunks_ref: str
     attempt: int = 1
+    fix_goal: str = ""
+    """The goal of a policy's fix of the culprit's regression."""
 
 
 @dataclass(frozen=True)

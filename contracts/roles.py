@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from contracts.budget import Usage
-from contracts.runs import PolicyChoice, RunRef, StepResult
+from contracts.runs import Gate, PolicyChoice, RunRef, StepResult
 
 ROLE_CALL = "ratchet.role"
 ADVERSARIAL_RUN = "ratchet.adversarial_tests"
@@ -13,6 +13,11 @@ ADD_TESTS = "ratchet.add_tests"
 MEMORY_READ = "ratchet.memory.read"
 MEMORY_RECORD = "ratchet.memory.record"
 DEFAULT_LENSES = ["correctness", "simplicity", "performance", "security", "testability"]
+PATTERN_OF = {
+    "perspective": "perspectives", "synthesis": "perspectives", "adversary": "red team",
+    "judge": "red team", "invariants": "invariants", "memory": "memory", "claims": "drift",
+}  # fmt: skip
+"""The pattern each role serves: each pattern spends at most its share of the budget."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,29 @@ class AdversarialOutput(StepResult):
     attempt: int = 1
     feedback_ref: str | None = None
     """For the coder: which tests failed and how — never their source."""
+
+    def guard_note(self) -> str:
+        """What invariants run at base say: how many hold and guard the change."""
+        held = self.tried - self.failing
+        note = f"{held} of {self.tried} proposed invariants hold at base and guard the change"
+        return note + (
+            f"; {self.failing} fail at base (reported, not used)" if self.failing else ""
+        )
+
+
+@dataclass(frozen=True)
+class RedTeam:
+    """The red team's first round, counted: what its adversarial gate says."""
+
+    tried: int = 0
+    broke: int = 0
+    invalid: int = 0
+
+    def gate(self, still_failing: int) -> Gate:
+        detail = f"tried {self.tried}, broke the patch {self.broke}, judged invalid {self.invalid}"
+        if still_failing:
+            return Gate("adversarial", False, f"{detail}; {still_failing} valid tests fail")
+        return Gate("adversarial", True, f"{detail}; every valid test passes")
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,11 @@ class RunState:
             lines.append(f"used: {spent}" + (f" (budget: {limits})" if limits else ""))
         return "\n\n".join(lines)
 
+    def step_lines(self, limit: int) -> str:
+        """The steps as text, newest last, at most `limit` characters (the newest kept)."""
+        lines = (f"{step_label(s.name, s.round)}: {s.status} {s.detail}" for s in self.steps)
+        return "\n".join(lines)[-limit:]
+
 
 def step_label(name: str, round_: int | None) -> str:
     """A step as a person reads it: "patch (round 2)"."""

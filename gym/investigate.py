@@ -124,3 +124,12 @@ def revert_hunks(workspace: Path, mirror: Path, sha: str, files: list[str]) -> s
             f"the culprit {sha[:12]} no longer reverts cleanly: {err.stderr.strip()[:300]}"
         ) from None
     return f"reverted the whole culprit commit {sha[:12]}"
+
+
+def release_refs(release: str) -> list[str]:
+    """Refs a Sentry release may name: "app@2.14.3+9f3c2ab" → "9f3c2ab", "2.14.3", "v2.14.3"."""
+    if not release:
+        return []
+    version = release.split("@", 1)[-1]
+    version, _, build = version.partition("+")
+    return [r for r in (build, version, f"v{version}") if r and not r.startswith("-")]

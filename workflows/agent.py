@@ -17,19 +17,7 @@ from temporalio.exceptions import ApplicationError
 import workflows.sandboxed  # noqa: F401 - the contracts' types decode in the sandbox
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.agent import (
-        AGENT_WORKFLOW,
-        MODEL_TURN,
-        RUN_TOOL,
-        AgentInput,
-        AgentOutput,
-        ToolCall,
-        ToolInput,
-        ToolOutput,
-        ToolResult,
-        TurnInput,
-        TurnOutput,
-    )
+    from contracts import agent as ag
     from contracts.runs import RunState
     from workflows.failures import root_cause
     from workflows.steps import Steps
@@ -40,14 +28,14 @@ LOOP_LIMIT = 3
 
 
 class _Stop(Exception):
-    """Ends the loop with `stop` (see AgentOutput.stop) and what it says about it."""
+    """Ends the loop with `stop` (see ag.AgentOutput.stop) and what it says about it."""
 
     def __init__(self, stop: str, **more: str) -> None:
         super().__init__(stop)
         self.stop, self.more = stop, more
 
 
-@workflow.defn(name=AGENT_WORKFLOW)
+@workflow.defn(name=ag.AGENT_WORKFLOW)
 class AgentLoopWorkflow:
     def __init__(self) -> None:
         self._stop = False
@@ -67,7 +55,7 @@ class AgentLoopWorkflow:
         self._stop = True
 
     @workflow.run
-    async def run(self, arg: AgentInput) -> AgentOutput:
+    async def run(self, arg: ag.AgentInput) -> ag.AgentOutput:
         self._arg, self._snapshot = arg, arg.snapshot
         self._transcript_ref, self._pending = arg.transcript_ref, list(arg.pending_results)
         self._failures = dict(arg.failures)
@@ -101,32 +89,34 @@ class AgentLoopWorkflow:
                     failures=self._failures)
         )  # fmt: skip
 
-    def _out(self, stop: str, **more: str) -> AgentOutput:
-        return AgentOutput(stop, self._snapshot, self._steps.state.usage, self._transcript_ref,
+    def _out(self, stop: str, **more: str) -> ag.AgentOutput:
+        return ag.AgentOutput(stop, self._snapshot, self._steps.state.usage, self._transcript_ref,
                            self._pending, **more)  # fmt: skip
 
-    async def _turn(self) -> TurnOutput:
+    async def _turn(self) -> ag.TurnOutput:
         """One model turn; what a turn that failed for good paid for counts all the same."""
         arg = self._arg
-        ask = TurnInput(arg.run, arg.role, arg.provider, self._transcript_ref, self._pending,
+        ask = ag.TurnInput(arg.run, arg.role, arg.provider, self._transcript_ref, self._pending,
                         arg.goal, arg.plan_ref, arg.feedback_ref, self._snapshot, arg.policy,
                         arg.script_key)  # fmt: skip
         name = f"model turn {self._steps.state.usage.turns + 1} ({arg.role})"
-        turn = await self._call(self._steps.step(name, MODEL_TURN, ask, TurnOutput))
+        turn = await self._call(self._steps.step(name, ag.MODEL_TURN, ask, ag.TurnOutput))
         self._steps.charge(turn.usage)
         self._transcript_ref, self._pending = turn.transcript_ref, []
         return turn
 
-    async def _tools(self, turn: TurnOutput) -> str | None:
+    async def _tools(self, turn: ag.TurnOutput) -> str | None:
         """Run the turn's tool calls in order; the summary when one of them submits."""
         arg, submitted = self._arg, None
         for call in turn.tool_calls:
             if call.name == "submit":
                 submitted = str(call.arguments().get("summary") or turn.text)
-                self._pending.append(ToolResult(call.id, "submitted"))
+                self._pending.append(ag.ToolResult(call.id, "submitted"))
                 continue
-            use = ToolInput(arg.run, self._snapshot, call, arg.test_command, arg.test_timeout_s)
-            result = await self._call(self._steps.step(call.brief(), RUN_TOOL, use, ToolOutput))
+            use = ag.ToolInput(arg.run, self._snapshot, call, arg.test_command, arg.test_timeout_s)
+            result = await self._call(
+                self._steps.step(call.brief(), ag.RUN_TOOL, use, ag.ToolOutput)
+            )
             self._snapshot = result.snapshot
             self._pending.append(result.result)
             if result.result.is_error:
@@ -134,17 +124,15 @@ class AgentLoopWorkflow:
         return submitted
 
     async def _call(self, step: Awaitable[T]) -> T:
-        """A step of the loop: one that failed for good ends the loop as "failed" (runs
-        recorded before this was so let the failure through)."""
+        """A step of the loop: one that failed for good ends the loop as "failed"."""
         try:
             return await step
         except ApplicationError as err:
-            if not workflow.patched("agent-failure-usage"):
-                raise
+            workflow.deprecate_patch("agent-failure-usage")
             kind, message = root_cause(err.__cause__ or err)
             raise _Stop("failed", reason=message, error_type=kind) from err
 
-    def _count_failure(self, call: ToolCall, said: str) -> None:
+    def _count_failure(self, call: ag.ToolCall, said: str) -> None:
         key = call.key()
         self._failures[key] = self._failures.get(key, 0) + 1
         if self._failures[key] >= LOOP_LIMIT:

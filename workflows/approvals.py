@@ -10,14 +10,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.control import ApprovalDecision, ControlAnswer
     from contracts.runs import Approval
     from workflows.steps import Steps
-
-TEXT_LIMIT = 2000
 
 
 class ApprovalEnded(Exception):
@@ -30,22 +27,12 @@ class ApprovalEnded(Exception):
 
 
 class Approvals:
-    """A run's approvals: the update handlers check and record decisions, the pipeline waits."""
+    """A run's approvals: the update handlers record decisions (contracts check them), the
+    pipeline waits."""
 
     def __init__(self, steps: Steps) -> None:
         self._steps = steps
         self._decision: tuple[str, ApprovalDecision] | None = None
-
-    def check(self, decision: ApprovalDecision, verdict: str) -> None:
-        """The validator of "approve" and "reject"."""
-        phase = self._steps.state.phase
-        if phase != "awaiting_approval":
-            raise ApplicationError(f"the run is not waiting for approval (it is {phase})")
-        if verdict == "rejected" and not decision.reason.strip():
-            raise ApplicationError("a rejection needs a reason")
-        for name in ("by", "comment", "reason"):
-            if len(getattr(decision, name)) > TEXT_LIMIT:
-                raise ApplicationError(f"{name} is over {TEXT_LIMIT} characters")
 
     def decide(self, decision: ApprovalDecision, verdict: str) -> ControlAnswer:
         self._decision = (verdict, decision)

@@ -12,7 +12,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from contracts import runs
     from contracts import steps as io
-    from contracts.agent import AGENT_WORKFLOW, AgentInput, AgentOutput, ToolResult
+    from contracts.agent import AgentOutput, ToolResult
     from contracts.budget import Budget
     from contracts.results import TaskResult
     from workflows.steps import Steps
@@ -62,9 +62,10 @@ class Coder:
         transcript_ref: str | None = None
         pending: list[ToolResult] = []
         for resumed in range(MAX_RESUMES):
-            arg = self._agent_input(step, round_, snapshot, feedback_ref, transcript_ref, pending)
-            out = await self._loop(arg, step, round_, f"{task.run_id}-{step}-{round_}-{resumed}")
-            snapshot = self.latest = out.snapshot
+            out = await self._loop(step, round_, snapshot, feedback_ref, transcript_ref, pending,
+                                   f"{task.run_id}-{step}-{round_}-{resumed}")  # fmt: skip
+            changed, snapshot = out.snapshot != snapshot, out.snapshot
+            self.latest = snapshot
             if out.stop == "cancelled":
                 raise Cancelled
             if out.stop == "loop":
@@ -73,42 +74,33 @@ class Coder:
                 raise self._steps.fail(out.error_type or "StepFailed",
                                        f"step {step} failed: {out.reason}")  # fmt: skip
             if out.stop != "budget":
-                message = out.summary[:300] or out.stop
-                return io.PatchOutput(out.snapshot, True, out.snapshot != arg.snapshot, message)
+                return io.PatchOutput(out.snapshot, True, changed, out.summary[:300] or out.stop)
             await self._pause(out.reason, out.snapshot)
             transcript_ref, pending = out.transcript_ref, out.pending_results
         raise self._steps.fail("BudgetLoop", "the run was paused and resumed too many times")
 
-    async def _loop(self, arg: AgentInput, step: str, round_: int, child_id: str) -> AgentOutput:
-        """One execution of the agent loop; the run's usage becomes the loop's running total."""
-        self._child_id = child_id
+    async def _loop(
+        self, step: str, round_: int, snapshot: str, feedback_ref: str | None,
+        transcript_ref: str | None, pending: list[ToolResult], child_id: str,
+    ) -> AgentOutput:  # fmt: skip
+        """One execution of the agent loop (a pause ends it; a raised budget starts the next)."""
+        task, self._child_id = self.task, child_id
         try:
-            out = await self._steps.child(step, AGENT_WORKFLOW, arg, AgentOutput,
-                                          child_id=child_id, round_=round_)  # fmt: skip
+            out = await self._steps.agent(
+                step, child_id, round_, run=self.run,
+                role="refactor" if step == "refactor" else "code", provider=task.policy.name,
+                goal=task.goal, plan_ref=self.plan.plan_ref, feedback_ref=feedback_ref,
+                snapshot=snapshot, test_command=self._test_command,
+                budget=self._steps.state.budget, transcript_ref=transcript_ref,
+                pending_results=pending, max_turns_per_execution=task.turns_per_execution,
+                policy=task.policy, script_key=f"{step}.{round_}",
+            )  # fmt: skip
         finally:
             self._child_id = None
-        self._steps.update(usage=out.usage)
         if out.transcript_ref:
             transcripts = {**self._steps.state.transcripts, f"{step}-{round_}": out.transcript_ref}
             self._steps.update(transcripts=transcripts)
         return out
-
-    def _agent_input(
-        self, step: str, round_: int, snapshot: str, feedback_ref: str | None,
-        transcript_ref: str | None, pending: list[ToolResult],
-    ) -> AgentInput:  # fmt: skip
-        task, state = self.task, self._steps.state
-        return AgentInput(
-            run=self.run, role="refactor" if step == "refactor" else "code",
-            provider=task.policy.name, goal=task.goal, plan_ref=self.plan.plan_ref,
-            feedback_ref=feedback_ref, snapshot=snapshot, test_command=self._test_command,
-            test_timeout_s=task.test_timeout_s, budget=state.budget, usage=state.usage,
-            started_at=workflow.info().start_time.isoformat(), transcript_ref=transcript_ref,
-            pending_results=pending, retry_initial_s=task.model_retry_initial_s,
-            max_turns_per_execution=task.turns_per_execution, queues=task.queues,
-            heartbeat_timeout_s=task.heartbeat_timeout_s, retry_max_s=task.model_retry_max_s,
-            policy=task.policy, script_key=f"{step}.{round_}",
-        )  # fmt: skip
 
     async def _pause(self, reason: str, snapshot: str) -> None:
         """Keep the work (a partial patch) and wait for a raised budget or a cancel."""

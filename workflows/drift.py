@@ -11,15 +11,7 @@ import workflows.sandboxed  # noqa: F401 - the contracts' types decode in the sa
 with workflow.unsafe.imports_passed_through():
     from dataclasses import replace
 
-    from contracts.drift import (
-        CHECK_CLAIMS,
-        DRIFT_PREPARE,
-        CheckInput,
-        CheckOutput,
-        DriftInput,
-        DriftPrepared,
-        DriftPrepareInput,
-    )  # fmt: skip
+    from contracts import drift
     from contracts.investigation import INVESTIGATION_WORKFLOW, InvestigationInput
     from contracts.results import DriftResult, DriftState
     from contracts.runs import Gate, RunState, TaskInput
@@ -42,22 +34,19 @@ class DriftWorkflow:
         return self.steps.state
 
     @workflow.run
-    async def run(self, inp: DriftInput) -> DriftResult:
+    async def run(self, inp: drift.DriftInput) -> DriftResult:
         # Scheduled runs get ids made by Temporal: the run id is always the workflow id.
         run_id = workflow.info().workflow_id
         self.steps.start(inp.queues, inp.test_timeout_s, HEARTBEAT_S, run_id=run_id,
                          trace_id=inp.trace_id, policy_label=inp.policy.name)  # fmt: skip
-        try:
-            result = await self._check(inp, run_id)
-        except Exception:
-            self.steps.set_phase("failed")
-            raise
-        return self.steps.finish(result)
+        return await self.steps.run(self._check(inp, run_id))
 
-    async def _check(self, inp: DriftInput, run_id: str) -> DriftResult:
+    async def _check(self, inp: drift.DriftInput, run_id: str) -> DriftResult:
         when = workflow.now().replace(microsecond=0).isoformat()
-        arg = DriftPrepareInput(run_id, inp.repo, inp.ref, when, inp.environment)
-        prepared = await self.steps.step("read specs", DRIFT_PREPARE, arg, DriftPrepared)
+        arg = drift.DriftPrepareInput(run_id, inp.repo, inp.ref, when, inp.environment)
+        prepared = await self.steps.step(
+            "read specs", drift.DRIFT_PREPARE, arg, drift.DriftPrepared
+        )
         if prepared.spec_chars == 0 and workflow.patched("drift-without-specs"):
             # Nothing to ask a model about (and an empty message is refused by the API).
             nothing = ("nothing to check: the repository has no spec text ([specs] paths in "
@@ -70,8 +59,10 @@ class DriftWorkflow:
                          policy=inp.policy)  # fmt: skip
         claims = await Patterns(self.steps, task).role("claims", "claims", "claims", prepared.run,
                                                        inputs=[prepared.specs_ref])  # fmt: skip
-        check = CheckInput(prepared.run, claims.answer_ref, inp.test_timeout_s)
-        checked = await self.steps.step("check claims", CHECK_CLAIMS, check, CheckOutput)
+        check = drift.CheckInput(prepared.run, claims.answer_ref, inp.test_timeout_s)
+        checked = await self.steps.step(
+            "check claims", drift.CHECK_CLAIMS, check, drift.CheckOutput
+        )
         detail = f"{checked.holds} hold, {checked.drift} drifted, {checked.unchecked} unchecked"
         investigation = None
         if checked.drift_tests and inp.investigate:

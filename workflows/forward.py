@@ -15,7 +15,6 @@ import workflows.sandboxed  # noqa: F401 - the contracts' types decode in the sa
 with workflow.unsafe.imports_passed_through():
     from contracts import runs
     from contracts import steps as io
-    from contracts.budget import usage_detail
     from contracts.control import ApprovalDecision, BudgetUpdate, CancelRequest, ControlAnswer
     from contracts.results import TaskResult, TaskState
     from contracts.runs import RunState, TaskInput
@@ -54,11 +53,7 @@ class ForwardPlanningWorkflow:
 
     @raise_budget.validator
     def _check_budget(self, update: BudgetUpdate) -> None:
-        if self.steps.state.phase not in ("running", "paused"):
-            raise ApplicationError(f"the run is {self.steps.state.phase}: its budget cannot change")
-        for name, value in vars(update).items():
-            if value is not None and value <= 0:
-                raise ApplicationError(f"{name} must be positive")
+        _refuse(update.problem(self.steps.state.phase))
 
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> ControlAnswer:
@@ -70,8 +65,7 @@ class ForwardPlanningWorkflow:
 
     @cancel.validator
     def _check_cancel(self, request: CancelRequest) -> None:
-        if self.steps.state.phase not in ("running", "paused", "awaiting_approval"):
-            raise ApplicationError(f"the run is already {self.steps.state.phase}")
+        _refuse(request.problem(self.steps.state.phase))
 
     @workflow.update(name="approve")
     async def approve(self, decision: ApprovalDecision) -> ControlAnswer:
@@ -79,7 +73,7 @@ class ForwardPlanningWorkflow:
 
     @approve.validator
     def _check_approve(self, decision: ApprovalDecision) -> None:
-        self._approvals.check(decision, "approved")
+        _refuse(decision.problem(self.steps.state.phase, "approved"))
 
     @workflow.update(name="reject")
     async def reject(self, decision: ApprovalDecision) -> ControlAnswer:
@@ -87,7 +81,7 @@ class ForwardPlanningWorkflow:
 
     @reject.validator
     def _check_reject(self, decision: ApprovalDecision) -> None:
-        self._approvals.check(decision, "rejected")
+        _refuse(decision.problem(self.steps.state.phase, "rejected"))
 
     def _before_step(self) -> None:
         if self._cancel_requested:
@@ -114,12 +108,10 @@ class ForwardPlanningWorkflow:
         except ApplicationError as failure:
             if task.memory and self._run is not None:
                 await patterns.learn(self._run, f"failed: {failure.message}")
-            self.steps.set_phase("failed")
             # Raised again with the usage as it ends (learning paid for calls too).
-            raise ApplicationError(
-                failure.message, usage_detail(self.steps.state.usage), type=failure.type,
-                non_retryable=True,
-            ) from failure  # fmt: skip
+            again = self.steps.fail(failure.type or "StepFailed", failure.message)
+            self.steps.set_phase("failed")
+            raise again from failure
         if task.memory and self._run is not None:
             await patterns.learn(self._run, "completed: verified and delivered")
         return self.steps.finish(result)
@@ -207,3 +199,9 @@ class ForwardPlanningWorkflow:
         delivery = await self.steps.step("deliver", io.DELIVER, draft, io.Delivery)
         return TaskResult(gates=gates, patch_ref=delivery.patch_ref, branch=delivery.branch,
                          commit=delivery.commit, draft=True)  # fmt: skip
+
+
+def _refuse(problem: str | None) -> None:
+    """An update's validator: a refused update writes nothing to the run's history."""
+    if problem:
+        raise ApplicationError(problem)

@@ -5,8 +5,9 @@ root-cause report. Writing a reproduction for an event no test covers is in repr
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from temporalio import workflow
 
@@ -58,16 +59,7 @@ class InvestigationWorkflow:
         self.steps.start(inp.queues, inp.test_timeout_s, inp.heartbeat_timeout_s,
                          run_id=inp.run_id, trace_id=inp.trace_id, policy_label=label,
                          events=events)  # fmt: skip
-        try:
-            result = await self._investigate(inp)
-        except asyncio.CancelledError:
-            # The issue was resolved or ignored in Sentry: stop, keeping what was found.
-            self.steps.set_phase("cancelled")
-            raise
-        except Exception:
-            self.steps.set_phase("failed")
-            raise
-        return self.steps.finish(result)
+        return await self.steps.run(self._investigate(inp))
 
     async def _investigate(self, inp: InvestigationInput) -> InvestigationResult:
         prep = await self._prepare(inp)
@@ -84,24 +76,14 @@ class InvestigationWorkflow:
             return await self._latent(inp, prep)
         rounds = await self._prober.bisect(inp, prep, bisection, rounds)
         culprit, confidence, suspects = bisection.verdict()
-        guilty = inv.LocalizeInput(prep.run, culprit, prep.frame_files)
+        guilty = inv.LocalizeInput(prep.run, culprit, prep.frame_files, prep.reproduce, written)
         where = await self.steps.step("localize", inv.LOCALIZE, guilty, inv.Localized)
         fix, gates, delivery = await self._fix(inp, prep, culprit, where)
-        report = await self._report(prep, inv.ReportInput(
-            inp.run_id, inp.kind, inp.event, prep.reproduce, prep.frame_files, prep.refused_frames,
-            culprit, where.author, where.message, confidence, suspects,
-            list(self._prober.records), fix, gates, where.hunks_ref,
-            delivery.patch_ref if delivery else None, delivery.branch if delivery else None,
-            written,
-        ))  # fmt: skip
-        result = InvestigationResult(
-            gates=gates, patch_ref=delivery.patch_ref if delivery else None,
-            branch=delivery.branch if delivery else None,
-            commit=delivery.commit if delivery else None,
-            culprit=Culprit(culprit, where.author, where.message[:2000], confidence),
-            rounds=rounds, probes=len(self._prober.records), report_ref=report.report_ref,
-            pull_request_url=delivery.pull_request_url if delivery else None,
+        report = await self._report(
+            inp, prep, fix, gates, delivery, culprit, where, confidence, suspects
         )  # fmt: skip
+        found = Culprit(culprit, where.author, where.message[:2000], confidence)
+        result = self._result(gates, delivery, report, culprit=found, rounds=rounds)
         if delivery is None:
             raise self._unverified(result, fix)
         return result
@@ -152,8 +134,9 @@ class InvestigationWorkflow:
 
     async def _fix(self, inp: InvestigationInput, prep: InvPrepared, culprit: str,
                    where: inv.Localized) -> Fix:  # fmt: skip
-        if inp.policy is not None:
-            return await self._fix_with_policy(inp, prep, culprit, where)
+        if inp.policy is not None:  # a forward run on the bad commit, told what was found
+            gates, delivery = await self._policy_fix(inp, prep, where.fix_goal)
+            return f"fixed by the {inp.policy.name} policy (run {inp.run_id}-fix)", gates, delivery
         run = prep.run
         arg = inv.RevertInput(run, culprit, where.files)
         revert = await self.steps.step("fix", inv.REVERT, arg, io.PatchOutput)
@@ -171,24 +154,8 @@ class InvestigationWorkflow:
         delivery = await self.steps.step("deliver", io.DELIVER, handover, io.Delivery)
         return revert.message, gates, delivery
 
-    async def _fix_with_policy(self, inp: InvestigationInput, prep: InvPrepared, culprit: str,
-                               where: inv.Localized) -> Fix:  # fmt: skip
-        """A model's fix: a forward run on the bad commit, told what the bisection found."""
-        goal = (
-            f"Fix the regression introduced by commit {culprit[:12]} in "
-            f"{', '.join(where.files) or 'the repository'}. The reproduction is `{prep.reproduce}`;"
-            " it fails at the current commit and passed before the culprit. Keep the culprit's "
-            "intent where possible."
-        )
-        result = await self._policy_fix(inp, prep, goal + self._reproducer.test_goal(),
-                                        goal.splitlines()[0][:160])  # fmt: skip
-        delivery = io.Delivery(result.branch or "", result.commit or "", result.patch_ref or "",
-                                 0, pull_request_url=result.pull_request_url)  # fmt: skip
-        policy = inp.policy.name if inp.policy else ""
-        return f"fixed by the {policy} policy (run {inp.run_id}-fix)", result.gates, delivery
-
     async def _policy_fix(self, inp: InvestigationInput, prep: InvPrepared, goal: str,
-                          summary: str) -> TaskResult:  # fmt: skip
+                          summary: str = "") -> tuple[list[Gate], io.Delivery]:  # fmt: skip
         """The policy's fix: a forward run (a child run, its usage counted here) on the bad
         commit — from the written reproduction when there is one, so the new test ships."""
         if inp.policy is None:
@@ -200,38 +167,54 @@ class InvestigationWorkflow:
             test_timeout_s=inp.test_timeout_s, heartbeat_timeout_s=inp.heartbeat_timeout_s,
             queues=inp.queues, environment=inp.environment, start_snapshot=start,
         )  # fmt: skip
-        return await self.steps.child(
+        result = await self.steps.child(
             "fix", runs.FORWARD_WORKFLOW, task, TaskResult, child_id=task.run_id,
             search_attributes=search.for_child("task", task.repo, inp.policy.name),
-            summary=f"[fix of {inp.run_id}] {summary}", child_run=True,
+            summary=f"[fix of {inp.run_id}] {summary or goal[:160]}", child_run=True,
+        )  # fmt: skip
+        return result.gates, io.Delivery(
+            result.branch or "", result.commit or "", result.patch_ref or "", 0,
+            pull_request_url=result.pull_request_url,
         )  # fmt: skip
 
     async def _latent(self, inp: InvestigationInput, prep: InvPrepared) -> InvestigationResult:
         """A written reproduction that fails at every commit: a latent bug, not a regression.
         No bisection: the policy fixes it as a forward task whose target is the new test."""
-        if inp.policy is None:
+        written = self._reproducer.written
+        if inp.policy is None or written is None:
             raise self.steps.fail("BadInput", "a latent bug needs a policy to fix it")
-        goal = ("Fix the production error the new test reproduces; it fails at every commit of "
-                "the history, so no commit introduced it.")  # fmt: skip
-        goal += self._reproducer.test_goal()
-        result = await self._policy_fix(inp, prep, goal, "latent bug")
+        gates, delivery = await self._policy_fix(inp, prep, written.latent_goal, "latent bug")
         fix = f"fixed by the {inp.policy.name} policy (run {inp.run_id}-fix); no culprit: latent"
-        report = await self._report(prep, inv.ReportInput(
-            inp.run_id, inp.kind, inp.event, prep.reproduce, prep.frame_files,
-            prep.refused_frames, None, "", "", "latent", [], list(self._prober.records), fix,
-            result.gates, None, result.patch_ref, result.branch, self._reproducer.written,
-            latent=True,
-        ))  # fmt: skip
+        report = await self._report(inp, prep, fix, gates, delivery)
+        return self._result(gates, delivery, report)
+
+    def _result(self, gates: list[Gate], delivery: io.Delivery | None, report: inv.ReportOutput,
+                **found: Any) -> InvestigationResult:  # fmt: skip
+        done = delivery or io.Delivery("", "", "", 0)
         return InvestigationResult(
-            gates=result.gates, patch_ref=result.patch_ref, branch=result.branch,
-            commit=result.commit, probes=len(self._prober.records), report_ref=report.report_ref,
-            pull_request_url=result.pull_request_url,
+            gates=gates, patch_ref=done.patch_ref or None, branch=done.branch or None,
+            commit=done.commit or None, pull_request_url=done.pull_request_url,
+            probes=len(self._prober.records), report_ref=report.report_ref, **found,
         )  # fmt: skip
 
-    async def _report(self, prep: InvPrepared, arg: inv.ReportInput) -> inv.ReportOutput:
-        if prep.event_ref:  # the event was kept by the prepare step: the report reads it there
-            arg = replace(arg, event=None, event_ref=prep.event_ref)
-        return await self.steps.step("report", inv.REPORT, arg, inv.ReportOutput)
+    def _report(
+        self, inp: InvestigationInput, prep: InvPrepared, fix: str, gates: list[Gate],
+        delivery: io.Delivery | None, culprit: str | None = None,
+        where: inv.Localized | None = None, confidence: str = "latent",
+        suspects: Sequence[str] = (),
+    ) -> Awaitable[inv.ReportOutput]:  # fmt: skip
+        """The root-cause report; with no culprit, of a latent bug. The event kept by the
+        prepare step is read there."""
+        found = where or inv.Localized("", "", [], "")
+        arg = inv.ReportInput(
+            inp.run_id, inp.kind, None if prep.event_ref else inp.event, prep.reproduce,
+            prep.frame_files, prep.refused_frames, culprit, found.author, found.message,
+            confidence, list(suspects), list(self._prober.records), fix, gates,
+            where.hunks_ref if where else None, (delivery and delivery.patch_ref) or None,
+            (delivery and delivery.branch) or None, self._reproducer.written,
+            latent=culprit is None, event_ref=prep.event_ref,
+        )  # fmt: skip
+        return self.steps.step("report", inv.REPORT, arg, inv.ReportOutput)
 
     def _unverified(self, result: InvestigationResult, fix: str) -> Exception:
         """The run's failure when the fix did not verify; the report and culprit are kept."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from temporalio import workflow
@@ -25,12 +26,6 @@ class ShareSpent(Exception):
     """A pattern used up its share of the task's budget: it stops, the run goes on."""
 
 
-PATTERNS = {
-    "perspective": "perspectives", "synthesis": "perspectives", "adversary": "red team",
-    "judge": "red team", "invariants": "invariants", "memory": "memory", "claims": "drift",
-}  # fmt: skip
-
-
 class Patterns:
     """The patterns of one task; keeps the red team's findings and the guards between rounds."""
 
@@ -42,7 +37,7 @@ class Patterns:
         self._red_judge: str | None = None
         self.red_results: str | None = None
         """The red team's last results: their passing, valid tests join the delivery."""
-        self._red_stats = {"tried": 0, "broke": 0, "invalid": 0}
+        self._red_team = roles.RedTeam()
         self._guards: tuple[str, str] | None = None
         """(proposal, results at base): the invariants that held before any change."""
         self._guard_note = ""
@@ -55,7 +50,7 @@ class Patterns:
         snapshot: str | None = None, inputs: list[str] | None = None, round_: int | None = None,
         note: str = "",
     ) -> roles.RoleOutput:  # fmt: skip
-        task, pattern = self.task, PATTERNS.get(role, role)
+        task, pattern = self.task, roles.PATTERN_OF.get(role, role)
         spent = self._share_left(pattern)
         if spent:
             self._share_notes[pattern] = spent
@@ -71,8 +66,8 @@ class Patterns:
 
     def _share_left(self, pattern: str) -> str | None:
         """Why the pattern may not spend more (its share of each budget limit), or None."""
-        limits = self.task.budget.share(self.task.pattern_share)
-        spent = limits.exhausted(self._usage.get(pattern, Usage()), 0.0)
+        used = self._usage.get(pattern, Usage())
+        spent = self.task.budget.share_spent(self.task.pattern_share, used)
         return f"{pattern}: its budget share is spent ({spent})" if spent else None
 
     async def plan_with_perspectives(self, run: RunRef) -> PlanOutput | None:
@@ -110,7 +105,7 @@ class Patterns:
         except ShareSpent as spent:
             return Gate("adversarial", True, f"{spent}; the red team stopped"), None
         self.red_results = again.results_ref
-        return self._red_gate(again.failing), again.feedback_ref
+        return self._red_team.gate(again.failing), again.feedback_ref
 
     async def _attack(self, run: RunRef, snapshot: str, round_: int) -> tuple[Gate, str | None]:
         """The red team's first round: write tests against the patch, run them, judge those
@@ -121,15 +116,15 @@ class Patterns:
         tried = await self._adversarial("adversarial tests", run, snapshot, [attack.answer_ref],
                                         round_)  # fmt: skip
         self.red_results = tried.results_ref
-        self._red_stats.update(tried=tried.tried, broke=tried.failing)
+        self._red_team = roles.RedTeam(tried.tried, tried.failing)
         if tried.failing:
             judged = await self.role("judge", "judge", "judge", run, inputs=[tried.results_ref],
                                      round_=round_)  # fmt: skip
             self._red_judge = judged.answer_ref
-            self._red_stats["invalid"] = judged.invalid
+            self._red_team = replace(self._red_team, invalid=judged.invalid)
             if judged.valid:
-                return self._red_gate(judged.valid), judged.text_ref
-        return self._red_gate(0), None
+                return self._red_team.gate(judged.valid), judged.text_ref
+        return self._red_team.gate(0), None
 
     def _adversarial(
         self, name: str, run: RunRef, snapshot: str, tests: list[str], round_: int | None,
@@ -139,13 +134,6 @@ class Patterns:
         arg = roles.AdversarialInput(run, snapshot, tests, self.task.test_timeout_s, **options)
         return self._steps.step(name, roles.ADVERSARIAL_RUN, arg, roles.AdversarialOutput,
                                 round_=round_)  # fmt: skip
-
-    def _red_gate(self, still_failing: int) -> Gate:
-        s = self._red_stats
-        detail = f"tried {s['tried']}, broke the patch {s['broke']}, judged invalid {s['invalid']}"
-        if still_failing:
-            return Gate("adversarial", False, f"{detail}; {still_failing} valid tests fail")
-        return Gate("adversarial", True, f"{detail}; every valid test passes")
 
     async def with_red_tests(self, run: RunRef, snapshot: str) -> str:
         """The verified snapshot with the red team's passing, valid tests added."""
@@ -167,12 +155,8 @@ class Patterns:
         tests = [proposal.answer_ref]
         at_base = await self._adversarial("invariants at base", run, run.base_sha, tests, None,
                                           label="Invariants")  # fmt: skip
-        held = at_base.tried - at_base.failing
-        self._guard_note = (
-            f"{held} of {at_base.tried} proposed invariants hold at base and guard the change"
-            + (f"; {at_base.failing} fail at base (reported, not used)" if at_base.failing else "")
-        )
-        if held:
+        self._guard_note = at_base.guard_note()
+        if at_base.tried > at_base.failing:
             self._guards = (proposal.answer_ref, at_base.results_ref)
 
     async def check_invariants(
@@ -200,10 +184,7 @@ class Patterns:
     async def learn(self, run: RunRef, outcome: str) -> None:
         """Record what this run learned; never changes the run's own outcome."""
         kept_error = self._steps.state.error
-        steps = "\n".join(
-            f"{s.name}{f' #{s.round}' if s.round else ''}: {s.status} {s.detail}"
-            for s in self._steps.state.steps
-        )[-4000:]
+        steps = self._steps.state.step_lines(4000)
         # A failed step shows as failed; the run keeps its own result.
         with contextlib.suppress(ShareSpent, ApplicationError):
             learned = await self.role("learn", "memory", "memory", run,

@@ -11,7 +11,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts import investigation as inv
-    from contracts.agent import AGENT_WORKFLOW, AgentInput, AgentOutput
+    from contracts.agent import AgentOutput
     from contracts.budget import Budget
     from workflows.steps import Steps
 
@@ -54,28 +54,15 @@ class Reproducer:
                     snapshot: str, feedback_ref: str | None) -> AgentOutput:  # fmt: skip
         if prep.target is None or prep.evidence_ref is None:
             raise self._steps.fail("BadInput", "writing a reproduction needs an event")
-        arg = AgentInput(
-            run=prep.run, role="reproduce", provider=inp.policy.name if inp.policy else "",
+        out = await self._steps.agent(
+            "reproducer", f"{inp.run_id}-reproduce-{attempt}", attempt, run=prep.run,
+            role="reproduce", provider=inp.policy.name if inp.policy else "",
             goal=f"Reproduce the production error: {prep.target.describe()}.",
             plan_ref=prep.evidence_ref, feedback_ref=feedback_ref, snapshot=snapshot,
-            test_command=prep.test_command, test_timeout_s=inp.test_timeout_s, budget=Budget(),
-            usage=self._steps.state.usage, started_at=workflow.info().start_time.isoformat(),
-            queues=inp.queues, heartbeat_timeout_s=inp.heartbeat_timeout_s, policy=inp.policy,
+            test_command=prep.test_command, budget=Budget(), policy=inp.policy,
             script_key=f"reproduce.{attempt}",
         )  # fmt: skip
-        child_id = f"{inp.run_id}-reproduce-{attempt}"
-        out = await self._steps.child("reproducer", AGENT_WORKFLOW, arg, AgentOutput,
-                                      child_id=child_id, round_=attempt)  # fmt: skip
-        self._steps.update(usage=out.usage)
         if out.stop in ("failed", "loop", "cancelled"):
             why = f"the reproducer stopped ({out.stop}): {out.reason}"
             raise self._steps.fail(out.error_type or "ReproducerFailed", why)
         return out
-
-    def test_goal(self) -> str:
-        """What a fix's goal says of the written test: make it pass, keep it."""
-        if self.written is None:
-            return ""
-        paths = ", ".join(self.written.files)
-        return (f" The new test {paths} reproduces the production error ({self.written.detail}); "
-                "make it pass without weakening it, and keep it.")  # fmt: skip

@@ -6,7 +6,7 @@ workflow owns one `Steps` and hands it to the parts that run steps for it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import runs
     from contracts import steps as io
     from contracts.activities import queue_for, spec
+    from contracts.agent import AGENT_WORKFLOW, AgentInput, AgentOutput
     from contracts.budget import Usage, usage_detail
     from workflows import search
     from workflows.failures import RETRY, model_retry_policy, root_cause, usage_in
@@ -62,6 +63,19 @@ class Steps:
     def update(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)
         self._show_details()
+
+    async def run(self, work: Awaitable[R]) -> R:
+        """The run's work to its end; its phase says how it ended (a cancelled run keeps what
+        it found: an investigation whose issue was resolved or ignored in Sentry)."""
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            self.set_phase("cancelled")
+            raise
+        except Exception:
+            self.set_phase("failed")
+            raise
+        return self.finish(result)
 
     def finish(self, result: R, phase: str = "completed", **changes: Any) -> R:
         """The run ended in `phase` with `result`, which carries the run's usage as it ends."""
@@ -105,14 +119,15 @@ class Steps:
         # long it lasts; other steps fail after a few tries.
         model = entry.retry == "model"
         self.observed = (name, round_)
+        heartbeat_s = entry.heartbeat_timeout(self.heartbeat_s)
         try:
             result: T = await workflow.execute_activity(
                 activity, arg, result_type=result_type,
                 start_to_close_timeout=limit or timedelta(seconds=entry.limit(self.test_timeout_s)),
                 schedule_to_close_timeout=MODEL_STEP_LIMIT if model else None,
-                heartbeat_timeout=self._heartbeat(entry.heartbeat, entry.heartbeat_s),
+                heartbeat_timeout=None if heartbeat_s is None else timedelta(seconds=heartbeat_s),
                 retry_policy=model_retry_policy(*self.model_backoff) if model else RETRY,
-                summary=_summary(name, entry.purpose, round_),
+                summary=entry.summary(name, round_),
                 task_queue=queue_for(activity, self.queues),
             )  # fmt: skip
         except ActivityError as err:
@@ -147,6 +162,20 @@ class Steps:
             self._charge_child(child_id, getattr(result, "usage", None) or Usage())
         self._end(index, "completed", 1, result)
         return result
+
+    async def agent(self, name: str, child_id: str, round_: int, **fields: Any) -> AgentOutput:
+        """An agent loop (a child workflow) as one step, within the run's limits; the run's
+        usage becomes the loop's running total."""
+        arg = AgentInput(
+            **fields, test_timeout_s=self.test_timeout_s, heartbeat_timeout_s=self.heartbeat_s,
+            usage=self.state.usage, started_at=workflow.info().start_time.isoformat(),
+            queues=self.queues, retry_initial_s=self.model_backoff[0],
+            retry_max_s=self.model_backoff[1],
+        )  # fmt: skip
+        out = await self.child(name, AGENT_WORKFLOW, arg, AgentOutput, child_id=child_id,
+                               round_=round_)  # fmt: skip
+        self.update(usage=out.usage)
+        return out
 
     def record_snapshot(self, step: str, sha: str) -> None:
         self.state = replace(self.state, snapshots={**self.state.snapshots, step: sha})
@@ -197,15 +226,5 @@ class Steps:
         steps[index:index + 1] = [record]  # fmt: skip
         self.update(steps=steps)
 
-    def _heartbeat(self, heartbeats: bool, fixed_s: float | None) -> timedelta | None:
-        if fixed_s is not None:
-            return timedelta(seconds=fixed_s)
-        return timedelta(seconds=self.heartbeat_s) if heartbeats else None
-
     def _show_details(self) -> None:
         workflow.set_current_details(self.state.details())
-
-
-def _summary(step: str, purpose: str, round_: int | None) -> str:
-    label = runs.step_label(step, round_)
-    return f"{label}: {purpose}" if purpose else label
