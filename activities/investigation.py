@@ -40,10 +40,10 @@ from contracts.investigation import (
     ReproductionCheck,
     ReproductionInput,
     RevertInput,
-    SentryEvent,
     Target,
 )
 from contracts.runs import RunRef
+from contracts.sentry import SentryEvent
 from contracts.steps import PatchOutput
 from gym import investigate, perf, reproduction, workspace
 from gym.config import detect_test_command, load_config

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.investigation import Frame, SentryEvent
+from contracts.sentry import Frame, SentryEvent
 from gym.tracebacks import parse_traceback
 
 MAX_FRAMES = 50

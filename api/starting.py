@@ -22,8 +22,9 @@ from agents.model import PolicyError
 from agents.scripted import parse_script
 from api.deps import TemporalUnavailable
 from api.models.public import TaskAccepted
-from contracts.investigation import INVESTIGATION_WORKFLOW, EventSignal, InvestigationInput
+from contracts.investigation import INVESTIGATION_WORKFLOW, InvestigationInput
 from contracts.runs import FORWARD_WORKFLOW, RUN_PREFIXES, PolicyChoice, Queues, TaskInput
+from contracts.sentry import EventSignal
 from ratchet import search_keys as search
 from ratchet.artifacts import ArtifactStore
 from ratchet.settings import Settings

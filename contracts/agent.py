@@ -124,6 +124,11 @@ class AgentInput:
     policy: PolicyChoice | None = None
     script_key: str = ""
 
+    def serves(self) -> tuple[str, int | None]:
+        """The step of the run this loop serves and its round ("patch.2": patch, round 2)."""
+        step, _, number = self.script_key.partition(".")
+        return step or self.role, int(number) if number.isdigit() else None
+
 
 @dataclass(frozen=True)
 class AgentOutput:
@@ -138,6 +143,14 @@ class AgentOutput:
     summary: str = ""
     reason: str = ""
     error_type: str = ""
+
+    def failure(self, step: str) -> tuple[str, str] | None:
+        """(type, message) of a run's failure when the loop stopped for good, else None."""
+        if self.stop == "loop":
+            return "LoopDetected", self.reason
+        if self.stop == "failed":
+            return self.error_type or "StepFailed", f"step {step} failed: {self.reason}"
+        return None
 
     @property
     def step_detail(self) -> str:

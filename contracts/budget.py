@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
 USAGE_DETAIL = "ratchet_usage"
@@ -99,6 +100,12 @@ def usage_from(value: object) -> Usage:
         return Usage()
     names = {f.name for f in fields(Usage)}
     return Usage(**{k: v for k, v in value.items() if k in names})
+
+
+def usage_among(details: Sequence[object]) -> Usage | None:
+    """The usage a failure's details carry (see usage_detail), or None."""
+    found = (d[USAGE_DETAIL] for d in details if isinstance(d, dict) and USAGE_DETAIL in d)
+    return next((usage_from(value) for value in found), None)
 
 
 def usage_detail(usage: Usage) -> dict[str, object]:

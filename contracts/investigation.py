@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from contracts.runs import EnvironmentSpec, Gate, PolicyChoice, Queues, RunRef, StepResult
+from contracts.runs import (
+    SUITE_HOW_TO_FIX,
+    EnvironmentSpec,
+    Gate,
+    PolicyChoice,
+    Queues,
+    RunRef,
+    StepResult,
+)
+from contracts.sentry import Frame, SentryEvent
 
 INVESTIGATION_WORKFLOW = "InvestigationWorkflow"
 INV_PREPARE = "ratchet.investigation.prepare"
@@ -16,40 +25,6 @@ REPORT = "ratchet.investigation.report"
 CHECK_REPRODUCTION = "ratchet.investigation.check_reproduction"
 
 KINDS = ("regression", "performance", "invariants")
-
-
-@dataclass(frozen=True)
-class Frame:
-    filename: str
-    abs_path: str = ""
-    function: str = ""
-    lineno: int | None = None
-    in_app: bool = False
-    context_line: str = ""
-    pre_context: list[str] = field(default_factory=list)
-    post_context: list[str] = field(default_factory=list)
-    vars: dict[str, str] = field(default_factory=dict)
-    """Local variables as the event reported them (each value as short text)."""
-
-
-@dataclass(frozen=True)
-class SentryEvent:
-    """What Ratchet keeps of a Sentry event: data to reason about, never instructions."""
-
-    issue_id: str
-    event_id: str = ""
-    project: str = ""
-    title: str = ""
-    culprit: str = ""
-    release: str = ""
-    exception_type: str = ""
-    exception_value: str = ""
-    frames: list[Frame] = field(default_factory=list)
-    trace_id: str = ""
-    span_id: str = ""
-    web_url: str = ""
-    environment: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,6 +173,17 @@ class ProbeResult:
     samples: list[float] = field(default_factory=list)
     attempt: int = 1
 
+    def not_reproduced(self, policy_could_write: bool) -> str:
+        """Why an investigation stops when this probe of the bad commit did not show it."""
+        hint = (
+            f"; if the suite cannot run here, {SUITE_HOW_TO_FIX}" if self.outcome == "skip" else ""
+        )
+        if policy_could_write:
+            hint += ("; no existing test reproduces the event, and a policy (or "
+                     "reproduce.test_command) would let Ratchet write one")  # fmt: skip
+        what = f"{self.outcome}: {self.detail}"
+        return f"the problem does not reproduce at {self.sha[:12]} ({what}){hint}"
+
 
 @dataclass(frozen=True)
 class LocalizeInput:
@@ -267,21 +253,3 @@ class ReportInput:
 class ReportOutput:
     report_ref: str
     attempt: int = 1
-
-
-@dataclass(frozen=True)
-class EventSignal:
-    """A delivery of the issue to its investigation: the event's id is all a repeat adds (the
-    event itself travels once, in the input of the run it starts)."""
-
-    event: SentryEvent | None = None
-    """Only in signals recorded before the id alone was sent."""
-    event_id: str = ""
-
-    def id(self) -> str:
-        return self.event_id or (self.event.event_id if self.event else "")
-
-
-@dataclass(frozen=True)
-class ResolveSignal:
-    reason: str = ""

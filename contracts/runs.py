@@ -6,7 +6,7 @@ fields get defaults so histories recorded earlier still decode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from contracts.budget import Budget, Usage
@@ -234,6 +234,31 @@ class RunState:
     """The part of `usage` each child run spent, by its run id (an investigation's fix)."""
     transcripts: dict[str, str] = field(default_factory=dict)
     """The agent's conversation of each step ("patch-1", "refactor-1"): artifact refs."""
+
+    def with_event(self, event_id: str, keep: int) -> RunState:
+        """With a Sentry event that joined the run (once however often it is delivered; the
+        newest `keep` are kept)."""
+        if not event_id or event_id in self.events:
+            return self
+        return replace(self, events=[*self.events, event_id][-keep:])
+
+    def begun(self, name: str, round_: int | None, at: str) -> RunState:
+        """With one more step, running since `at`."""
+        return replace(self, steps=[*self.steps, StepRecord(name, "running", 1, at, round=round_)])
+
+    def ended(self, index: int, status: str, attempts: int, at: str, detail: str) -> RunState:
+        """With step `index` ended at `at`, and the line it ended with."""
+        steps = list(self.steps)
+        steps[index] = replace(steps[index], status=status, attempts=attempts, ended_at=at,
+                               detail=detail)  # fmt: skip
+        return replace(self, steps=steps)
+
+    def charged(self, usage: Usage, child_id: str | None = None) -> RunState:
+        """With `usage` added; a child run's is also kept apart under its id."""
+        children = dict(self.child_usage)
+        if child_id is not None:
+            children[child_id] = children.get(child_id, Usage()) + usage
+        return replace(self, usage=self.usage + usage, child_usage=children)
 
     def details(self) -> str:
         """What the Temporal UI shows of the run: where it is and what it has spent."""

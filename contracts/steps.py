@@ -5,7 +5,7 @@ returns. New fields get defaults so histories recorded earlier still decode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from contracts.budget import Usage
 from contracts.runs import EnvironmentRef, EnvironmentSpec, Gate, PolicyChoice, RunRef, StepResult
@@ -198,6 +198,10 @@ class VerifyOutput(StepResult):
     gates: list[Gate]
     feedback_ref: str | None = None
     attempt: int = 1
+
+    def with_gate(self, gate: Gate) -> VerifyOutput:
+        """This verdict with one more gate: it passes only if that gate passes too."""
+        return replace(self, passed=self.passed and gate.passed, gates=[*self.gates, gate])
 
 
 @dataclass(frozen=True)

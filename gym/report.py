@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from contracts.investigation import ReportInput, SentryEvent
+from contracts.investigation import ReportInput
+from contracts.sentry import SentryEvent
 
 
 def quote(text: str, limit: int = 4000) -> str:

@@ -1,9 +1,13 @@
 """Small modules and short functions, so a newcomer reads one thing at a time: no module over
-300 lines outside tests/ (250 in workflows/, which only orchestrates) and no function over 60."""
+300 lines outside tests/ (250 in workflows/, which only orchestrates), no function over 60, and
+workflows/ under 1,300 lines of code (as cloc counts them: no blank lines, comments or
+docstrings)."""
 
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,6 +16,7 @@ PACKAGES = ("contracts", "ratchet", "gym", "agents", "activities", "workflows", 
 MODULE_LINES = 300
 WORKFLOW_MODULE_LINES = 250
 FUNCTION_LINES = 60
+WORKFLOWS_CODE_LINES = 1300
 
 
 def sources() -> list[Path]:
@@ -42,6 +47,32 @@ def test_no_function_is_too_long() -> None:
                     name = path.relative_to(ROOT).as_posix()
                     long.append(f"{name}: {node.name} is {lines} lines")
     assert long == []
+
+
+def code_lines(source: str) -> int:
+    """Lines with code on them: not blank, not only a comment, not part of a docstring."""
+    docs: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        value = node.value if isinstance(node, ast.Expr) else None
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            docs.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    code: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+                              tokenize.DEDENT, tokenize.ENDMARKER):  # fmt: skip
+            code.update(range(token.start[0], token.end[0] + 1))
+    return len(code - docs)
+
+
+def test_code_lines_count_what_cloc_counts() -> None:
+    source = '"""A docstring\nover two lines."""\n\n# a comment\nx = 1  # and code\n'
+    assert code_lines(source) == 1
+    assert code_lines('def f():\n    """Doc."""\n    return (1,\n            2)\n') == 3
+
+
+def test_the_workflows_only_orchestrate() -> None:
+    total = sum(code_lines(path.read_text()) for path in (ROOT / "workflows").rglob("*.py"))
+    assert total < WORKFLOWS_CODE_LINES, f"workflows/ has {total} lines of code"
 
 
 def test_the_sizes_are_measured_on_the_real_tree() -> None:

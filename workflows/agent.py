@@ -65,8 +65,7 @@ class AgentLoopWorkflow:
         # A model API storm (429, 529, 5xx) delays the run but never fails it: retries do not
         # stop, they back off up to two minutes and honour retry-after.
         self._steps.model_backoff = (arg.retry_initial_s, arg.retry_max_s)
-        step, _, number = arg.script_key.partition(".")
-        self._observed_step = (step or arg.role, int(number) if number.isdigit() else None)
+        self._observed_step = arg.serves()
         started = datetime.fromisoformat(arg.started_at)
         try:
             for _ in range(arg.max_turns_per_execution):

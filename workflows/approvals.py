@@ -6,7 +6,6 @@ and a timer: unanswered, the run ends "expired", its work kept as a patch and sn
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -39,14 +38,14 @@ class Approvals:
         state = self._steps.state
         return ControlAnswer(state.phase, state.budget, state.usage, f"{state.awaiting} {verdict}")
 
-    async def wait(self, stage: str, timeout_s: float, cancelled: Callable[[], bool]) -> None:
+    async def wait(self, stage: str, timeout_s: float) -> None:
         """Wait for a decision on `stage`; raises ApprovalEnded unless it is approved (or a
-        cancel, which `cancelled` tells of, ends the wait: the caller handles that)."""
+        cancel ends the wait: the caller handles that)."""
         self._decision = None
         self._steps.set_phase("awaiting_approval", awaiting=stage)
         try:
             await workflow.wait_condition(
-                lambda: self._decision is not None or cancelled(),
+                lambda: self._decision is not None or self._steps.cancel_requested,
                 timeout=timedelta(seconds=timeout_s),
             )
         except TimeoutError:

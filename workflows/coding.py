@@ -5,8 +5,6 @@ kept as a partial patch; a raised budget resumes it where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -15,23 +13,17 @@ with workflow.unsafe.imports_passed_through():
     from contracts.agent import AgentOutput, ToolResult
     from contracts.budget import Budget
     from contracts.results import TaskResult
-    from workflows.steps import Steps
+    from workflows.steps import Cancelled, Steps
     from workflows.verify import Verifier
 
 MAX_RESUMES = 1000
 
 
-class Cancelled(Exception):
-    """Raised inside the workflow to leave the pipeline and deliver a draft."""
-
-
 class Coder:
     def __init__(self, steps: Steps, task: runs.TaskInput, prepared: io.Prepared,
-                 plan: io.PlanOutput, verifier: Verifier,
-                 cancelled: Callable[[], bool]) -> None:  # fmt: skip
+                 plan: io.PlanOutput, verifier: Verifier) -> None:  # fmt: skip
         self._steps, self.task, self.plan, self.verifier = steps, task, plan, verifier
         self.run, self._test_command = prepared.run, prepared.test_command
-        self._cancelled = cancelled
         self.latest: str | None = None
         """The newest snapshot: a cancelled run delivers it as a draft."""
         self._child_id: str | None = None
@@ -68,11 +60,8 @@ class Coder:
             self.latest = snapshot
             if out.stop == "cancelled":
                 raise Cancelled
-            if out.stop == "loop":
-                raise self._steps.fail("LoopDetected", out.reason)
-            if out.stop == "failed":
-                raise self._steps.fail(out.error_type or "StepFailed",
-                                       f"step {step} failed: {out.reason}")  # fmt: skip
+            if failed := out.failure(step):
+                raise self._steps.fail(*failed)
             if out.stop != "budget":
                 return io.PatchOutput(out.snapshot, True, changed, out.summary[:300] or out.stop)
             await self._pause(out.reason, out.snapshot)
@@ -108,9 +97,9 @@ class Coder:
         self._resume = False
         self._steps.set_phase("paused", pause_reason=reason, result=TaskResult(
             gates=self.verifier.gates(), patch_ref=partial, branch=None, draft=True))  # fmt: skip
-        await workflow.wait_condition(lambda: self._resume or self._cancelled())
+        await workflow.wait_condition(lambda: self._resume or self._steps.cancel_requested)
         self._steps.set_phase("running", pause_reason="")
-        if self._cancelled():
+        if self._steps.cancel_requested:
             raise Cancelled
 
     async def keep_patch(self, label: str, snapshot: str) -> str:

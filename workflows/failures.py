@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import runs
-    from contracts.budget import USAGE_DETAIL, Usage, usage_from
+    from contracts.budget import Usage, usage_among
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -38,12 +38,8 @@ def model_retry_policy(initial_s: float, max_s: float) -> RetryPolicy:
 def usage_in(err: BaseException) -> Usage:
     """The usage a failed step or child carries (its paid calls), from the first failure in its
     chain that carries one."""
-    for cause in _chain(err):
-        if isinstance(cause, ApplicationError):
-            for detail in cause.details:
-                if isinstance(detail, dict) and USAGE_DETAIL in detail:
-                    return usage_from(detail[USAGE_DETAIL])
-    return Usage()
+    found = (usage_among(c.details) for c in _chain(err) if isinstance(c, ApplicationError))
+    return next((usage for usage in found if usage is not None), Usage())
 
 
 def root_cause(err: BaseException) -> tuple[str, str]:

@@ -19,10 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from contracts.results import TaskResult, TaskState
     from contracts.runs import RunState, TaskInput
     from workflows.approvals import ApprovalEnded, Approvals
-    from workflows.coding import Cancelled, Coder
+    from workflows.coding import Coder
     from workflows.patterns import Patterns
     from workflows.rounds import Rounds
-    from workflows.steps import Steps
+    from workflows.steps import Cancelled, Steps
     from workflows.verify import Verifier
 
 
@@ -30,9 +30,7 @@ with workflow.unsafe.imports_passed_through():
 class ForwardPlanningWorkflow:
     def __init__(self) -> None:
         self.steps = Steps("task", TaskState)
-        self.steps.before = self._before_step
         self._approvals = Approvals(self.steps)
-        self._cancel_requested = False
         self._coder: Coder | None = None
         self._run: runs.RunRef | None = None
         """The prepared run: what it learned is recorded against it, however it ended."""
@@ -57,7 +55,7 @@ class ForwardPlanningWorkflow:
 
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> ControlAnswer:
-        self._cancel_requested = True
+        self.steps.cancel_requested = True
         if self._coder is not None:
             await self._coder.stop()
         state = self.steps.state
@@ -83,10 +81,6 @@ class ForwardPlanningWorkflow:
     def _check_reject(self, decision: ApprovalDecision) -> None:
         _refuse(decision.problem(self.steps.state.phase, "rejected"))
 
-    def _before_step(self) -> None:
-        if self._cancel_requested:
-            raise Cancelled
-
     @workflow.run
     async def run(self, task: TaskInput) -> TaskResult:
         self.steps.start(task.queues, task.test_timeout_s, task.heartbeat_timeout_s,
@@ -101,19 +95,16 @@ class ForwardPlanningWorkflow:
         except ApprovalEnded as ended:
             # Nothing is delivered without approval; the patch and snapshots stay readable.
             kept = self.steps.state.result
-            if not isinstance(kept, TaskResult):
-                kept = TaskResult(gates=[], patch_ref=None, branch=None)
+            kept = kept if isinstance(kept, TaskResult) else TaskResult([], None, None)
             error = {"type": ended.phase.title(), "message": ended.message}
             return self.steps.finish(kept, ended.phase, error=error)
         except ApplicationError as failure:
-            if task.memory and self._run is not None:
-                await patterns.learn(self._run, f"failed: {failure.message}")
+            await patterns.learn(self._run, f"failed: {failure.message}")
             # Raised again with the usage as it ends (learning paid for calls too).
             again = self.steps.fail(failure.type or "StepFailed", failure.message)
             self.steps.set_phase("failed")
             raise again from failure
-        if task.memory and self._run is not None:
-            await patterns.learn(self._run, "completed: verified and delivered")
+        await patterns.learn(self._run, "completed: verified and delivered")
         return self.steps.finish(result)
 
     async def _pipeline(self, task: TaskInput, patterns: Patterns) -> TaskResult:
@@ -133,8 +124,7 @@ class ForwardPlanningWorkflow:
         await verifier.lint_base()
         memory = await patterns.read_memory(run)
         plan = await self._plan(task, run, patterns)
-        coder = self._coder = Coder(self.steps, task, prepared, plan, verifier,
-                                    lambda: self._cancel_requested)  # fmt: skip
+        coder = self._coder = Coder(self.steps, task, prepared, plan, verifier)
         rounds = Rounds(self.steps, coder, patterns)
         verified = await rounds.refactor(await rounds.repair())
         snapshot = verified.snapshot
@@ -147,8 +137,7 @@ class ForwardPlanningWorkflow:
                 gates=verified.verdict.gates, patch_ref=review, branch=None, plan_ref=plan.plan_ref,
                 refactor_kept=verified.refactor_kept, isolation=verified.isolation,
             ))  # fmt: skip
-            await self._approvals.wait("delivery", task.approval_timeout_s,
-                                       lambda: self._cancel_requested)  # fmt: skip
+            await self._approvals.wait("delivery", task.approval_timeout_s)
         handover = io.DeliverInput(
             run, snapshot, task.goal, gates=verified.verdict.gates, plan_ref=plan.plan_ref,
             usage=self.steps.state.usage, trace_id=task.trace_id, policy_label=plan.policy_label,
@@ -181,8 +170,7 @@ class ForwardPlanningWorkflow:
         if task.approve_plan:
             self.steps.keep_result(TaskResult(gates=[], patch_ref=None, branch=None,
                                              plan_ref=plan.plan_ref))  # fmt: skip
-            await self._approvals.wait("plan", task.approval_timeout_s,
-                                       lambda: self._cancel_requested)  # fmt: skip
+            await self._approvals.wait("plan", task.approval_timeout_s)
         if task.invariants:
             await patterns.extract_invariants(run)
         self.steps.update(policy_label=plan.policy_label)
@@ -192,7 +180,7 @@ class ForwardPlanningWorkflow:
         """A cancelled run delivers what it has, unverified, marked as a draft."""
         coder = self._coder
         gates = coder.verifier.gates() if coder else []
-        self._cancel_requested = False  # let the delivery step itself run
+        self.steps.cancel_requested = False  # let the delivery step itself run
         if coder is None or coder.latest in (None, coder.run.base_sha):
             return TaskResult(gates=gates, patch_ref=None, branch=None, draft=True)
         draft = io.DeliverInput(coder.run, coder.latest, f"[draft] {task.goal}")

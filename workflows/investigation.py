@@ -17,9 +17,10 @@ with workflow.unsafe.imports_passed_through():
     from contracts import investigation as inv
     from contracts import runs
     from contracts import steps as io
-    from contracts.investigation import EventSignal, InvestigationInput, InvPrepared
+    from contracts.investigation import InvestigationInput, InvPrepared
     from contracts.results import Culprit, InvestigationResult, InvestigationState, TaskResult
     from contracts.runs import Gate, RunState
+    from contracts.sentry import EventSignal
     from workflows import search
     from workflows.bisect import Multisection
     from workflows.probing import Prober
@@ -48,9 +49,7 @@ class InvestigationWorkflow:
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
         """A repeat of the issue joins the running investigation (redeliveries count once)."""
-        event_id = signal.id()
-        if event_id and event_id not in self.steps.state.events:
-            self.steps.update(events=[*self.steps.state.events, event_id][-MAX_EVENTS:])
+        self.steps.update(events=self.steps.state.with_event(signal.id(), MAX_EVENTS).events)
 
     @workflow.run
     async def run(self, inp: InvestigationInput) -> InvestigationResult:
@@ -90,11 +89,10 @@ class InvestigationWorkflow:
 
     async def _prepare(self, inp: InvestigationInput) -> InvPrepared:
         when = workflow.now().replace(microsecond=0).isoformat()
-        event = inp.event
         arg = inv.InvPrepareInput(
             # The event's release and frames travel in the event itself (once).
             inp.run_id, inp.repo, inp.bad_ref, "", [], inp.test_command, inp.test_id, inp.kind,
-            when, inp.good_ref, inp.environment, inp.suite_command, event,
+            when, inp.good_ref, inp.environment, inp.suite_command, inp.event,
         )  # fmt: skip
         prep = await self.steps.step("reproduce", inv.INV_PREPARE, arg, InvPrepared)
         prep = replace(prep, run=await self.steps.prepare_environment(prep.run))
@@ -120,17 +118,8 @@ class InvestigationWorkflow:
             seen = await self._prober.confirm(inp, prep)
         if seen is None:
             return prep
-        hint = ""
-        if seen.outcome == "skip":
-            hint = f"; if the suite cannot run here, {runs.SUITE_HOW_TO_FIX}"
-        if can_write and inp.policy is None:
-            hint += ("; no existing test reproduces the event, and a policy (or "
-                     "reproduce.test_command) would let Ratchet write one")  # fmt: skip
-        raise self.steps.fail(
-            "NotReproduced",
-            f"the problem does not reproduce at {prep.run.base_sha[:12]} ({seen.outcome}: "
-            f"{seen.detail}){hint}",
-        )
+        why = seen.not_reproduced(policy_could_write=can_write and inp.policy is None)
+        raise self.steps.fail("NotReproduced", why)
 
     async def _fix(self, inp: InvestigationInput, prep: InvPrepared, culprit: str,
                    where: inv.Localized) -> Fix:  # fmt: skip

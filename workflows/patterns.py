@@ -51,10 +51,10 @@ class Patterns:
         note: str = "",
     ) -> roles.RoleOutput:  # fmt: skip
         task, pattern = self.task, roles.PATTERN_OF.get(role, role)
-        spent = self._share_left(pattern)
-        if spent:
-            self._share_notes[pattern] = spent
-            raise ShareSpent(spent)
+        used = self._usage.get(pattern, Usage())
+        if spent := task.budget.share_spent(task.pattern_share, used):  # the pattern's share
+            note = self._share_notes[pattern] = f"{pattern}: its budget share is spent ({spent})"
+            raise ShareSpent(note)
         offset = self._role_offsets.get(key, 0)
         arg = roles.RoleInput(run, role, key, task.policy, offset, task.goal, lens, snapshot,
                               inputs or [], note, self.memory.context_ref)  # fmt: skip
@@ -63,12 +63,6 @@ class Patterns:
         self._steps.charge(out.usage)
         self._usage[pattern] = self._usage.get(pattern, Usage()) + out.usage
         return out
-
-    def _share_left(self, pattern: str) -> str | None:
-        """Why the pattern may not spend more (its share of each budget limit), or None."""
-        used = self._usage.get(pattern, Usage())
-        spent = self.task.budget.share_spent(self.task.pattern_share, used)
-        return f"{pattern}: its budget share is spent ({spent})" if spent else None
 
     async def plan_with_perspectives(self, run: RunRef) -> PlanOutput | None:
         """The merged plan, or None when the pattern's budget share ran out (plan as usual)."""
@@ -181,8 +175,11 @@ class Patterns:
         self.memory = await self._steps.step("memory", roles.MEMORY_READ, arg, roles.MemoryRead)
         return self.memory
 
-    async def learn(self, run: RunRef, outcome: str) -> None:
-        """Record what this run learned; never changes the run's own outcome."""
+    async def learn(self, run: RunRef | None, outcome: str) -> None:
+        """Record what this run learned (with memory on, once prepared); never changes the
+        run's own outcome."""
+        if not self.task.memory or run is None:
+            return
         kept_error = self._steps.state.error
         steps = self._steps.state.step_lines(4000)
         # A failed step shows as failed; the run keeps its own result.

@@ -40,11 +40,15 @@ class Prober:
         return result
 
     async def probe_all(self, inp: InvestigationInput, prep: InvPrepared, shas: list[str],
-                        round_: int) -> list[inv.ProbeResult]:  # fmt: skip
-        """One round: the probes run in parallel, each in its own workspace slot."""
-        return list(await asyncio.gather(*(
+                        round_: int, bisection: Multisection) -> list[inv.ProbeResult]:  # fmt: skip
+        """One round: the probes run in parallel, each in its own workspace slot; the
+        bisection records what they found."""
+        found = await asyncio.gather(*(
             self.probe(inp, prep, sha, slot, round_) for slot, sha in enumerate(shas)
-        )))  # fmt: skip
+        ))  # fmt: skip
+        for result in found:
+            bisection.record(result.sha, result.outcome)
+        return list(found)
 
     async def confirm(self, inp: InvestigationInput, prep: InvPrepared) -> inv.ProbeResult | None:
         """Confirm the problem at the bad commit, twice, so a flaky failure is not bisected:
@@ -60,8 +64,7 @@ class Prober:
         """Narrow the range to the first bad commit; the rounds it took, in all."""
         while not bisection.done():
             rounds += 1
-            for probed in await self.probe_all(inp, prep, bisection.next_probes(), rounds):
-                bisection.record(probed.sha, probed.outcome)
+            await self.probe_all(inp, prep, bisection.next_probes(), rounds, bisection)
         return rounds
 
     async def find_good(self, inp: InvestigationInput, prep: InvPrepared,
@@ -83,9 +86,7 @@ class Prober:
         doubling, rounds = Doubling(commits, inp.parallel_probes), 0
         while picks := doubling.next_probes(bisection.results):
             rounds += 1
-            results = await self.probe_all(inp, prep, picks, rounds)
-            for result in results:
-                bisection.record(result.sha, result.outcome)
+            results = await self.probe_all(inp, prep, picks, rounds, bisection)
             goods = [commits.index(r.sha) for r in results if r.outcome == "good"]
             if goods:  # narrow the range to start at the nearest good ancestor
                 bisection.commits = commits[max(goods) :]

@@ -11,7 +11,6 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts import investigation as inv
-    from contracts.agent import AgentOutput
     from contracts.budget import Budget
     from workflows.steps import Steps
 
@@ -34,7 +33,16 @@ class Reproducer:
         snapshot, feedback_ref = prep.run.base_sha, None
         attempts = max(1, inp.reproducer_attempts)
         for attempt in range(1, attempts + 1):
-            out = await self._loop(inp, prep, attempt, snapshot, feedback_ref)
+            out = await self._steps.agent(
+                "reproducer", f"{inp.run_id}-reproduce-{attempt}", attempt, run=prep.run,
+                role="reproduce", provider=inp.policy.name, policy=inp.policy,
+                goal=f"Reproduce the production error: {prep.target.describe()}.",
+                plan_ref=prep.evidence_ref, feedback_ref=feedback_ref, snapshot=snapshot,
+                test_command=prep.test_command, budget=Budget(), script_key=f"reproduce.{attempt}",
+            )  # fmt: skip
+            if out.stop in ("failed", "loop", "cancelled"):
+                why = f"the reproducer stopped ({out.stop}): {out.reason}"
+                raise self._steps.fail(out.error_type or "ReproducerFailed", why)
             snapshot = out.snapshot
             arg = inv.ReproductionInput(prep.run, snapshot, prep.target, inp.test_timeout_s)
             check = await self._steps.step("check reproduction", inv.CHECK_REPRODUCTION, arg,
@@ -49,20 +57,3 @@ class Reproducer:
             f"the reproducer's test did not fail the way the event did in {attempts} attempts: "
             f"{check.detail}",
         )
-
-    async def _loop(self, inp: inv.InvestigationInput, prep: inv.InvPrepared, attempt: int,
-                    snapshot: str, feedback_ref: str | None) -> AgentOutput:  # fmt: skip
-        if prep.target is None or prep.evidence_ref is None:
-            raise self._steps.fail("BadInput", "writing a reproduction needs an event")
-        out = await self._steps.agent(
-            "reproducer", f"{inp.run_id}-reproduce-{attempt}", attempt, run=prep.run,
-            role="reproduce", provider=inp.policy.name if inp.policy else "",
-            goal=f"Reproduce the production error: {prep.target.describe()}.",
-            plan_ref=prep.evidence_ref, feedback_ref=feedback_ref, snapshot=snapshot,
-            test_command=prep.test_command, budget=Budget(), policy=inp.policy,
-            script_key=f"reproduce.{attempt}",
-        )  # fmt: skip
-        if out.stop in ("failed", "loop", "cancelled"):
-            why = f"the reproducer stopped ({out.stop}): {out.reason}"
-            raise self._steps.fail(out.error_type or "ReproducerFailed", why)
-        return out

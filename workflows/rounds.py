@@ -4,12 +4,11 @@ the patterns'), then refactor, kept only if it passes them too: quality only mov
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import runs
     from contracts import steps as io
     from contracts.results import TaskResult
     from workflows.coding import Coder
@@ -78,19 +77,12 @@ class Rounds:
         while every gate so far passed), and the feedback for the coder when it failed."""
         task, coder, patterns = self._coder.task, self._coder, self._patterns
         verdict, report = await coder.verifier.check(snapshot, round_)
-        judged = verdict, verdict.feedback_ref
+        feedback = verdict.feedback_ref
         if verdict.passed and task.invariants:
-            judged = _with(judged, await patterns.check_invariants(coder.run, snapshot, round_))
-        if judged[0].passed and task.adversarial:
-            judged = _with(judged, await patterns.red_team(coder.run, snapshot, round_ or 0))
-        coder.verifier.last = judged[0]
-        return judged[0], report, judged[1]
-
-
-def _with(
-    judged: tuple[io.VerifyOutput, str | None], checked: tuple[runs.Gate, str | None]
-) -> tuple[io.VerifyOutput, str | None]:
-    """The verdict with one more gate; its feedback replaces the suite's when it fails."""
-    (verdict, feedback), (gate, gate_feedback) = judged, checked
-    verdict = replace(verdict, passed=gate.passed, gates=[*verdict.gates, gate])
-    return verdict, feedback if gate.passed else gate_feedback
+            gate, feedback = await patterns.check_invariants(coder.run, snapshot, round_)
+            verdict = verdict.with_gate(gate)
+        if verdict.passed and task.adversarial:
+            gate, feedback = await patterns.red_team(coder.run, snapshot, round_ or 0)
+            verdict = verdict.with_gate(gate)
+        coder.verifier.last = verdict
+        return verdict, report, feedback

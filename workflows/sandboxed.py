@@ -14,4 +14,5 @@ with workflow.unsafe.imports_passed_through():
     import contracts.results
     import contracts.roles
     import contracts.runs
+    import contracts.sentry
     import contracts.steps  # noqa: F401

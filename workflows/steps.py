@@ -6,7 +6,7 @@ workflow owns one `Steps` and hands it to the parts that run steps for it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -36,6 +36,10 @@ R = TypeVar("R", bound=runs.RunResult)
 MODEL_STEP_LIMIT = timedelta(hours=6)
 
 
+class Cancelled(Exception):
+    """Raised inside a workflow to leave its pipeline (a forward run then delivers a draft)."""
+
+
 class Steps:
     """One run's steps and state; `state` is what the workflow's `state` query returns."""
 
@@ -52,8 +56,8 @@ class Steps:
         """The run's limits that activity limits are made from (contracts/activities.py)."""
         self.observed: tuple[str, int | None] | None = None
         """The step whose activity is being scheduled: traces name it (activities/observe.py)."""
-        self.before: Callable[[], None] = lambda: None
-        """Called before every step; a workflow may raise there to stop (e.g. when cancelled)."""
+        self.cancel_requested = False
+        """A person cancelled the run: the next step raises Cancelled instead of running."""
 
     def start(self, queues: runs.Queues, test_timeout_s: float, heartbeat_s: float,
               **state: Any) -> None:  # fmt: skip
@@ -61,8 +65,11 @@ class Steps:
         self.update(**state)
 
     def update(self, **changes: Any) -> None:
-        self.state = replace(self.state, **changes)
-        self._show_details()
+        self._set(replace(self.state, **changes))
+
+    def _set(self, state: runs.RunState) -> None:
+        self.state = state
+        workflow.set_current_details(state.details())
 
     async def run(self, work: Awaitable[R]) -> R:
         """The run's work to its end; its phase says how it ended (a cancelled run keeps what
@@ -90,7 +97,7 @@ class Steps:
         if result is not None and self.environment is not None and result.environment is None:
             self.state = replace(self.state, result=replace(result, environment=self.environment))
         search.set_status(phase)
-        self._show_details()
+        self._set(self.state)
 
     def keep_result(self, result: runs.RunResult) -> None:
         """What the run has so far: kept when it pauses, waits, fails or is cancelled."""
@@ -112,7 +119,7 @@ class Steps:
     ) -> T:  # fmt: skip
         """Run one activity and keep the step list that GET /runs/{id} shows. Its limits, queue
         and retries are the registry's (contracts/activities.py) unless `limit` is given."""
-        self.before()
+        self._go_on()
         index = self._begin(name, round_)
         entry = spec(activity)
         # A model call waits out an overloaded or rate-limited API at a bounded pace, however
@@ -146,7 +153,7 @@ class Steps:
         """Run a child workflow as one step (its own steps show in its own history). A child
         *run* (an investigation's fix) has a usage of its own: it is added to this run's, and
         kept apart under its id, whether it completed or failed."""
-        self.before()
+        self._go_on()
         index = self._begin(name, round_)
         try:
             result: T = await workflow.execute_child_workflow(
@@ -156,10 +163,10 @@ class Steps:
             )  # fmt: skip
         except ChildWorkflowError as err:
             if child_run and not is_cancelled_exception(err):
-                self._charge_child(child_id, usage_in(err))
+                self._set(self.state.charged(usage_in(err), child_id))
             raise self._failed(index, err, 1) from err
         if child_run:
-            self._charge_child(child_id, getattr(result, "usage", None) or Usage())
+            self._set(self.state.charged(getattr(result, "usage", None) or Usage(), child_id))
         self._end(index, "completed", 1, result)
         return result
 
@@ -183,7 +190,7 @@ class Steps:
     def charge(self, usage: Usage) -> None:
         """Add paid calls to the run's usage (the budget is checked against it)."""
         if usage != Usage():
-            self.update(usage=self.state.usage + usage)
+            self._set(self.state.charged(usage))
 
     def fail(self, kind: str, message: str) -> ApplicationError:
         """The run's failure: it carries the run's usage, so a parent counts what it paid."""
@@ -192,25 +199,19 @@ class Steps:
             message, usage_detail(self.state.usage), type=kind, non_retryable=True
         )
 
-    def _charge_child(self, child_id: str, usage: Usage) -> None:
-        children = dict(self.state.child_usage)
-        children[child_id] = children.get(child_id, Usage()) + usage
-        self.state = replace(self.state, child_usage=children)
-        self.charge(usage)
+    def _go_on(self) -> None:
+        if self.cancel_requested:
+            raise Cancelled
 
     def _begin(self, name: str, round_: int | None) -> int:
-        index = len(self.state.steps)
-        self._set_step(index, runs.StepRecord(name, "running", 1, workflow.now().isoformat(),
-                                              round=round_))  # fmt: skip
-        return index
+        self._set(self.state.begun(name, round_, workflow.now().isoformat()))
+        return len(self.state.steps) - 1
 
     def _end(self, index: int, status: str, attempts: int, result: object = None,
              detail: str = "") -> None:  # fmt: skip
         """The step's record as it ends; its line comes with its result (StepResult)."""
         detail = detail or str(getattr(result, "step_detail", "") or "")
-        record = replace(self.state.steps[index], status=status, attempts=attempts,
-                         ended_at=workflow.now().isoformat(), detail=detail)  # fmt: skip
-        self._set_step(index, record)
+        self._set(self.state.ended(index, status, attempts, workflow.now().isoformat(), detail))
 
     def _failed(self, index: int, err: BaseException, attempts: int) -> BaseException:
         """The step's record for a failure, and what the workflow raises for it."""
@@ -220,11 +221,3 @@ class Steps:
         kind, message = root_cause(err)
         self._end(index, "failed", attempts, detail=message[:500])
         return self.fail(kind, f"step {self.state.steps[index].name} failed: {message}")
-
-    def _set_step(self, index: int, record: runs.StepRecord) -> None:
-        steps = list(self.state.steps)
-        steps[index:index + 1] = [record]  # fmt: skip
-        self.update(steps=steps)
-
-    def _show_details(self) -> None:
-        workflow.set_current_details(self.state.details())

@@ -12,7 +12,8 @@ from api.models.public import TaskAccepted
 from api.repo_check import check_repo
 from api.sentry import event_from, event_from_traceback
 from api.starting import choose_policy, new_run_id, run_queues, start_investigation
-from contracts.investigation import InvestigationInput, SentryEvent
+from contracts.investigation import InvestigationInput
+from contracts.sentry import SentryEvent
 from gym.errors import BadRepository
 from gym.workspace import is_remote, resolve_local
 from ratchet.telemetry import current_trace_id

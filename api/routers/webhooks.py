@@ -18,8 +18,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import SettingsDep, TemporalClientDep
 from api.sentry import Delivery, WebhookRefused, parse, verify_signature
 from api.starting import choose_policy, run_queues, start_investigation
-from contracts.investigation import InvestigationInput, SentryEvent
+from contracts.investigation import InvestigationInput
 from contracts.runs import EnvironmentSpec, PolicyChoice
+from contracts.sentry import SentryEvent
 from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import WEBHOOK_DELIVERIES
 from ratchet.settings import Settings

@@ -22,7 +22,7 @@ from api.sentry import (
     parse,
     verify_signature,
 )
-from contracts.investigation import Frame
+from contracts.sentry import Frame
 from tests.utils.sentry_fixtures import OWN
 
 SIGNATURES: dict[str, Any] = json.loads((OWN / "_signatures.json").read_text())

@@ -16,8 +16,9 @@ from temporalio.api.enums.v1 import EventType
 
 from api.deps import check_run_id
 from api.starting import accepted, choose_policy, new_run_id, run_queues, start_investigation
-from contracts.investigation import InvestigationInput, SentryEvent
+from contracts.investigation import InvestigationInput
 from contracts.runs import RUN_PREFIXES, PolicyChoice
+from contracts.sentry import SentryEvent
 from ratchet import search_keys as search
 from ratchet.artifacts import FilesystemArtifactStore
 from ratchet.settings import Settings

@@ -6,8 +6,8 @@ from __future__ import annotations
 from contracts.agent import AgentOutput, ToolCall
 from contracts.budget import Budget, Usage
 from contracts.control import BudgetUpdate
-from contracts.investigation import EventSignal, SentryEvent
 from contracts.runs import RunState, StepRecord
+from contracts.sentry import EventSignal, SentryEvent
 
 
 def test_a_budget_update_changes_only_the_limits_it_names() -> None:
