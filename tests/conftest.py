@@ -7,7 +7,7 @@ import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from tests.utils.settings import TOKEN, make_settings
 from worker import build_worker
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+SERVER_STARTUP = timedelta(seconds=60)
 # Namespaces made at start-up for tests that need workflow ids of their own (fixed ids such as
 # sentry-<issue id> would otherwise collide across tests).
 ISOLATED_NAMESPACES = [f"isolated-{i}" for i in range(16)]
@@ -76,6 +77,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_log_level="error",
         dev_server_extra_args=[arg for ns in ISOLATED_NAMESPACES for arg in ("--namespace", ns)],
         search_attributes=search.ALL,  # as `ratchet up` registers them
+        # Its default of a few seconds is too short on a loaded two-core machine.
+        dev_server_startup_timeout=SERVER_STARTUP,
     )
     yield env
     await env.shutdown()
@@ -92,6 +95,7 @@ async def time_skipping_env(tracer_provider: TracerProvider) -> AsyncIterator[Wo
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
         interceptors=[TracingInterceptor(tracer_provider.get_tracer("tests"))],
+        test_server_startup_timeout=SERVER_STARTUP,
     )
     yield env
     await env.shutdown()
