@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml
 	@command -v npm >/dev/null 2>&1 || { echo "installing nodejs and npm (environments of JavaScript repositories)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1; } || \
 	  echo "WARNING: npm could not be installed: npm environments will not build"
+	@command -v go >/dev/null 2>&1 || { echo "installing Go (go test suites: tests/gym/test_runners.py)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null 2>&1; } || \
+	  echo "WARNING: Go could not be installed: Go suites will not run"
+	@command -v cargo >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/cargo" || { echo "installing cargo (cargo test suites)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null 2>&1; } || \
+	  echo "WARNING: cargo could not be installed: Rust suites will not run"
 	@command -v docker-compose >/dev/null 2>&1 || { echo "installing docker-compose (tests/deploy check the compose file with it)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1; } || \
 	  echo "WARNING: docker-compose could not be installed: tests/deploy will fail"

@@ -46,12 +46,13 @@ from contracts.agent import (
 )
 from contracts.budget import Usage
 from contracts.runs import PolicyChoice
-from gym import workspace
+from gym import runners, workspace
 from gym.config import load_config
 from gym.diagnose import suite_problem
 from gym.errors import GymError, PatchDoesNotApply
 from gym.patching import PatchRules, apply_patch
 from gym.rerun import select_tests
+from gym.runners import detect_runner
 from gym.shell import run_shell
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
@@ -195,10 +196,13 @@ class AgentActivities:
         if select:
             if not isinstance(select, list) or not all(isinstance(s, str) and s for s in select):
                 return "run_tests: 'select' must be a list of test ids or paths", True
-            narrowed = select_tests(command, select)
+            runner = detect_runner(command, ws)
+            narrowed = select_tests(command, select) if runner in (None, "pytest") else (
+                runners.select(command, runner, select)
+            )  # fmt: skip
             if narrowed is None:
-                return (f"run_tests: the suite's command ({command}) is not a plain pytest call, "
-                        "so it cannot run a selection: run it with bash"), True  # fmt: skip
+                return (f"run_tests: the suite's command ({command}) cannot run a selection "
+                        "(it is not a plain pytest call): run it with bash"), True  # fmt: skip
             command = narrowed
         run = await run_tests(
             command, ws,

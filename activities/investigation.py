@@ -51,6 +51,7 @@ from gym.errors import BadRepository
 from gym.paths import safe_path
 from gym.report import render_report
 from gym.runner import Limits
+from gym.runners import detect_runner, select
 from gym.testing import run_tests
 from gym.workspace import is_remote, resolve_local
 from ratchet.artifacts import ArtifactStore
@@ -86,8 +87,10 @@ class InvestigationActivities:
         test_command = arg.suite_command or detect_test_command(ws, config)[0]
         pairs = [(f.filename, f.abs_path) for f in arg.frames if f.in_app]
         files, refused = investigate.resolve_frame_files(ws, pairs)
-        if arg.test_id:
-            reproduce = investigate.pytest_command([arg.test_id])
+        if arg.test_id:  # in its runner's own form (gym/runners.py)
+            runner = config.test_runner or detect_runner(test_command, ws)
+            picked = select(test_command, runner, [arg.test_id])
+            reproduce = picked or investigate.pytest_command([arg.test_id])
         elif arg.test_command:
             reproduce = arg.test_command
         elif arg.kind == "performance" and config.benchmark_command:
@@ -213,9 +216,11 @@ class InvestigationActivities:
                                result.duration_s, attempt=attempt)  # fmt: skip
         if result.exit_code == 0:
             return ProbeResult(arg.sha, "good", "passed", result.duration_s, attempt=attempt)
-        errors = [t.id for t in run.tests if t.outcome == "error"]
-        if result.exit_code != 1 or (errors and len(errors) == len(failing)):
-            # pytest's 2-5 (collection errors, usage, no tests) and shells' 126/127: no verdict.
+        errors = len(failing) - sum(1 for t in run.tests if t.outcome == "failed")
+        # A failed test is a verdict whatever the exit code (cargo's is 101); without one,
+        # pytest's 2-5 (collection errors, usage, no tests), shells' 126/127 and a build that
+        # fails (only errors) are none.
+        if errors == len(failing) and (result.exit_code != 1 or errors):
             tail = result.output[-200:].decode(errors="replace").strip().splitlines()[-1:] or [""]
             said = self.store.redact(tail[0][:150])  # a probe's detail goes into the history
             return ProbeResult(arg.sha, "skip", f"does not build (exit {result.exit_code}): "

@@ -86,6 +86,7 @@ class TestActivities:
             reruns=self.runner.reruns,
             tick=activity.heartbeat,
             collect_spans=True,  # the tests' own spans join the run's trace
+            runner=config.test_runner,
         )
         return self._report(arg, run, restored)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gym.errors import BadRepository
 from gym.paths import DEFAULT_PROTECTED
+from gym.runners import RUNNERS
 
 ALWAYS_PROTECTED = ("ratchet.toml",)
 DEFAULT_TEST_GLOBS = ("tests/**", "test/**", "**/test_*.py", "**/*_test.py", "**/conftest.py")
@@ -22,6 +23,9 @@ PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.
 @dataclass(frozen=True)
 class RepoConfig:
     test_command: str | None = None
+    test_runner: str | None = None
+    """[tests] runner: the runner the command drives, when it cannot be told from the command
+    (gym/runners.py RUNNERS); per-test outcomes come from its own report."""
     protected: tuple[str, ...] = DEFAULT_PROTECTED + ALWAYS_PROTECTED
     test_globs: tuple[str, ...] = DEFAULT_TEST_GLOBS
     max_changed_lines: int = 2000
@@ -64,6 +68,7 @@ def load_config(workspace: Path) -> RepoConfig:
     try:
         return RepoConfig(
             test_command=_opt_str(tests.get("command")),
+            test_runner=_runner(tests.get("runner")),
             protected=tuple(str(g) for g in patch.get("protected", DEFAULT_PROTECTED))
             + ALWAYS_PROTECTED,
             test_globs=tuple(str(g) for g in tests.get("files", DEFAULT_TEST_GLOBS)),
@@ -99,6 +104,14 @@ def _opt_strings(value: object, name: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _runner(value: object) -> str | None:
+    if value is None:
+        return None
+    if value not in RUNNERS:
+        raise BadRepository(f"ratchet.toml: [tests] runner must be one of {', '.join(RUNNERS)}")
+    return str(value)
+
+
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -116,6 +129,10 @@ def detect_test_command(workspace: Path, config: RepoConfig) -> tuple[str, str]:
                 return "npm test", "detected: package.json"
         except (ValueError, AttributeError):
             pass
+    if (workspace / "go.mod").is_file():
+        return "go test ./...", "detected: go.mod"
+    if (workspace / "Cargo.toml").is_file():
+        return "cargo test", "detected: Cargo.toml"
     makefile = workspace / "Makefile"
     if makefile.is_file() and any(
         line.startswith("test:") for line in makefile.read_text(errors="replace").splitlines()

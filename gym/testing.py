@@ -10,17 +10,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gym import collector
-from gym.junit import TestCase, parse_junit
+from gym import collector, outcomes
+from gym.junit import TestCase
 from gym.process import Tick
 from gym.rerun import Rerun, plan_rerun
 from gym.runner import CommandResult, Limits, run_command
+from gym.runners import collect, detect_runner, prepare, rerun_failing
 from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import forward_spans
 from ratchet.jsonl import read_jsonl
 from ratchet.telemetry import current_trace_id
 
 FAILING = ("failed", "error")
+RESULT_FILES = ("junit.xml", "vitest.xml", "bun.xml", "node.jsonl", "jest.json")
+STREAM = "output.stream"
+STREAM_CAP = 256 * 1024 * 1024
+"""Go's and libtest's events are read from the whole output, kept here up to this size (the
+output a step keeps is shorter)."""
 # pytest reads extra options from the environment, whatever wraps it (make, tox, a script).
 PYTEST_OPTIONS = "--junitxml={results}/junit.xml -o junit_family=xunit1 -p no:cacheprovider"
 
@@ -34,6 +40,8 @@ class TestRun:
     reruns: int = 0
     spans: list[dict[str, Any]] | None = None
     """Spans the tests exported to the run's collector; None when none was run."""
+    runner: str | None = None
+    """The runner whose report gave the per-test outcomes (gym/runners.py)."""
 
     @property
     def flaky(self) -> list[str]:
@@ -63,6 +71,7 @@ class TestRun:
             "tests": [
                 {"id": t.id, "outcome": t.outcome, "duration_s": t.duration_s} for t in self.tests
             ],
+            "runner": self.runner,
             "isolation": self.result.isolation,
             "exit_code": self.result.exit_code,
             "timed_out": self.result.timed_out,
@@ -112,7 +121,11 @@ async def run_tests(
     on_output: Callable[[bytes], None] | None = None,
     extra_env: dict[str, str] | None = None,
     collect_spans: bool = False,
+    runner: str | None = None,
 ) -> TestRun:
+    """Run the suite's `command`; per-test outcomes come from its runner's own report (`runner`
+    when given, else detected from the command: gym/runners.py)."""
+    runner = runner or detect_runner(command, workspace)
     results = Path(tempfile.mkdtemp(prefix="ratchet-results-"))
     try:
         env = {
@@ -124,25 +137,31 @@ async def run_tests(
             shutil.copy(Path(collector.__file__), results / "collector.py")
 
         async def once(cmd: str) -> tuple[CommandResult, list[TestCase]]:
-            (results / "junit.xml").unlink(missing_ok=True)
-            result = await run_command(
-                with_collector(cmd, (sandbox or NoSandbox()).tool_python()) if collect_spans
-                else cmd, workspace, limits=limits,
-                sandbox=sandbox, env=env, results=results, tick=tick, on_output=on_output,
-            )  # fmt: skip
-            junit = results / "junit.xml"
-            return result, parse_junit(junit.read_bytes()) if junit.exists() else []
+            for name in RESULT_FILES:
+                (results / name).unlink(missing_ok=True)
+            ready = prepare(cmd, runner, results)
+            with _Stream(results / STREAM, on_output) as stream:
+                result = await run_command(
+                    with_collector(ready.command, (sandbox or NoSandbox()).tool_python())
+                    if collect_spans else ready.command, workspace, limits=limits,
+                    sandbox=sandbox, env={**env, **ready.env}, results=results, tick=tick,
+                    on_output=stream.write,
+                )  # fmt: skip
+            tests = collect(results, (results / STREAM).read_bytes(), runner)
+            if runner == "go":  # the log as go test prints it (its events are read above)
+                result = replace(result, output=outcomes.go_text(result.output))
+            return result, tests
 
         result, tests = await once(command)
         spans = read_jsonl(results / "spans.jsonl") if collect_spans else None
         if spans:
             forward_spans(spans, current_trace_id())
-        run = TestRun(result, tests, spans=spans)
+        run = TestRun(result, tests, spans=spans, runner=runner)
         for attempt in range(1, reruns + 1):
             failing = [t.id for t in run.tests if t.outcome in FAILING]
             if not failing or result.timed_out or result.killed_by:
                 break
-            recovered = await _recovered(once, command, failing, workspace)
+            recovered = await _recovered(once, command, failing, workspace, runner)
             run = replace(
                 run,
                 tests=[
@@ -160,9 +179,12 @@ async def run_tests(
 _RunOnce = Callable[[str], Awaitable[tuple[CommandResult, list[TestCase]]]]
 
 
-async def _recovered(once: _RunOnce, command: str, failing: list[str], workspace: Path) -> set[str]:
+async def _recovered(
+    once: _RunOnce, command: str, failing: list[str], workspace: Path, runner: str | None
+) -> set[str]:
     """The failing tests that pass when re-run (only them, when the command allows it)."""
-    plan = plan_rerun(command, failing, workspace)
+    narrowed = rerun_failing(command, runner, failing) if runner != "pytest" else None
+    plan = Rerun(narrowed) if narrowed else plan_rerun(command, failing, workspace)
     rerun, again = await once(plan.command)
     if plan.node_ids and not again and not (rerun.timed_out or rerun.killed_by):
         # pytest ran none of the node ids (one it did not accept stops them all): re-run
@@ -171,3 +193,23 @@ async def _recovered(once: _RunOnce, command: str, failing: list[str], workspace
         _, again = await once(command)
     # Only a test that failed and then passed is flaky: one that passed stays passed.
     return plan.recovered(failing, again, workspace)
+
+
+class _Stream:
+    """Every chunk of a run's output, to a file (up to STREAM_CAP) and to `also`."""
+
+    def __init__(self, path: Path, also: Callable[[bytes], None] | None) -> None:
+        self._file, self._also, self._left = path.open("wb"), also, STREAM_CAP
+
+    def write(self, chunk: bytes) -> None:
+        if self._left > 0:
+            self._file.write(chunk[: self._left])
+            self._left -= len(chunk)
+        if self._also is not None:
+            self._also(chunk)
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._file.close()

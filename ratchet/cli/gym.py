@@ -154,21 +154,22 @@ def test_command(
     settings: Settings, repo: str, ref: str, command: str | None, as_json: bool,
     setup: list[str] | None = None,
 ) -> int:  # fmt: skip
-    async def run_suite(ws: Path, command: str) -> tuple[TestRun, Environment]:
+    async def run_suite(ws: Path, command: str, runner: str | None) -> tuple[TestRun, Environment]:
         sandbox, env = await with_environment(
             settings, repo, ref, ws, setup or [], _sandbox(settings)
         )
         run = await run_tests(
             command, ws, limits=_limits(settings, None), sandbox=sandbox,
-            reruns=settings.flaky_reruns,
+            reruns=settings.flaky_reruns, runner=runner,
         )  # fmt: skip
         return run, env
 
     try:
         with fresh_workspace(settings, repo, ref) as ws:
+            config = load_config(ws)
             if not command:
-                command, _ = detect_test_command(ws, load_config(ws))
-            run, env = asyncio.run(run_suite(ws, command))
+                command, _ = detect_test_command(ws, config)
+            run, env = asyncio.run(run_suite(ws, command, config.test_runner))
     except GymError as err:
         print(f"ratchet test: {err}", file=sys.stderr)
         return 2

@@ -26,6 +26,20 @@ def test_detects_python_and_reads_ratchet_toml(tmp_path: Path) -> None:
     assert config.max_changed_lines == 5
 
 
+def test_go_and_rust_repositories_are_detected_and_a_runner_can_be_named(tmp_path: Path) -> None:
+    go, rust = tmp_path / "go", tmp_path / "rust"
+    go.mkdir(), rust.mkdir()
+    (go / "go.mod").write_text("module example.com/m\n\ngo 1.19\n")
+    (rust / "Cargo.toml").write_text('[package]\nname = "m"\nversion = "0.1.0"\n')
+    assert detect_test_command(go, load_config(go)) == ("go test ./...", "detected: go.mod")
+    assert detect_test_command(rust, load_config(rust)) == ("cargo test", "detected: Cargo.toml")
+    (go / "ratchet.toml").write_text("[tests]\ncommand = 'make check'\nrunner = 'go'\n")
+    assert load_config(go).test_runner == "go"
+    (go / "ratchet.toml").write_text("[tests]\nrunner = 'mocha'\n")
+    with pytest.raises(BadRepository, match="runner must be one of pytest, node"):
+        load_config(go)
+
+
 def test_no_way_to_test_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BadRepository, match="pass test_command"):
         detect_test_command(tmp_path, RepoConfig())

@@ -1,0 +1,85 @@
+"""Investigations of Go and Node repositories, on real histories built in the test: the culprit
+is found by running the repository's own runner at each commit (a test id in the runner's own
+form), and the revert is verified test by test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.worker import Worker
+
+from gym.git import git
+from tests.utils.history import planted
+from tests.workflows.helpers import wait_for_end
+
+GO_CALC = {
+    "go.mod": "module example.com/calc\n\ngo 1.19\n",
+    "calc/calc.go": "package calc\n\nfunc Add(a, b int) int { return a + b }\n",
+    "calc/calc_test.go": (
+        'package calc\n\nimport "testing"\n\n'
+        "func TestAdd(t *testing.T) { if Add(2, 3) != 5 { t.Fatal(Add(2, 3)) } }\n"
+        "func TestZero(t *testing.T) { if Add(0, 0) != 0 { t.Fatal(Add(0, 0)) } }\n"
+    ),
+}
+GO_BROKEN = {
+    "calc/calc.go": (
+        "package calc\n\nfunc Add(a, b int) int {\n\tif b > 2 {\n\t\treturn a + b + 1\n\t}\n"
+        "\treturn a + b\n}\n"
+    )
+}
+NODE_CALC = {
+    "package.json": json.dumps({"name": "calc", "scripts": {"test": "node --test"}}),
+    "calc.js": "exports.add = (a, b) => a + b;\n",
+    "test/calc.test.js": (
+        "const { test } = require('node:test');\nconst assert = require('node:assert');\n"
+        "const { add } = require('../calc');\n"
+        "test('adds', () => assert.strictEqual(add(2, 3), 5));\n"
+        "test('zero', () => assert.strictEqual(add(0, 0), 0));\n"
+    ),
+}
+NODE_BROKEN = {"calc.js": "exports.add = (a, b) => a + b + (b > 2 ? 1 : 0);\n"}
+
+
+async def investigate(api: httpx.AsyncClient, body: dict[str, object]) -> dict[str, Any]:
+    response = await api.post("/investigations", json=body)
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=300)
+    assert run["status"] == "completed", run
+    return run
+
+
+async def test_a_go_regression_is_bisected_with_go_test_and_its_revert_verified(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    shas = planted(repo, GO_CALC, commits=12, bad_at=7, breaking=GO_BROKEN)
+    run = await investigate(api, {
+        "repo": str(repo), "good_ref": shas[0],
+        "reproduce": {"test_id": "example.com/calc/calc::TestAdd"},
+    })  # fmt: skip
+    result = run["result"]
+    assert result["culprit"]["sha"] == shas[7]
+    gates = {g["name"]: g for g in result["gates"]}
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    assert gates["tests"]["detail"].startswith("2 tests passed"), gates[
+        "tests"
+    ]  # TestAdd and TestZero
+    assert "return a + b" in git("show", f"{result['branch']}:calc/calc.go", cwd=repo)
+
+
+async def test_a_node_regression_is_bisected_with_node_s_runner_and_its_revert_verified(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    shas = planted(repo, NODE_CALC, commits=12, bad_at=4, breaking=NODE_BROKEN)
+    run = await investigate(api, {"repo": str(repo), "good_ref": shas[0]})
+    result = run["result"]
+    assert result["culprit"]["sha"] == shas[4]
+    gates = {g["name"]: g for g in result["gates"]}
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    assert gates["tests"]["detail"].startswith("2 tests passed"), gates["tests"]
+    report = (await api.get(str(result["report_url"]))).text
+    assert "failing: test/calc.test.js::adds" in report  # the probes name the test that fails
