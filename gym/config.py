@@ -155,4 +155,22 @@ def detect_lint_command(workspace: Path, config: RepoConfig) -> tuple[str, str] 
         return config.lint_command, config.lint_format
     if any((workspace / m).exists() for m in PYTHON_MARKERS) or any(workspace.glob("**/*.py")):
         return RUFF, "ruff-json"
+    if (workspace / "go.mod").is_file():
+        return "go vet -json ./...", "go-vet-json"
+    if (workspace / "Cargo.toml").is_file():
+        return "cargo clippy --quiet --message-format=json", "cargo-json"
+    if _uses_eslint(workspace):
+        return "node_modules/.bin/eslint --format json .", "eslint-json"
     return None
+
+
+def _uses_eslint(workspace: Path) -> bool:
+    """ESLint is the repository's: in its dev dependencies, with a config of its own."""
+    try:
+        package = json.loads((workspace / "package.json").read_text())
+        wanted = {**package.get("dependencies", {}), **package.get("devDependencies", {})}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+    configs = ("eslint.config.js", "eslint.config.mjs", "eslint.config.cjs", ".eslintrc.json",
+               ".eslintrc.js", ".eslintrc.cjs", ".eslintrc.yml", ".eslintrc")  # fmt: skip
+    return "eslint" in wanted and any((workspace / c).is_file() for c in configs)

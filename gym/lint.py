@@ -1,4 +1,5 @@
-"""The lint gate: no new lint findings against the baseline (ruff for Python repositories)."""
+"""The lint gate: no new lint findings against the baseline — ruff for Python repositories,
+`go vet` for Go, clippy for Rust, ESLint for JavaScript and TypeScript (each through its JSON)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def _relative(path: str, workspace: Path) -> str:
 
 
 def parse_findings(output: str, fmt: str, workspace: Path) -> list[str] | None:
+    """One key per finding, or None when the output is not in `fmt`."""
+    reader = _READERS.get(fmt)
+    if reader is not None:
+        try:
+            return [f"{_relative(path, workspace)}: {what}" for path, what in reader(output)]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
     if fmt == "ruff-json":
         try:
             items = json.loads(output or "[]")
@@ -46,10 +54,51 @@ def parse_findings(output: str, fmt: str, workspace: Path) -> list[str] | None:
     return [_POSITION.sub("", _relative(ln, workspace)) for ln in lines]
 
 
+def _go_vet(output: str) -> list[tuple[str, str]]:
+    """`go vet -json`: after each "# package" line, {package: {analyzer: [{posn, message}]}}."""
+    found, decoder, at = [], json.JSONDecoder(), 0
+    while (start := output.find("{", at)) >= 0:
+        report, at = decoder.raw_decode(output, start)
+        for analyzers in report.values():
+            for analyzer, items in analyzers.items():
+                if isinstance(items, dict):  # {"error": "..."}: the package does not build
+                    found.append(("", f"{analyzer} {items.get('error', '')}"))
+                    continue
+                found += [(i["posn"].split(":", 1)[0], f"{analyzer} {i['message']}") for i in items]
+    return found
+
+
+def _cargo(output: str) -> list[tuple[str, str]]:
+    """cargo's --message-format=json: each compiler message (clippy's among them) with a code."""
+    found = []
+    for line in output.splitlines():
+        if not line.startswith("{"):
+            continue
+        event = json.loads(line)
+        message = event.get("message") or {}
+        if event.get("reason") != "compiler-message" or message.get("level") == "note":
+            continue
+        spans = [s for s in message.get("spans", []) if s.get("is_primary")]
+        code = (message.get("code") or {}).get("code") or message.get("level", "")
+        found.append((spans[0]["file_name"] if spans else "", f"{code} {message['message']}"))
+    return found
+
+
+def _eslint(output: str) -> list[tuple[str, str]]:
+    """ESLint's --format json: [{filePath, messages: [{ruleId, message}]}]."""
+    return [(f["filePath"], f"{m.get('ruleId') or 'syntax'} {m['message']}")
+            for f in json.loads(output or "[]") for m in f["messages"]]  # fmt: skip
+
+
+_READERS = {"go-vet-json": _go_vet, "cargo-json": _cargo, "eslint-json": _eslint}
+FORMATS = ("ruff-json", "lines", *_READERS)
+
+
 async def run_lint(
-    command: str, fmt: str, workspace: Path, *, limits: Limits, sandbox: Sandbox
-) -> LintRun:
-    result = await run_command(command, workspace, limits=limits, sandbox=sandbox)
+    command: str, fmt: str, workspace: Path, *, limits: Limits, sandbox: Sandbox,
+    env: dict[str, str] | None = None,
+) -> LintRun:  # fmt: skip
+    result = await run_command(command, workspace, limits=limits, sandbox=sandbox, env=env)
     output = result.output.decode(errors="replace")
     if result.timed_out or result.killed_by or result.exit_code in (126, 127):
         return LintRun(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from gym.config import RUFF, RepoConfig, detect_lint_command, load_config
 from gym.lint import LintRun, lint_gate, parse_findings, run_lint
 from gym.runner import Limits
+from gym.sandbox import NoSandbox
 from tests.utils.envs import sealed
 from tests.utils.repos import PY_REPO, make_repo
 
@@ -47,3 +49,59 @@ def test_lint_configuration(tmp_path: Path) -> None:
     (tmp_path / "ratchet.toml").write_text("[lint]\nenabled = false\n")
     (tmp_path / "x.py").write_text("")
     assert detect_lint_command(tmp_path, load_config(tmp_path)) is None
+
+
+GO_HEAD = 'package calc\n\nimport "fmt"\n\n'
+
+
+async def test_go_vet_in_the_sandbox_finds_what_a_patch_introduces(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "go", {
+        "go.mod": "module example.com/calc\n\ngo 1.19\n",
+        "calc/calc.go": GO_HEAD + 'func Show(n int) { fmt.Printf("%d", n) }\n',
+    })  # fmt: skip
+    command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
+    assert (command, fmt) == ("go vet -json ./...", "go-vet-json")
+    limits, sandbox = Limits(timeout_s=300), sealed()
+    before = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
+    assert before.ok and before.findings == [], before
+    (repo / "calc/calc.go").write_text(
+        GO_HEAD + '// Show prints n.\nfunc Show(n int) { fmt.Printf("%d", "n") }\n'
+    )
+    after = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
+    assert after.findings == [
+        'calc/calc.go: printf fmt.Printf format %d has arg "n" of wrong type string'
+    ], after
+    assert not lint_gate(before, after).passed
+
+
+async def test_clippy_finds_what_a_patch_introduces(tmp_path: Path) -> None:
+    from tests.gym.test_runners import rust_toolchain
+
+    repo = make_repo(tmp_path / "rust", {
+        "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
+        "src/lib.rs": "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    })  # fmt: skip
+    command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
+    assert fmt == "cargo-json"
+    limits, none = Limits(timeout_s=600), NoSandbox()
+    env = rust_toolchain()
+    before = await run_lint(command, fmt, repo, limits=limits, sandbox=none, env=env)
+    assert before.ok and before.findings == [], before
+    (repo / "src/lib.rs").write_text("pub fn add(a: i32, b: i32) -> i32 {\n    return a + b;\n}\n")
+    after = await run_lint(command, fmt, repo, limits=limits, sandbox=none, env=env)
+    assert [f.split(" ", 2)[:2] for f in after.findings] == [
+        ["src/lib.rs:", "clippy::needless_return"]
+    ], after
+    assert not lint_gate(before, after).passed
+
+
+def test_eslint_s_json_is_read_per_rule_without_positions(tmp_path: Path) -> None:
+    # What `eslint --format json` writes (its documented shape), positions dropped.
+    unused = {"ruleId": "no-unused-vars", "line": 3,
+              "message": "'x' is assigned a value but never used."}  # fmt: skip
+    output = json.dumps([{"filePath": f"{tmp_path}/src/a.js", "messages": [unused]},
+                         {"filePath": f"{tmp_path}/src/b.js", "messages": []}])  # fmt: skip
+    assert parse_findings(output, "eslint-json", tmp_path) == [
+        "src/a.js: no-unused-vars 'x' is assigned a value but never used."
+    ]
+    assert parse_findings("not json", "eslint-json", tmp_path) is None
