@@ -13,6 +13,8 @@ from temporalio.worker import Worker
 
 from gym.git import git
 from tests.utils.history import planted
+from tests.utils.repos import make_repo
+from tests.utils.scripts import write_script
 from tests.workflows.helpers import wait_for_end
 
 GO_CALC = {
@@ -83,3 +85,54 @@ async def test_a_node_regression_is_bisected_with_node_s_runner_and_its_revert_v
     assert gates["tests"]["detail"].startswith("2 tests passed"), gates["tests"]
     report = (await api.get(str(result["report_url"]))).text
     assert "failing: test/calc.test.js::adds" in report  # the probes name the test that fails
+
+
+NODE_MUL_BROKEN = {
+    **NODE_CALC,
+    "calc.js": "exports.add = (a, b) => a + b;\nexports.mul = (a, b) => a + b;\n",
+    "test/calc.test.js": NODE_CALC["test/calc.test.js"]
+    + "test('multiplies', () => assert.strictEqual(require('../calc').mul(3, 4), 12));\n",
+}
+BREAKS_ADD = """
+calc.js
+<<<<<<< SEARCH
+exports.add = (a, b) => a + b;
+exports.mul = (a, b) => a + b;
+=======
+exports.add = (a, b) => a - b;
+exports.mul = (a, b) => a * b;
+>>>>>>> REPLACE
+"""
+FIXES_ADD = """
+calc.js
+<<<<<<< SEARCH
+exports.add = (a, b) => a - b;
+=======
+exports.add = (a, b) => a + b;
+>>>>>>> REPLACE
+"""
+
+
+async def test_a_node_patch_that_breaks_a_passing_test_fails_with_its_id_and_a_fix_passes(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    # One test fails at the base: per-test grading lets a patch fix it (an exit code could not).
+    repo = make_repo(tmp_path / "calc", NODE_MUL_BROKEN)
+    script = write_script(tmp_path / "s.toml", [BREAKS_ADD, FIXES_ADD])
+    body = {"repo": str(repo), "goal": "fix mul", "policy": "scripted",
+            "policy_script": str(script)}  # fmt: skip
+    response = await api.post("/tasks", json=body)
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=300)
+    assert run["status"] == "completed", run
+    tests = [s["detail"] for s in run["steps"] if s["name"] == "test"]
+    assert [t.split(" in ")[0] for t in tests] == [
+        "failed (exit 1): 2 passed, 1 failed",  # the first patch broke `adds`, fixed `mul`
+        "passed: 3 passed, 0 failed",
+    ]
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert gates["tests"] == {
+        "name": "tests",
+        "passed": True,
+        "detail": "3 tests passed, none newly failing",
+    }
