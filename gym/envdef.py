@@ -83,6 +83,8 @@ def detect(workspace: Path) -> EnvDefinition:
         )
     if (workspace / "package-lock.json").is_file():
         return EnvDefinition(("npm ci --no-audit --no-fund",), files, "detected: package-lock.json")
+    if (workspace / "go.mod").is_file():
+        return EnvDefinition(("go mod download",), files, "detected: go.mod")
     return EnvDefinition((), files, "default: no manifest with dependencies (a venv with pytest)")
 
 

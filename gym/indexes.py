@@ -82,16 +82,48 @@ def _npm_registry() -> str:
     return out if _usable(out) else NPM_DEFAULT
 
 
+GO_PROXY_DEFAULT = "https://proxy.golang.org"
+GO_SUMDB_HOST = "sum.golang.org"
+
+
+@cache
+def go_proxy() -> str:
+    """The module proxy this machine's Go uses (`go env GOPROXY`, its first http(s) entry):
+    a build downloads modules from it, never "direct" from their repositories."""
+    go = shutil.which("go")
+    out = ""
+    if go is not None:
+        try:
+            out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True,
+                                 timeout=30, check=False).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+    usable = [u for u in out.replace("|", ",").split(",") if _usable(u)]
+    return usable[0] if usable else GO_PROXY_DEFAULT
+
+
+def go_settings(seen: str, *, online: bool) -> dict[str, str]:
+    """Go's module and build settings for a command in an environment seen at `seen`: its
+    modules kept in the environment (downloaded by the build, read offline by every later
+    step), its own toolchain only."""
+    env = {"GOPATH": f"{seen}/go", "GOMODCACHE": f"{seen}/go/pkg/mod", "GOTOOLCHAIN": "local",
+           "GOFLAGS": "-modcacherw", "GOTELEMETRY": "off"}  # fmt: skip
+    return env | ({"GOPROXY": go_proxy()} if online else {"GOPROXY": "off"})
+
+
 def default_allowed_hosts() -> list[str]:
-    """pip's index (PyPI and its file host unless another index is set), its extra indexes and
-    npm's registry."""
+    """pip's index (PyPI and its file host unless another index is set), its extra indexes,
+    npm's registry and Go's module proxy (with its checksum database when it is Google's)."""
     settings = pip_settings()
     hosts = [] if "PIP_INDEX_URL" in settings else list(PYPI_HOSTS)
     urls = [
         settings.get("PIP_INDEX_URL", ""),
         settings.get("PIP_EXTRA_INDEX_URL", ""),
         _npm_registry(),
+        go_proxy(),
     ]
+    if go_proxy() == GO_PROXY_DEFAULT:
+        hosts.append(GO_SUMDB_HOST)
     for url in " ".join(urls).split():
         parts = urlsplit(url)
         if parts.hostname:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from opentelemetry.trace import StatusCode
 
+from gym import indexes
 from gym.cgroups import CgroupLimits
 from gym.process import Output, Tick, start, stop, wait_for_exit
 from gym.sandbox import NoSandbox, Sandbox
@@ -66,6 +67,7 @@ def scrubbed_env(sandbox: Sandbox, extra: dict[str, str] | None = None) -> dict[
     }
     if (seen := sandbox.environment_seen()) is not None:
         env["VIRTUAL_ENV"] = seen
+        env |= indexes.go_settings(seen, online=False)
     return env | (extra or {})
 
 

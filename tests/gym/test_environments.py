@@ -18,6 +18,7 @@ from gym.runner import Limits
 from gym.sandbox import BwrapSandbox
 from gym.testing import run_tests
 from tests.utils.envs import built
+from tests.utils.goproxy import Module, go_proxy
 from tests.utils.pypi import PackageIndex, build_wheel
 from tests.utils.repos import commit, make_repo
 
@@ -270,3 +271,41 @@ def test_a_key_never_reads_files_outside_the_repository(tmp_path: Path) -> None:
     first = key_for(str(repo), repo, inside, "python 3.11", "bwrap")
     (repo / "requirements.txt").write_text("y\n")
     assert key_for(str(repo), repo, inside, "python 3.11", "bwrap") != first
+
+
+GREET = Module("example.com/greet", "v1.2.0", {
+    "go.mod": "module example.com/greet\n\ngo 1.19\n",
+    "greet.go": 'package greet\n\nfunc Hello(name string) string { return "hello " + name }\n',
+})  # fmt: skip
+
+
+async def test_go_modules_are_downloaded_into_the_environment_and_the_suite_reads_them_offline(
+    tmp_path: Path,
+) -> None:
+    files = {
+        "go.mod": "module example.com/app\n\ngo 1.19\n\nrequire example.com/greet v1.2.0\n",
+        "go.sum": GREET.sum_lines(),
+        "app/app.go": 'package app\n\nimport "example.com/greet"\n\n'
+        'func Welcome() string { return greet.Hello("go") }\n',
+        "app/app_test.go": 'package app\n\nimport "testing"\n\n'
+        'func TestWelcome(t *testing.T) { if Welcome() != "hello go" { t.Fatal(Welcome()) } }\n',
+    }  # fmt: skip
+    repo = make_repo(tmp_path / "app", files)
+    definition = detect(repo)
+    assert definition.source == "detected: go.mod"
+    assert definition.key_files == ("go.mod", "go.sum")
+    with go_proxy(GREET) as url:
+        # Named by this machine's name, allowed by its exact host:port entry.
+        host = url.removeprefix("http://")
+        # The module's checksum is in go.sum: no checksum database is asked.
+        setup = [f"GOPROXY=http://{host} GONOSUMDB=example.com go mod download"]
+        sandbox, env = await built(tmp_path / "home", repo, setup, allowed=[host])
+    assert env.egress == [f"allowed {host}"], env.egress
+    assert (env.path / "go/pkg/mod/example.com/greet@v1.2.0/greet.go").is_file()
+    # A later step: the proxy is gone and the sandbox has no network; the cache is the env's.
+    run = await run_tests("go test ./...", make_repo(tmp_path / "later", files),
+                          limits=Limits(timeout_s=300), sandbox=sandbox)  # fmt: skip
+    assert run.passed, run.result.output.decode()
+    assert [(t.id, t.outcome) for t in run.tests] == [
+        ("example.com/app/app::TestWelcome", "passed")
+    ]
