@@ -3,10 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ratchet-installed
+PACKS := $(VENV)/npm-packs/.packed
 
 .PHONY: install up demo test test-faults lint fmt bench clean traces histories
 
-install: $(STAMP)
+install: $(STAMP) $(PACKS)
+
+# The TypeScript example's packages, for the tests' loopback npm registry (tests/utils/npmreg.py).
+$(PACKS): examples/ts/repo/package-lock.json $(STAMP)
+	@$(BIN)/python -m tests.utils.npmreg examples/ts/repo/package-lock.json $(VENV)/npm-packs && touch $@ || \
+	  echo "WARNING: npm could not pack the TypeScript example's packages: its tests will fail"
 
 $(STAMP): pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (the test sandbox)"; \
@@ -32,8 +38,9 @@ $(STAMP): pyproject.toml
 up: install
 	@$(BIN)/ratchet up
 
+EXAMPLE ?= median
 demo: install
-	@$(BIN)/ratchet demo
+	@$(BIN)/ratchet demo --example $(EXAMPLE)
 
 lint: install
 	$(BIN)/ruff check .

@@ -27,6 +27,17 @@ GOAL = (
 )
 
 
+GOALS = {
+    "median": GOAL,
+    "ts": (
+        "Add median(values) to src/stats.ts: the middle value of the sorted values, the mean of "
+        "the two middle values for an even count, and a RangeError for an empty list. Add tests "
+        "in test/median.test.ts."
+    ),
+}
+"""Each bundled example's task (examples/<name>/)."""
+
+
 def build_example(settings: Settings, name: str = "median") -> Path:
     """Copy examples/<name>/repo into a fresh git repository under $RATCHET_HOME/demo."""
     target = settings.home / "demo" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -66,12 +77,15 @@ def running_stack(settings: Settings) -> Iterator[bool]:
             proc.kill()
 
 
-def demo(settings: Settings) -> int:
-    repo = build_example(settings)
+def demo(settings: Settings, example: str = "median") -> int:
+    if example not in GOALS:
+        print(f"ratchet demo: no example {example!r} (examples: {', '.join(GOALS)})")
+        return 2
+    repo = build_example(settings, example)
     print(f"Example repository (a demo, not a real project): {repo}")
-    body: dict[str, object] = {"repo": str(repo), "goal": GOAL}
+    body: dict[str, object] = {"repo": str(repo), "goal": GOALS[example]}
     if settings.anthropic_api_key is None:
-        script = EXAMPLES / "median" / "script.toml"
+        script = EXAMPLES / example / "script.toml"
         print(
             "\n*** No ANTHROPIC_API_KEY: using the SCRIPTED policy, a TEST DOUBLE that replays "
             f"{script.relative_to(EXAMPLES.parent)}. No model is involved. ***\n"

@@ -20,7 +20,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ratchet.cli.demo import demo
 
-    return demo(load_settings())
+    return demo(load_settings(), args.example)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

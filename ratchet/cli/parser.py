@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _local_commands(sub: Subcommands, parents: Parents) -> None:
     """Commands that need no API: the stack, the demo, traces, the gym."""
     _command(sub, "up", local.cmd_up, "run Temporal, a worker and the API until Ctrl-C", [])
-    _command(sub, "demo", local.cmd_demo, "run the bundled example end to end", [])
+    _command(sub, "demo", local.cmd_demo, "run a bundled example end to end", []).add_argument(
+        "--example", default="median", help="examples/<name>: median (Python) or ts (TypeScript)"
+    )
     _command(
         sub, "trace", local.cmd_trace, "print a run's trace id and span tree", parents
     ).add_argument("run_id")

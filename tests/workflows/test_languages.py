@@ -5,16 +5,22 @@ form), and the revert is verified test by test."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.worker import Worker
 
 from gym.git import git
+from ratchet.cli.demo import EXAMPLES, GOALS, build_example
+from ratchet.settings import Settings
 from tests.utils.history import planted
+from tests.utils.npmreg import npm_registry
 from tests.utils.repos import make_repo
 from tests.utils.scripts import write_script
+from tests.utils.settings import make_settings
 from tests.workflows.helpers import wait_for_end
 
 GO_CALC = {
@@ -57,13 +63,13 @@ async def test_a_go_regression_is_bisected_with_go_test_and_its_revert_verified(
     api: httpx.AsyncClient, worker: Worker, tmp_path: Path
 ) -> None:
     repo = tmp_path / "calc"
-    shas = planted(repo, GO_CALC, commits=12, bad_at=7, breaking=GO_BROKEN)
+    shas = planted(repo, GO_CALC, commits=6, bad_at=3, breaking=GO_BROKEN)
     run = await investigate(api, {
         "repo": str(repo), "good_ref": shas[0],
         "reproduce": {"test_id": "example.com/calc/calc::TestAdd"},
     })  # fmt: skip
     result = run["result"]
-    assert result["culprit"]["sha"] == shas[7]
+    assert result["culprit"]["sha"] == shas[3]
     gates = {g["name"]: g for g in result["gates"]}
     assert all(g["passed"] for g in result["gates"]), result["gates"]
     assert gates["tests"]["detail"].startswith("2 tests passed"), gates[
@@ -136,3 +142,42 @@ async def test_a_node_patch_that_breaks_a_passing_test_fails_with_its_id_and_a_f
         "passed": True,
         "detail": "3 tests passed, none newly failing",
     }
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[str]:
+    with npm_registry() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_target: str, registry: str) -> Settings:
+    # Builds may reach the loopback npm registry, and nothing else on this machine.
+    host = registry.removeprefix("http://")
+    return make_settings(tmp_path / "home", temporal_target, env_allowed_hosts=json.dumps([host]))
+
+
+async def test_the_typescript_example_is_repaired_test_by_test_and_delivered(
+    api: httpx.AsyncClient, worker: Worker, settings: Settings, registry: str
+) -> None:
+    repo = build_example(settings, "ts")
+    setup = [f"npm ci --no-audit --no-fund --registry {registry}"]
+    body = {"repo": str(repo), "goal": GOALS["ts"], "policy": "scripted",
+            "policy_script": str(EXAMPLES / "ts" / "script.toml"),
+            "environment": {"setup": setup}}  # fmt: skip
+    response = await api.post("/tasks", json=body)
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=300)
+    assert run["status"] == "completed", run
+    tests = [
+        s["detail"].split(" in ")[0] for s in run["steps"] if s["name"] in ("baseline", "test")
+    ]
+    # tsc, then Node's runner, graded per test: the first patch broke one of its own tests.
+    assert tests == ["passed: 2 passed, 0 failed", "failed (exit 1): 5 passed, 1 failed",
+                     "passed: 6 passed, 0 failed"]  # fmt: skip
+    transcript = (await api.get(f"/runs/{run['run_id']}/transcript")).json()
+    said = json.dumps(transcript["conversations"][0])
+    assert "failing: dist/test/median.test.js::even length is the mean of the middle two" in said
+    gates = {g["name"]: g for g in run["result"]["gates"]}
+    assert gates["tests"]["detail"] == "6 tests passed, none newly failing"
+    assert "Math.floor" in git("show", f"{run['result']['branch']}:src/stats.ts", cwd=repo)
