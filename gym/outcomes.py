@@ -107,16 +107,18 @@ _JEST_OUTCOMES = {"passed": "passed", "failed": "failed", "pending": "skipped",
                   "skipped": "skipped", "todo": "skipped", "disabled": "skipped"}  # fmt: skip
 
 
-def jest_outcomes(data: bytes, root: str = "") -> list[TestCase]:
-    """Jest's `--json` report: "file::Suite > test" per assertion result; a file that failed
-    to run (it does not compile) is an error under its own name."""
+def jest_outcomes(data: bytes, roots: tuple[str, ...] = ()) -> list[TestCase]:
+    """Jest's `--json` report: "file::Suite > test" per assertion result, the file relative to
+    the first of `roots` it is under (Jest names it absolutely); a file that failed to run
+    (it does not compile) is an error under its own name."""
     try:
         report = json.loads(data)
     except ValueError:
         return []
     cases = []
     for suite in report.get("testResults", []) if isinstance(report, dict) else []:
-        file = str(suite.get("name", "?")).removeprefix(root.rstrip("/") + "/" if root else "")
+        file = str(suite.get("name", "?"))
+        file = next((file[len(r) + 1 :] for r in roots if file.startswith(r + "/")), file)
         results = suite.get("assertionResults") or []
         if not results and suite.get("status") == "failed":
             cases.append(TestCase(file, "error", 0.0))

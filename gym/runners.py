@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gym import outcomes
 from gym.junit import TestCase, parse_junit
+from gym.sandbox import WORKSPACE_INSIDE
 
 RUNNERS = ("pytest", "node", "vitest", "jest", "bun", "go", "cargo")
 REPORTER = Path(__file__).parent / "reporters" / "node_reporter.mjs"
@@ -87,9 +88,11 @@ def prepare(command: str, runner: str | None, results: Path) -> Prepared:
     return Prepared(command)
 
 
-def collect(results: Path, output: bytes, runner: str | None) -> list[TestCase]:
+def collect(
+    results: Path, output: bytes, runner: str | None, workspace: Path | None = None
+) -> list[TestCase]:
     """Every test's outcome the run left: pytest's JUnit XML, the JS runners' reports, and
-    Go's or libtest's events in the output."""
+    Go's or libtest's events in the output (paths relative to the workspace)."""
     found: list[TestCase] = []
     for name in ("junit.xml", "vitest.xml", "bun.xml"):
         if (results / name).is_file():
@@ -97,7 +100,8 @@ def collect(results: Path, output: bytes, runner: str | None) -> list[TestCase]:
     if (results / "node.jsonl").is_file():
         found += outcomes.node_outcomes((results / "node.jsonl").read_bytes())
     if (results / "jest.json").is_file():
-        found += outcomes.jest_outcomes((results / "jest.json").read_bytes())
+        roots = (WORKSPACE_INSIDE, *([str(workspace.resolve())] if workspace else []))
+        found += outcomes.jest_outcomes((results / "jest.json").read_bytes(), roots)
     if runner == "go":
         found += outcomes.go_outcomes(output)
     if runner == "cargo":

@@ -147,7 +147,7 @@ async def run_tests(
                     sandbox=sandbox, env={**env, **ready.env}, results=results, tick=tick,
                     on_output=stream.write,
                 )  # fmt: skip
-            tests = collect(results, (results / STREAM).read_bytes(), runner)
+            tests = collect(results, (results / STREAM).read_bytes(), runner, workspace)
             if runner == "go":  # the log as go test prints it (its events are read above)
                 result = replace(result, output=outcomes.go_text(result.output))
             return result, tests

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from gym.runner import Limits
-from gym.runners import detect_runner, prepare, rerun_failing
+from gym.runners import collect, detect_runner, prepare, rerun_failing
 from gym.testing import TestRun, run_tests
 from tests.utils.envs import sealed
 from tests.utils.repos import make_repo
@@ -255,3 +255,40 @@ def test_only_the_failing_tests_are_selected_where_the_runner_can() -> None:
     ) == ("cargo test -- --exact tests::broken 'src/lib.rs - add (line 3)'")
     assert rerun_failing("make test", "go", failing) is None  # cannot select through make
     assert rerun_failing("node --test", "node", ["a.test.js::adds"]) is None
+
+
+def test_jest_s_json_report_is_read_per_assertion_and_a_file_that_fails_to_run_is_an_error(
+    tmp_path: Path,
+) -> None:
+    # The shape `jest --json` writes (its documented AggregatedResult).
+    report = {"testResults": [
+        {"name": f"{tmp_path}/src/sum.test.js", "status": "failed", "assertionResults": [
+            {"ancestorTitles": ["sum"], "title": "adds", "status": "passed", "duration": 3},
+            {"ancestorTitles": ["sum"], "title": "overflows", "status": "failed", "duration": 5},
+            {"ancestorTitles": [], "title": "later", "status": "pending", "duration": None},
+        ]},
+        {"name": f"{tmp_path}/src/broken.test.js", "status": "failed", "assertionResults": []},
+    ]}  # fmt: skip
+    (tmp_path / "jest.json").write_text(json.dumps(report))
+    # Jest names files absolutely: the ids are relative to the workspace.
+    found = {t.id: t.outcome for t in collect(tmp_path, b"", "jest", tmp_path)}
+    assert found == {
+        "src/sum.test.js::sum > adds": "passed",
+        "src/sum.test.js::sum > overflows": "failed",
+        "src/sum.test.js::later": "skipped",
+        "src/broken.test.js": "error",
+    }
+
+
+def test_vitest_s_junit_names_each_test_by_its_file_and_suites(tmp_path: Path) -> None:
+    # The shape Vitest's junit reporter writes: classname is the file, name the suite path.
+    (tmp_path / "vitest.xml").write_text(
+        '<testsuites><testsuite name="src/sum.test.ts" tests="2">'
+        '<testcase classname="src/sum.test.ts" name="sum &gt; adds" time="0.001"/>'
+        '<testcase classname="src/sum.test.ts" name="sum &gt; overflows" time="0.002">'
+        '<failure message="expected 1 to be 2"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    found = {t.id: t.outcome for t in collect(tmp_path, b"", "vitest")}
+    assert found == {"src/sum.test.ts::sum > adds": "passed",
+                     "src/sum.test.ts::sum > overflows": "failed"}  # fmt: skip
