@@ -157,26 +157,33 @@ async def run_tests(
         if spans:
             forward_spans(spans, current_trace_id())
         run = TestRun(result, tests, spans=spans, runner=runner)
-        for attempt in range(1, reruns + 1):
-            failing = [t.id for t in run.tests if t.outcome in FAILING]
-            if not failing or result.timed_out or result.killed_by:
-                break
-            recovered = await _recovered(once, command, failing, workspace, runner)
-            run = replace(
-                run,
-                tests=[
-                    replace(t, outcome="flaky") if t.outcome in FAILING and t.id in recovered else t
-                    for t in run.tests
-                ],
-                reruns=attempt,
-            )
-        return run
+        return await _with_reruns(run, once, command, workspace, reruns)
     finally:
         shutil.rmtree(results, ignore_errors=True)
 
 
 # One run of a command in the suite's results directory: its result and per-test outcomes.
 _RunOnce = Callable[[str], Awaitable[tuple[CommandResult, list[TestCase]]]]
+
+
+async def _with_reruns(
+    run: TestRun, once: _RunOnce, command: str, workspace: Path, reruns: int
+) -> TestRun:
+    """`run` with the failing tests that pass when re-run (up to `reruns` times) as flaky."""
+    for attempt in range(1, reruns + 1):
+        failing = [t.id for t in run.tests if t.outcome in FAILING]
+        if not failing or run.result.timed_out or run.result.killed_by:
+            break
+        recovered = await _recovered(once, command, failing, workspace, run.runner)
+        run = replace(
+            run,
+            tests=[
+                replace(t, outcome="flaky") if t.outcome in FAILING and t.id in recovered else t
+                for t in run.tests
+            ],
+            reruns=attempt,
+        )
+    return run
 
 
 async def _recovered(

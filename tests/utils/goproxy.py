@@ -8,12 +8,12 @@ import hashlib
 import io
 import json
 import socket
-import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.utils.loopback import Files, serve_files
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _hash1(files: dict[str, bytes]) -> str:
 def go_proxy(*modules: Module) -> Iterator[str]:
     """Serve `modules`; yields the proxy's URL, by this machine's name (Go sends no request
     for a loopback address through an HTTP proxy, and builds reach out only through one)."""
-    answers: dict[str, tuple[str, bytes]] = {}
+    answers: Files = {}
     for m in modules:
         base = f"/{m.path}/@v/{m.version}"
         info = json.dumps({"Version": m.version, "Time": "2026-01-01T00:00:00Z"}).encode()
@@ -57,29 +57,5 @@ def go_proxy(*modules: Module) -> Iterator[str]:
         answers[base + ".info"] = ("application/json", info)
         answers[base + ".mod"] = ("text/plain", m.files["go.mod"].encode())
         answers[base + ".zip"] = ("application/zip", m.zip())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            found = answers.get(self.path)
-            if found is None:
-                self.send_error(404)
-                return
-            kind, body = found
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    name = socket.gethostname()
-    server = ThreadingHTTPServer((socket.gethostbyname(name), 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{name}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_files(lambda _: answers, socket.gethostname()) as url:
+        yield url

@@ -8,14 +8,13 @@ import base64
 import hashlib
 import json
 import subprocess
-import sys
 import tarfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from typing import Any
+
+from tests.utils.loopback import Files, serve_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKS = ROOT / ".venv" / "npm-packs"
@@ -58,53 +57,26 @@ def _spec(tarball: Path) -> str:
 
 @contextmanager
 def npm_registry(packs: Path = PACKS) -> Iterator[str]:
-    """Serve every tarball in `packs` as a registry: yields its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    documents: dict[str, dict[str, object]] = {}
-    tarballs: dict[str, bytes] = {}
-    for tarball in sorted(packs.glob("*.tgz")):
-        manifest, data = _manifest(tarball), tarball.read_bytes()
-        name, version = str(manifest["name"]), str(manifest["version"])
-        integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-        tarballs[f"/{name}/-/{tarball.name}"] = data
-        document = documents.setdefault(name, {"name": name, "versions": {}, "dist-tags": {}})
-        dist = {"tarball": f"{url}/{name}/-/{tarball.name}", "integrity": integrity}
-        document["versions"][version] = {**manifest, "dist": dist}  # type: ignore[index]
-        document["dist-tags"] = {"latest": version}
-    server.documents, server.tarballs = documents, tarballs  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    """Serve every tarball in `packs` as a registry (a document per package, its tarballs):
+    yields its URL."""
+
+    def files(url: str) -> Files:
+        answers: Files = {}
+        documents: dict[str, dict[str, Any]] = {}
+        for tarball in sorted(packs.glob("*.tgz")):
+            manifest, data = _manifest(tarball), tarball.read_bytes()
+            name, version = str(manifest["name"]), str(manifest["version"])
+            integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+            answers[f"/{name}/-/{tarball.name}"] = ("application/octet-stream", data)
+            dist = {"tarball": f"{url}/{name}/-/{tarball.name}", "integrity": integrity}
+            document = documents.setdefault(name, {"name": name, "versions": {}})
+            document["versions"][version] = {**manifest, "dist": dist}
+            document["dist-tags"] = {"latest": version}
+        for name, document in documents.items():  # scoped names are asked as @scope%2fname
+            body = ("application/json", json.dumps(document).encode())
+            for asked in (name, name.replace("/", "%2f"), name.replace("/", "%2F")):
+                answers[f"/{asked}"] = body
+        return answers
+
+    with serve_files(files) as url:
         yield url
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        path = unquote(self.path.split("?", 1)[0])
-        server = self.server
-        if path in server.tarballs:  # type: ignore[attr-defined]
-            self._send("application/octet-stream", server.tarballs[path])  # type: ignore[attr-defined]
-            return
-        document = server.documents.get(path.lstrip("/"))  # type: ignore[attr-defined]
-        if document is None:
-            self.send_error(404)
-            return
-        self._send("application/json", json.dumps(document).encode())
-
-    def _send(self, kind: str, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-if __name__ == "__main__":
-    pack(Path(sys.argv[1]), Path(sys.argv[2]))
