@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,8 @@ def _spec(tarball: Path) -> str:
 def npm_registry(packs: Path = PACKS) -> Iterator[str]:
     """Serve every tarball in `packs` as a registry (a document per package, its tarballs):
     yields its URL."""
+    if not any(packs.glob("*.tgz")):
+        raise FileNotFoundError(f"no packed npm packages in {packs}: run `make install`")
 
     def files(url: str) -> Files:
         answers: Files = {}
@@ -80,3 +83,7 @@ def npm_registry(packs: Path = PACKS) -> Iterator[str]:
 
     with serve_files(files) as url:
         yield url
+
+
+if __name__ == "__main__":
+    pack(Path(sys.argv[1]), Path(sys.argv[2]))
