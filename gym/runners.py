@@ -27,6 +27,8 @@ from gym.junit import TestCase, parse_junit
 from gym.sandbox import WORKSPACE_INSIDE
 
 RUNNERS = ("pytest", "node", "vitest", "jest", "bun", "go", "cargo")
+IN_OUTPUT = ("go", "cargo")
+"""Runners whose per-test events are in the command's output (not in a file of their own)."""
 REPORTER = Path(__file__).parent / "reporters" / "node_reporter.mjs"
 _NODE_OPTIONS = (
     "--test-reporter=spec --test-reporter-destination=stdout "
@@ -63,7 +65,7 @@ def detect_runner(command: str, workspace: Path | None = None) -> str | None:
         if name in ("pytest", "py.test") or (word == "-m" and after == "pytest"):
             return "pytest"
         if (name, after) in (("go", "test"), ("cargo", "test"), ("bun", "test")):
-            return {"go": "go", "cargo": "cargo", "bun": "bun"}[name]
+            return name
         if name == "node" and "--test" in words[i + 1 :]:
             return "node"
         if name in ("vitest", "jest"):

@@ -15,7 +15,7 @@ from gym.junit import TestCase
 from gym.process import Tick
 from gym.rerun import Rerun, plan_rerun
 from gym.runner import CommandResult, Limits, run_command
-from gym.runners import collect, detect_runner, prepare, rerun_failing
+from gym.runners import IN_OUTPUT, collect, detect_runner, prepare, rerun_failing
 from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import forward_spans
 from ratchet.jsonl import read_jsonl
@@ -140,14 +140,16 @@ async def run_tests(
             for name in RESULT_FILES:
                 (results / name).unlink(missing_ok=True)
             ready = prepare(cmd, runner, results)
-            with _Stream(results / STREAM, on_output) as stream:
+            # Only Go's and libtest's events are read from the output: only they keep all of it.
+            with _Stream(results / STREAM if runner in IN_OUTPUT else None, on_output) as stream:
                 result = await run_command(
                     with_collector(ready.command, (sandbox or NoSandbox()).tool_python())
                     if collect_spans else ready.command, workspace, limits=limits,
                     sandbox=sandbox, env={**env, **ready.env}, results=results, tick=tick,
                     on_output=stream.write,
                 )  # fmt: skip
-            tests = collect(results, (results / STREAM).read_bytes(), runner, workspace)
+            output = (results / STREAM).read_bytes() if runner in IN_OUTPUT else b""
+            tests = collect(results, output, runner, workspace)
             if runner == "go":  # the log as go test prints it (its events are read above)
                 result = replace(result, output=outcomes.go_text(result.output))
             return result, tests
@@ -203,13 +205,15 @@ async def _recovered(
 
 
 class _Stream:
-    """Every chunk of a run's output, to a file (up to STREAM_CAP) and to `also`."""
+    """Every chunk of a run's output, to a file (up to STREAM_CAP; none without a path) and to
+    `also`."""
 
-    def __init__(self, path: Path, also: Callable[[bytes], None] | None) -> None:
-        self._file, self._also, self._left = path.open("wb"), also, STREAM_CAP
+    def __init__(self, path: Path | None, also: Callable[[bytes], None] | None) -> None:
+        self._file = path.open("wb") if path is not None else None
+        self._also, self._left = also, STREAM_CAP
 
     def write(self, chunk: bytes) -> None:
-        if self._left > 0:
+        if self._file is not None and self._left > 0:
             self._file.write(chunk[: self._left])
             self._left -= len(chunk)
         if self._also is not None:
@@ -219,4 +223,5 @@ class _Stream:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
