@@ -85,6 +85,9 @@ def detect(workspace: Path) -> EnvDefinition:
         return EnvDefinition(("npm ci --no-audit --no-fund",), files, "detected: package-lock.json")
     if (workspace / "go.mod").is_file():
         return EnvDefinition(("go mod download",), files, "detected: go.mod")
+    if (workspace / "Cargo.toml").is_file():
+        locked = " --locked" if (workspace / "Cargo.lock").is_file() else ""
+        return EnvDefinition((f"cargo fetch{locked}",), files, "detected: Cargo.toml")
     return EnvDefinition((), files, "default: no manifest with dependencies (a venv with pytest)")
 
 

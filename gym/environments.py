@@ -218,7 +218,7 @@ def build_env(seen: str) -> dict[str, str]:
         "POETRY_VIRTUALENVS_CREATE": "false", "UV_PYTHON_DOWNLOADS": "never",
         "UV_PROJECT_ENVIRONMENT": seen, "npm_config_update_notifier": "false",
     }  # fmt: skip
-    return env | indexes.pip_settings() | indexes.go_settings(seen, online=True)
+    return env | indexes.pip_settings() | indexes.toolchain_settings(seen, online=True)
 
 
 def _keep_workspace_dirs(workspace: Path, path: Path) -> None:

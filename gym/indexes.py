@@ -111,11 +111,28 @@ def go_settings(seen: str, *, online: bool) -> dict[str, str]:
     return env | ({"GOPROXY": go_proxy()} if online else {"GOPROXY": "off"})
 
 
+CRATES_IO_HOSTS = ("index.crates.io", "static.crates.io")
+
+
+def cargo_settings(seen: str, *, online: bool) -> dict[str, str]:
+    """Cargo's home in the environment: the build's `cargo fetch` fills its registry cache, and
+    every later step builds from it without the network."""
+    return {"CARGO_HOME": f"{seen}/cargo", "CARGO_NET_OFFLINE": "false" if online else "true",
+            "CARGO_TERM_COLOR": "never"}  # fmt: skip
+
+
+def toolchain_settings(seen: str, *, online: bool) -> dict[str, str]:
+    """Where Go's and cargo's downloads live for a command in an environment seen at `seen`."""
+    return go_settings(seen, online=online) | cargo_settings(seen, online=online)
+
+
 def default_allowed_hosts() -> list[str]:
     """pip's index (PyPI and its file host unless another index is set), its extra indexes,
-    npm's registry and Go's module proxy (with its checksum database when it is Google's)."""
+    npm's registry, Go's module proxy (with its checksum database when it is Google's) and
+    crates.io's index and downloads."""
     settings = pip_settings()
     hosts = [] if "PIP_INDEX_URL" in settings else list(PYPI_HOSTS)
+    hosts += CRATES_IO_HOSTS
     urls = [
         settings.get("PIP_INDEX_URL", ""),
         settings.get("PIP_EXTRA_INDEX_URL", ""),

@@ -67,7 +67,7 @@ def scrubbed_env(sandbox: Sandbox, extra: dict[str, str] | None = None) -> dict[
     }
     if (seen := sandbox.environment_seen()) is not None:
         env["VIRTUAL_ENV"] = seen
-        env |= indexes.go_settings(seen, online=False)
+        env |= indexes.toolchain_settings(seen, online=False)
     return env | (extra or {})
 
 

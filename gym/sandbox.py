@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Protocol
 
 from gym.errors import GymError
-from gym.sealed_root import PYTHON_INSIDE, python_inside, relocated, sealed_root
+from gym.sealed_root import (
+    PYTHON_INSIDE,
+    RUST_INSIDE,
+    python_inside,
+    relocated,
+    rust_sysroot,
+    sealed_root,
+)
 
 RESULTS_INSIDE = "/tmp/.ratchet"  # where the results directory appears inside the sandbox
 # The workspace appears at a neutral, fixed path: tools that search upwards for configuration
@@ -107,7 +114,8 @@ class NoSandbox:
         # Trusted code only: Ratchet's own bin (ruff, and python when there is no environment).
         own = str(Path(sys.executable).parent)
         first = [f"{self.environment}/bin"] if self.environment else []
-        return ":".join([*first, own, "/usr/local/bin", "/usr/bin", "/bin"])
+        rust = [f"{r}/bin"] if (r := rust_sysroot()) else []
+        return ":".join([*first, own, *rust, "/usr/local/bin", "/usr/bin", "/bin"])
 
     def tool_python(self) -> str:
         return sys.executable
@@ -133,9 +141,9 @@ class BwrapSandbox:
         return (
             f"bwrap (sealed): no network, own PID namespace, an empty root holding only the "
             f"system directories read-only (/usr, /etc with unreadable files masked), the "
-            f"interpreter{env}, the workspace read-write at {WORKSPACE_INSIDE}, a private /tmp "
-            f"and HOME; not visible: $RATCHET_HOME, Ratchet's checkout and venv, /root, /home, "
-            f"other repositories; scrubbed environment"
+            f"interpreter and toolchains{env}, the workspace read-write at {WORKSPACE_INSIDE}, "
+            f"a private /tmp and HOME; not visible: $RATCHET_HOME, Ratchet's checkout and venv, "
+            f"/root, /home, other repositories; scrubbed environment"
         )
 
     def with_environment(self, path: Path | None, *, writable: bool = False) -> BwrapSandbox:
@@ -149,7 +157,8 @@ class BwrapSandbox:
 
     def search_path(self) -> str:
         first = [f"{ENV_INSIDE}/bin"] if self.environment else []
-        return ":".join([*first, TOOLS_INSIDE, "/usr/local/bin", "/usr/bin", "/bin"])
+        rust = [f"{RUST_INSIDE}/bin"] if rust_sysroot() else []
+        return ":".join([*first, TOOLS_INSIDE, *rust, "/usr/local/bin", "/usr/bin", "/bin"])
 
     def tool_python(self) -> str:
         return python_inside()

@@ -1,8 +1,9 @@
 """The read-only part of the bubblewrap sandbox's root: what of this machine a command sees.
 
 The system directories (/usr and its links, /etc with every file that is not world-readable
-masked), /dev, /proc, and the interpreter's installation when it lives outside /usr (pyenv under
-/root, /opt), shown at a neutral path so nothing else of its parent shows. It is the same for
+masked), /dev, /proc, and the interpreter's installation and the Rust toolchain when they live
+outside /usr (pyenv or rustup under /root, /opt), each shown at a neutral path so nothing else of
+its parent shows. It is the same for
 every command, so it is computed once per process; gym/sandbox.py adds what each command gets
 (the workspace, the environment, a private /tmp).
 """
@@ -10,12 +11,16 @@ every command, so it is computed once per process; gym/sandbox.py adds what each
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 
 PYTHON_INSIDE = "/opt/ratchet/python"  # the interpreter's installation, when outside /usr
+RUST_INSIDE = "/opt/ratchet/rust"  # the Rust toolchain's sysroot, when outside /usr
+RUSTUP_BIN = Path.home() / ".cargo" / "bin"
 SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
@@ -50,7 +55,28 @@ def sealed_root() -> tuple[str, ...]:
         site = f"{PYTHON_INSIDE}/lib/{version}/site-packages"
         if (Path(prefix) / "lib" / version / "site-packages").is_dir():
             args += ["--tmpfs", site, "--remount-ro", site]
+    if (rust := rust_sysroot()) is not None:
+        args += ["--ro-bind", rust, RUST_INSIDE]
     return tuple(args)
+
+
+@cache
+def rust_sysroot() -> str | None:
+    """The worker's Rust toolchain when it lives outside /usr (rustup's, under ~/.rustup): its
+    sysroot holds cargo, rustc and the standard library, and rustc finds its library relative to
+    itself, so the toolchain works at another path. Debian's cargo is under /usr already."""
+    rustc = shutil.which("rustc") or shutil.which("rustc", path=str(RUSTUP_BIN))
+    if rustc is None:
+        return None
+    try:
+        out = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    real = os.path.realpath(out) if out else ""
+    if not real or real.startswith("/usr/") or not os.path.isfile(f"{real}/bin/cargo"):
+        return None
+    return real
 
 
 def relocated() -> bool:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,7 +19,9 @@ from gym.envdef import EnvDefinition, definition_for, detect, key_for
 from gym.environments import EnvironmentBuildFailed, Environments, interpreter_id
 from gym.runner import Limits
 from gym.sandbox import BwrapSandbox
+from gym.sealed_root import RUSTUP_BIN
 from gym.testing import run_tests
+from tests.utils.cargoreg import Crate, cargo_registry
 from tests.utils.envs import built
 from tests.utils.goproxy import Module, go_proxy
 from tests.utils.pypi import PackageIndex, build_wheel
@@ -309,3 +314,45 @@ async def test_go_modules_are_downloaded_into_the_environment_and_the_suite_read
     assert [(t.id, t.outcome) for t in run.tests] == [
         ("example.com/app/app::TestWelcome", "passed")
     ]
+
+
+GREET_CRATE = Crate("greet", "1.2.0", {"src/lib.rs": (
+    'pub fn hello(name: &str) -> String { format!("hello {name}") }\n'
+)})  # fmt: skip
+RUST_APP = {
+    "Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n'
+    '[dependencies]\ngreet = { version = "1.2", registry = "loop" }\n',
+    "src/lib.rs": 'pub fn welcome() -> String { greet::hello("rust") }\n\n'
+    "#[cfg(test)]\nmod tests {\n    #[test]\n    fn welcomes() { "
+    'assert_eq!(super::welcome(), "hello rust"); }\n}\n',
+    ".gitignore": "/target\n",
+}
+
+
+async def test_crates_are_fetched_into_the_environment_s_cargo_home_and_built_offline_after(
+    tmp_path: Path,
+) -> None:
+    with cargo_registry(GREET_CRATE) as index:
+        files = {**RUST_APP, ".cargo/config.toml": f'[registries.loop]\nindex = "{index}"\n'}
+        # The lockfile as cargo writes it (pinning the crate's checksum), made on this machine.
+        draft = make_repo(tmp_path / "draft", files)
+        subprocess.run(["cargo", "generate-lockfile"], cwd=draft, check=True, capture_output=True,
+                       env={**os.environ, "CARGO_HOME": str(tmp_path / "cargo-home"),
+                            "PATH": f"{RUSTUP_BIN}:{os.environ['PATH']}"})  # fmt: skip
+        files["Cargo.lock"] = (draft / "Cargo.lock").read_text()
+        repo = make_repo(tmp_path / "app", files)
+        definition = detect(repo)
+        assert definition.source == "detected: Cargo.toml"
+        assert definition.setup == ("cargo fetch --locked",)
+        assert definition.key_files == ("Cargo.lock", "Cargo.toml")
+        host = urlsplit(index.removeprefix("sparse+")).netloc
+        sandbox, env = await built(tmp_path / "home", repo, list(definition.setup),
+                                   allowed=[host])  # fmt: skip
+    assert env.egress == [f"allowed {host}"], env.egress
+    assert list((env.path / "cargo/registry/cache").glob("*/greet-1.2.0.crate"))
+    # A later step: the registry is gone and the sandbox has no network; the crate is the env's,
+    # and the toolchain (rustup's under /root here, or Debian's) is the sandbox's own.
+    run = await run_tests("cargo test", make_repo(tmp_path / "later", files),
+                          limits=Limits(timeout_s=600), sandbox=sandbox)  # fmt: skip
+    assert run.passed, run.result.output.decode()
+    assert [(t.id, t.outcome) for t in run.tests] == [("src/lib.rs::tests::welcomes", "passed")]

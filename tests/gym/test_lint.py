@@ -8,7 +8,6 @@ from pathlib import Path
 from gym.config import RUFF, RepoConfig, detect_lint_command, load_config
 from gym.lint import LintRun, lint_gate, parse_findings, run_lint
 from gym.runner import Limits
-from gym.sandbox import NoSandbox
 from tests.utils.envs import sealed
 from tests.utils.repos import PY_REPO, make_repo
 
@@ -75,20 +74,18 @@ async def test_go_vet_in_the_sandbox_finds_what_a_patch_introduces(tmp_path: Pat
 
 
 async def test_clippy_finds_what_a_patch_introduces(tmp_path: Path) -> None:
-    from tests.gym.test_runners import rust_toolchain
-
     repo = make_repo(tmp_path / "rust", {
         "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
         "src/lib.rs": "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
     })  # fmt: skip
     command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
     assert fmt == "cargo-json"
-    limits, none = Limits(timeout_s=600), NoSandbox()
-    env = rust_toolchain()
-    before = await run_lint(command, fmt, repo, limits=limits, sandbox=none, env=env)
+    # The toolchain is the sealed sandbox's own (rustup's, shown at a neutral path, or Debian's).
+    limits, sandbox = Limits(timeout_s=600), sealed()
+    before = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
     assert before.ok and before.findings == [], before
     (repo / "src/lib.rs").write_text("pub fn add(a: i32, b: i32) -> i32 {\n    return a + b;\n}\n")
-    after = await run_lint(command, fmt, repo, limits=limits, sandbox=none, env=env)
+    after = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
     assert [f.split(" ", 2)[:2] for f in after.findings] == [
         ["src/lib.rs:", "clippy::needless_return"]
     ], after

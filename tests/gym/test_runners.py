@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 from gym.runner import Limits
@@ -15,21 +14,6 @@ from gym.runners import collect, detect_runner, prepare, rerun_failing
 from gym.testing import TestRun, run_tests
 from tests.utils.envs import sealed
 from tests.utils.repos import make_repo
-
-RUSTUP = Path.home() / ".cargo" / "bin"
-
-
-def rust_toolchain() -> dict[str, str]:
-    """The machine's Rust toolchain (rustup's, else Debian's cargo; make install sees to one):
-    the sandbox has no Rust of its own yet."""
-    cargo = shutil.which("cargo") or str(RUSTUP / "cargo")
-    env = {"PATH": f"{Path(cargo).parent}:/usr/bin:/bin", "CARGO_NET_OFFLINE": "true"}
-    if (Path.home() / ".rustup").is_dir():
-        env |= {
-            "RUSTUP_HOME": str(Path.home() / ".rustup"),
-            "CARGO_HOME": str(Path.home() / ".cargo"),
-        }
-    return env
 
 
 def outcome_counts(run: TestRun) -> dict[str, int]:
@@ -198,9 +182,8 @@ async def test_cargo_test_counts_match_libtest_s_own_across_its_test_binaries(
     tmp_path: Path,
 ) -> None:
     repo = rust_suite(tmp_path)
-    run = await run_tests(
-        "cargo test", repo, limits=Limits(timeout_s=600), extra_env=rust_toolchain()
-    )  # fmt: skip
+    # In the sealed sandbox, with the worker's toolchain (rustup's here) shown read-only.
+    run = await run_tests("cargo test", repo, limits=Limits(timeout_s=600), sandbox=sealed())
     assert run.runner == "cargo"
     outcomes = {t.id: t.outcome for t in run.tests}
     assert outcomes == {
