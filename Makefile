@@ -9,12 +9,15 @@ PACKS := $(VENV)/npm-packs/.packed
 
 install: $(STAMP) $(PACKS)
 
-# The TypeScript example's packages, for the tests' loopback npm registry (tests/utils/npmreg.py).
-$(PACKS): examples/ts/repo/package-lock.json $(STAMP)
-	@$(BIN)/python -m tests.utils.npmreg examples/ts/repo/package-lock.json $(VENV)/npm-packs && touch $@ || \
-	  echo "WARNING: npm could not pack the TypeScript example's packages: its tests will fail"
+# The packages of the TypeScript example and of the JavaScript runners' tests (Vitest, Jest,
+# Biome), and pnpm, for the tests' loopback npm registry (tests/utils/npmreg.py).
+NPM_LOCKS := examples/ts/repo/package-lock.json tests/fixtures/js/package-lock.json
+NPM_TOOLS := pnpm@10.34.9
+$(PACKS): $(NPM_LOCKS) $(STAMP)
+	@$(BIN)/python -m tests.utils.npmreg $(VENV)/npm-packs $(NPM_LOCKS) $(NPM_TOOLS) && touch $@ || \
+	  echo "WARNING: npm could not pack the JavaScript tests' packages: their tests will fail"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (the test sandbox)"; \
 	  apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null; } || \
 	  echo "WARNING: bubblewrap could not be installed: tests run without a sandbox"
@@ -24,6 +27,9 @@ $(STAMP): pyproject.toml
 	@command -v go >/dev/null 2>&1 || { echo "installing Go (go test suites: tests/gym/test_runners.py)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null 2>&1; } || \
 	  echo "WARNING: Go could not be installed: Go suites will not run"
+	@command -v staticcheck >/dev/null 2>&1 || command -v go-staticcheck >/dev/null 2>&1 || { echo "installing staticcheck (Go lint: tests/gym/test_lint.py)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq go-staticcheck >/dev/null 2>&1; } || \
+	  echo "WARNING: staticcheck could not be installed: its lint test will fail"
 	@command -v cargo >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/cargo" || { echo "installing cargo (cargo test suites)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null 2>&1; } || \
 	  echo "WARNING: cargo could not be installed: Rust suites will not run"

@@ -7,6 +7,7 @@ cannot loosen the rules it is judged by; `ratchet.toml` itself is protected by d
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,21 +157,35 @@ def detect_lint_command(workspace: Path, config: RepoConfig) -> tuple[str, str] 
     if any((workspace / m).exists() for m in PYTHON_MARKERS) or any(workspace.glob("**/*.py")):
         return RUFF, "ruff-json"
     if (workspace / "go.mod").is_file():
-        return "go vet -json ./...", "go-vet-json"
+        return _go_lint(workspace), "go-vet-json"
     if (workspace / "Cargo.toml").is_file():
         return "cargo clippy --quiet --message-format=json", "cargo-json"
-    if _uses_eslint(workspace):
+    if _uses(workspace, "@biomejs/biome", ("biome.json", "biome.jsonc")):
+        return "node_modules/.bin/biome lint --reporter=json .", "biome-json"
+    if _uses(workspace, "eslint", ESLINT_CONFIGS):
         return "node_modules/.bin/eslint --format json .", "eslint-json"
     return None
 
 
-def _uses_eslint(workspace: Path) -> bool:
-    """ESLint is the repository's: in its dev dependencies, with a config of its own."""
+def _go_lint(workspace: Path) -> str:
+    """go vet, and staticcheck after it when the repository configures it (staticcheck.conf)
+    and the worker has it (Debian names it go-staticcheck); one reader takes both."""
+    vet = "go vet -json ./..."
+    if not (workspace / "staticcheck.conf").is_file():
+        return vet
+    found = shutil.which("staticcheck") or shutil.which("go-staticcheck")
+    return f"{vet}; {Path(found).name} -f json ./..." if found else vet
+
+
+ESLINT_CONFIGS = ("eslint.config.js", "eslint.config.mjs", "eslint.config.cjs", ".eslintrc.json",
+                  ".eslintrc.js", ".eslintrc.cjs", ".eslintrc.yml", ".eslintrc")  # fmt: skip
+
+
+def _uses(workspace: Path, package_name: str, configs: tuple[str, ...]) -> bool:
+    """The linter is the repository's: in its dependencies, with a config of its own."""
     try:
         package = json.loads((workspace / "package.json").read_text())
         wanted = {**package.get("dependencies", {}), **package.get("devDependencies", {})}
     except (OSError, ValueError, AttributeError, TypeError):
         return False
-    configs = ("eslint.config.js", "eslint.config.mjs", "eslint.config.cjs", ".eslintrc.json",
-               ".eslintrc.js", ".eslintrc.cjs", ".eslintrc.yml", ".eslintrc")  # fmt: skip
-    return "eslint" in wanted and any((workspace / c).is_file() for c in configs)
+    return package_name in wanted and any((workspace / c).is_file() for c in configs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import tomllib
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ MANIFESTS = (
 )  # fmt: skip
 TEST_EXTRAS = ("test", "tests", "testing", "dev")
 PIP = "python -m pip install --no-input"
-LAYOUT = 1
+LAYOUT = 2
 """Bump when the way environments are made changes: every key changes with it."""
 
 
@@ -83,12 +84,34 @@ def detect(workspace: Path) -> EnvDefinition:
         )
     if (workspace / "package-lock.json").is_file():
         return EnvDefinition(("npm ci --no-audit --no-fund",), files, "detected: package-lock.json")
+    if (workspace / "pnpm-lock.yaml").is_file():
+        pnpm = f"npx --yes {_pnpm(workspace)} install --frozen-lockfile"
+        return EnvDefinition((pnpm,), files, "detected: pnpm-lock.yaml")
     if (workspace / "go.mod").is_file():
         return EnvDefinition(("go mod download",), files, "detected: go.mod")
     if (workspace / "Cargo.toml").is_file():
         locked = " --locked" if (workspace / "Cargo.lock").is_file() else ""
         return EnvDefinition((f"cargo fetch{locked}",), files, "detected: Cargo.toml")
     return EnvDefinition((), files, "default: no manifest with dependencies (a venv with pytest)")
+
+
+# The pnpm that reads each lockfile format (`lockfileVersion`), when package.json does not pin
+# one in its "packageManager" field.
+_PNPM_FOR_LOCKFILE = {"9": "pnpm@10", "6": "pnpm@8", "5": "pnpm@7"}
+
+
+def _pnpm(workspace: Path) -> str:
+    """The repository's own pnpm: package.json's "packageManager" pin, else the release line
+    that writes its lockfile's format (npx fetches it from the npm registry)."""
+    try:
+        manager = json.loads((workspace / "package.json").read_text()).get("packageManager", "")
+    except (OSError, ValueError, AttributeError):
+        manager = ""
+    if isinstance(manager, str) and re.fullmatch(r"pnpm@\d+\.\d+\.\d+", manager.split("+")[0]):
+        return manager.split("+")[0]
+    head = (workspace / "pnpm-lock.yaml").read_text(errors="replace")[:200]
+    found = re.search(r"lockfileVersion:\s*'?(\d+)", head)
+    return _PNPM_FOR_LOCKFILE.get(found.group(1) if found else "", "pnpm@10")
 
 
 def _main_first(requirements: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ from gym.envdef import EnvDefinition, key_for
 from gym.errors import GymError
 from gym.process import Tick
 from gym.runner import Limits, run_command
-from gym.sandbox import KEPT_IN_WORKSPACE, RESULTS_INSIDE, Sandbox
+from gym.sandbox import KEPT_IN_WORKSPACE, RESULTS_INSIDE, SCRATCH_IN_KEPT, Sandbox
 from gym.sealed_root import base_python
 from gym.seeding import seed
 
@@ -227,6 +227,8 @@ def _keep_workspace_dirs(workspace: Path, path: Path) -> None:
     for name in KEPT_IN_WORKSPACE:
         made = workspace / name
         if made.is_dir() and not made.is_symlink():
+            for scratch in SCRATCH_IN_KEPT.get(name, ()):
+                (made / scratch).mkdir(exist_ok=True)
             shutil.move(str(made), str(path / name))
 
 

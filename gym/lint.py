@@ -1,5 +1,6 @@
 """The lint gate: no new lint findings against the baseline — ruff for Python repositories,
-`go vet` for Go, clippy for Rust, ESLint for JavaScript and TypeScript (each through its JSON)."""
+`go vet` (and staticcheck) for Go, clippy for Rust, Biome or ESLint for JavaScript and
+TypeScript (each through its JSON)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,14 @@ def parse_findings(output: str, fmt: str, workspace: Path) -> list[str] | None:
 
 
 def _go_vet(output: str) -> list[tuple[str, str]]:
-    """`go vet -json`: after each "# package" line, {package: {analyzer: [{posn, message}]}}."""
+    """`go vet -json`: after each "# package" line, {package: {analyzer: [{posn, message}]}};
+    then staticcheck's `-f json`, when it ran: one {code, location: {file}, message} a line."""
     found, decoder, at = [], json.JSONDecoder(), 0
     while (start := output.find("{", at)) >= 0:
         report, at = decoder.raw_decode(output, start)
+        if "code" in report and "location" in report:
+            found.append((report["location"]["file"], f"{report['code']} {report['message']}"))
+            continue
         for analyzers in report.values():
             for analyzer, items in analyzers.items():
                 if isinstance(items, dict):  # {"error": "..."}: the package does not build
@@ -90,7 +95,20 @@ def _eslint(output: str) -> list[tuple[str, str]]:
             for f in json.loads(output or "[]") for m in f["messages"]]  # fmt: skip
 
 
-_READERS = {"go-vet-json": _go_vet, "cargo-json": _cargo, "eslint-json": _eslint}
+def _biome(output: str) -> list[tuple[str, str]]:
+    """Biome's --reporter=json: {summary, diagnostics: [{category, description, location:
+    {path: {file}}}]}, after any warning it prints first."""
+    report, _ = json.JSONDecoder().raw_decode(output, output.index('{"'))
+    found = []
+    for d in report["diagnostics"]:
+        path = (d.get("location") or {}).get("path") or ""
+        file = path.get("file", "") if isinstance(path, dict) else str(path)
+        found.append((file, f"{d['category'].removeprefix('lint/')} {d['description']}"))
+    return found
+
+
+_READERS = {"go-vet-json": _go_vet, "cargo-json": _cargo, "eslint-json": _eslint,
+            "biome-json": _biome}  # fmt: skip
 FORMATS = ("ruff-json", "lines", *_READERS)
 
 

@@ -64,6 +64,9 @@ def scrubbed_env(sandbox: Sandbox, extra: dict[str, str] | None = None) -> dict[
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "CI": "1",
+        # Logs are read by people and models, not terminals: no colour codes (the standard
+        # variable; Vitest, Jest, cargo and most CLIs honour it).
+        "NO_COLOR": "1",
     }
     if (seen := sandbox.environment_seen()) is not None:
         env["VIRTUAL_ENV"] = seen
@@ -75,8 +78,12 @@ def _child_setup(limits: Limits, cgroup: CgroupLimits | None) -> Callable[[], No
     def setup() -> None:
         if cgroup is not None:
             cgroup.join()
+        # The cgroup caps real memory. Only without one is address space the cap: it is a poor
+        # proxy, as runtimes reserve far more than they use (V8 reserves ~10 GiB for each
+        # WebAssembly memory, so Vitest's and esbuild's Wasm parts cannot start under it).
+        address_space = [] if cgroup is not None else [(resource.RLIMIT_AS, limits.memory_bytes)]
         for which, value in (
-            (resource.RLIMIT_AS, limits.memory_bytes),
+            *address_space,
             (resource.RLIMIT_CPU, limits.cpu_seconds),
             (resource.RLIMIT_NPROC, limits.max_processes),
             (resource.RLIMIT_FSIZE, limits.max_file_bytes),
@@ -90,9 +97,10 @@ def _child_setup(limits: Limits, cgroup: CgroupLimits | None) -> Callable[[], No
 
 
 def describe(sandbox: Sandbox, limits: Limits, cgroup: CgroupLimits | None) -> str:
+    memory = "" if cgroup else f"address space {limits.memory_bytes // 2**20} MiB, "
     caps = (
-        f"wall {limits.timeout_s:g}s, address space {limits.memory_bytes // 2**20} MiB, "
-        f"cpu {limits.cpu_seconds}s, nproc {limits.max_processes}"
+        f"wall {limits.timeout_s:g}s, {memory}cpu {limits.cpu_seconds}s, "
+        f"nproc {limits.max_processes}"
     )
     if os.geteuid() == 0 and cgroup is None:
         caps += " (not enforced for root without a cgroup)"

@@ -42,6 +42,9 @@ TOOLS_INSIDE = "/opt/ratchet/bin"  # copies of what Ratchet itself needs inside 
 GIT_INSIDE = "/opt/ratchet/git"  # the repository's own mirror, read-only, for `git log` & co
 HOME_INSIDE = "/tmp/home"
 KEPT_IN_WORKSPACE = ("node_modules",)
+# Where tools write caches inside node_modules (Vite's bundled config and deps, Babel's and
+# ESLint's caches): each command gets them writable and empty over the read-only environment.
+SCRATCH_IN_KEPT = {"node_modules": (".vite-temp", ".vite", ".cache")}
 
 
 class SandboxUnavailable(GymError):
@@ -179,6 +182,7 @@ class BwrapSandbox:
             for name in KEPT_IN_WORKSPACE:
                 if (self.environment / name).is_dir():
                     args += ["--ro-bind", str(self.environment / name), f"{ws}/{name}"]
+                    args += _scratch(self.environment / name, f"{ws}/{name}")
         for path in self.shown:
             args += ["--ro-bind", path, path]
         if (ruff := _ruff()) is not None:
@@ -193,6 +197,13 @@ class BwrapSandbox:
             args += ["--setenv", key, value]
         args += ["--chdir", ws, "--", *argv]
         return args, {}, RESULTS_INSIDE
+
+
+def _scratch(kept: Path, inside: str) -> list[str]:
+    """A private tmpfs over each cache directory the environment's build left in place (a
+    mount needs its directory to exist, and the environment cannot be written)."""
+    names = SCRATCH_IN_KEPT.get(kept.name, ())
+    return [a for n in names if (kept / n).is_dir() for a in ("--tmpfs", f"{inside}/{n}")]
 
 
 def _git_binds(workspace: Path, results: Path) -> list[str]:

@@ -1,12 +1,14 @@
 """An npm registry on loopback, serving the packages a lockfile pins, packed once by
-`make install` from the registry this machine's npm uses (`python -m tests.utils.npmreg
-LOCKFILE DIR`): an npm ci in a test downloads nothing from outside the machine."""
+`make install` from the registry this machine's npm uses (`python -m tests.utils.npmreg DIR
+LOCKFILE... [NAME@VERSION...]`): an npm ci in a test downloads nothing from outside the
+machine."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import platform
 import subprocess
 import sys
 import tarfile
@@ -22,20 +24,32 @@ PACKS = ROOT / ".venv" / "npm-packs"
 
 
 def pinned(lockfile: Path) -> list[str]:
-    """name@version of every package a package-lock.json (v2/v3) pins."""
+    """name@version of every package a package-lock.json (v2/v3) pins that installs on this
+    machine (not another platform's optional binary)."""
     packages = json.loads(lockfile.read_text()).get("packages", {})
     return [
         f"{path.rsplit('node_modules/', 1)[1]}@{entry['version']}"
         for path, entry in packages.items()
-        if path.startswith("node_modules/") and not entry.get("link")
+        if path.startswith("node_modules/") and not entry.get("link") and _for_here(entry)
     ]
 
 
-def pack(lockfile: Path, into: Path) -> None:
-    """`npm pack` each pinned package not packed yet (the registry's own tarball)."""
+_ARCH = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def _for_here(entry: dict[str, Any]) -> bool:
+    wanted = {"os": "linux", "cpu": _ARCH.get(platform.machine(), platform.machine()),
+              "libc": "glibc"}  # fmt: skip
+    return all(wanted[k] in entry[k] for k in wanted if entry.get(k))
+
+
+def pack(wanted_specs: list[str], into: Path) -> None:
+    """`npm pack` each package not packed yet (the registry's own tarball): every one a
+    lockfile pins (a path), or one `name@version`."""
     into.mkdir(parents=True, exist_ok=True)
     have = {_spec(t) for t in into.glob("*.tgz")}
-    wanted = [p for p in pinned(lockfile) if p not in have]
+    specs = [p for w in wanted_specs for p in (pinned(Path(w)) if Path(w).is_file() else [w])]
+    wanted = sorted({p for p in specs if p not in have})
     if wanted:
         subprocess.run(["npm", "pack", "--silent", *wanted], cwd=into, check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
@@ -86,4 +100,4 @@ def npm_registry(packs: Path = PACKS) -> Iterator[str]:
 
 
 if __name__ == "__main__":
-    pack(Path(sys.argv[1]), Path(sys.argv[2]))
+    pack(sys.argv[2:], Path(sys.argv[1]))
