@@ -73,6 +73,35 @@ async def test_go_vet_in_the_sandbox_finds_what_a_patch_introduces(tmp_path: Pat
     assert not lint_gate(before, after).passed
 
 
+async def test_staticcheck_runs_after_go_vet_when_the_repository_configures_it(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "go", {
+        "go.mod": "module example.com/calc\n\ngo 1.19\n",
+        "staticcheck.conf": 'checks = ["all"]\n',
+        "calc/calc.go": "// Package calc shows.\n" + GO_HEAD
+        + 'func Show(n int) string { return fmt.Sprint(n) }\n',
+    })  # fmt: skip
+    command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
+    # Debian names it go-staticcheck (make install installs it).
+    assert command.startswith("go vet -json ./...; ") and command.endswith(
+        "staticcheck -f json ./..."
+    )
+    limits, sandbox = Limits(timeout_s=300), sealed()
+    before = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
+    assert before.ok and before.findings == [], before
+    # A comparison with a bool constant: go vet says nothing, staticcheck's S1002 does.
+    (repo / "calc/calc.go").write_text(
+        "// Package calc shows.\n"
+        + GO_HEAD
+        + "func Show(n int) string {\n\tif (n > 0) == true {\n\t\treturn fmt.Sprint(n)\n\t}\n"
+        + '\treturn ""\n}\n'
+    )
+    after = await run_lint(command, fmt, repo, limits=limits, sandbox=sandbox)
+    assert [f.split(" ", 2)[:2] for f in after.findings] == [["calc/calc.go:", "S1002"]], after
+    assert not lint_gate(before, after).passed
+
+
 async def test_clippy_finds_what_a_patch_introduces(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "rust", {
         "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
