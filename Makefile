@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ratchet-installed
 PACKS := $(VENV)/npm-packs/.packed
+# bun's own release binary, as the npm registry ships it (a package per platform).
+BUN := 1.4.5
+BUN_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),aarch64,x64)
 
 .PHONY: install up demo test test-faults lint fmt bench clean traces histories
 
@@ -30,6 +33,10 @@ $(STAMP): pyproject.toml Makefile
 	@command -v staticcheck >/dev/null 2>&1 || command -v go-staticcheck >/dev/null 2>&1 || { echo "installing staticcheck (Go lint: tests/gym/test_lint.py)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq go-staticcheck >/dev/null 2>&1; } || \
 	  echo "WARNING: staticcheck could not be installed: its lint test will fail"
+	@command -v bun >/dev/null 2>&1 || { echo "installing bun $(BUN) (bun test suites: tests/gym/test_js_runners.py)"; \
+	  d=$$(mktemp -d) && (cd $$d && npm pack --silent @oven/bun-linux-$(BUN_ARCH)@$(BUN) >/dev/null && tar xzf *.tgz) && \
+	  install -m 755 $$d/package/bin/bun /usr/local/bin/bun && rm -rf $$d; } || \
+	  echo "WARNING: bun could not be installed: bun suites will not run"
 	@command -v cargo >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/cargo" || { echo "installing cargo (cargo test suites)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null 2>&1; } || \
 	  echo "WARNING: cargo could not be installed: Rust suites will not run"

@@ -87,6 +87,9 @@ def detect(workspace: Path) -> EnvDefinition:
     if (workspace / "pnpm-lock.yaml").is_file():
         pnpm = f"npx --yes {_pnpm(workspace)} install --frozen-lockfile"
         return EnvDefinition((pnpm,), files, "detected: pnpm-lock.yaml")
+    for lockfile in ("bun.lock", "bun.lockb"):
+        if (workspace / lockfile).is_file():
+            return EnvDefinition(("bun install --frozen-lockfile",), files, f"detected: {lockfile}")
     if (workspace / "go.mod").is_file():
         return EnvDefinition(("go mod download",), files, "detected: go.mod")
     if (workspace / "Cargo.toml").is_file():

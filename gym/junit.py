@@ -33,19 +33,42 @@ def parse_junit(data: bytes) -> list[TestCase]:
         root = ET.fromstring(data)  # noqa: S314 - see the import
     except ET.ParseError:
         return []
-    cases = []
-    for case in root.iter("testcase"):
-        if case.find("failure") is not None:
-            outcome = "failed"
-        elif case.find("error") is not None:
-            outcome = "error"
-        elif case.find("skipped") is not None:
-            outcome = "skipped"
-        else:
-            outcome = "passed"
-        try:
-            duration = round(float(case.get("time", "0")), 3)
-        except ValueError:
-            duration = 0.0
-        cases.append(TestCase(node_id(case), outcome, duration))
+    return [_case(node_id(case), case) for case in root.iter("testcase")]
+
+
+def parse_nested_junit(data: bytes) -> list[TestCase]:
+    """JUnit whose suites nest as the tests' describe blocks do (bun's): "file::A > B > test",
+    the file's own suite first (its name is the file)."""
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - see the import
+    except ET.ParseError:
+        return []
+    cases: list[TestCase] = []
+
+    def walk(suite: ET.Element, file: str, names: list[str]) -> None:
+        for child in suite:
+            if child.tag == "testsuite":
+                inner = child.get("file") or file
+                walk(child, inner, [*names, child.get("name", "?")] if file else [])
+            elif child.tag == "testcase":
+                name = " > ".join([*names, child.get("name", "?")])
+                cases.append(_case(f"{child.get('file') or file}::{name}", child))
+
+    walk(root, "", [])
     return cases
+
+
+def _case(test_id: str, case: ET.Element) -> TestCase:
+    if case.find("failure") is not None:
+        outcome = "failed"
+    elif case.find("error") is not None:
+        outcome = "error"
+    elif case.find("skipped") is not None:
+        outcome = "skipped"
+    else:
+        outcome = "passed"
+    try:
+        duration = round(float(case.get("time", "0")), 3)
+    except ValueError:
+        duration = 0.0
+    return TestCase(test_id, outcome, duration)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gym import outcomes
-from gym.junit import TestCase, parse_junit
+from gym.junit import TestCase, parse_junit, parse_nested_junit
 from gym.sandbox import WORKSPACE_INSIDE
 
 RUNNERS = ("pytest", "node", "vitest", "jest", "bun", "go", "cargo")
@@ -96,9 +96,11 @@ def collect(
     """Every test's outcome the run left: pytest's JUnit XML, the JS runners' reports, and
     Go's or libtest's events in the output (paths relative to the workspace)."""
     found: list[TestCase] = []
-    for name in ("junit.xml", "vitest.xml", "bun.xml"):
+    for name in ("junit.xml", "vitest.xml"):
         if (results / name).is_file():
             found += parse_junit((results / name).read_bytes())
+    if (results / "bun.xml").is_file():
+        found += parse_nested_junit((results / "bun.xml").read_bytes())
     if (results / "node.jsonl").is_file():
         found += outcomes.node_outcomes((results / "node.jsonl").read_bytes())
     if (results / "jest.json").is_file():

@@ -164,3 +164,48 @@ async def test_pnpm_installs_a_pnpm_lockfile_into_the_environment(
     assert [(t.id, t.outcome) for t in run.tests] == [
         ("test/tsc.test.js::typescript is the lockfile s", "passed")
     ]
+
+
+BUN_SUITE = (
+    "import { describe, expect, test } from 'bun:test';\nimport fs from 'node:fs';\n"
+    "describe('add', () => {\n"
+    "  test('adds', () => { expect(1 + 2).toBe(3); });\n"
+    "  test('broken', () => { expect(1 + 2).toBe(4); });\n"
+    "  test.skip('later', () => {});\n"
+    "  test('flaky', () => {\n" + FLAKY + "  });\n"
+    "});\n"
+    "test('typescript is the lockfile s', () => {\n"
+    "  expect(require('typescript').version).toBe('5.6.3');\n});\n"
+)
+
+
+async def test_bun_installs_its_lockfile_and_bun_test_counts_match_its_own(
+    tmp_path: Path, registry: str
+) -> None:
+    bun = FIXTURE / "bun"
+    files = {
+        "package.json": (bun / "package.json").read_text(),
+        "bun.lock": (bun / "bun.lock").read_text(),
+        ".npmrc": f"registry={registry}/\n", ".gitignore": "node_modules\n",
+        "test/calc.test.ts": BUN_SUITE,
+    }  # fmt: skip
+    repo = make_repo(tmp_path / "bun", files)
+    definition = detect(repo)
+    assert definition.setup == ("bun install --frozen-lockfile",)
+    sandbox, env = await built(tmp_path / "home", repo, list(definition.setup),
+                               allowed=[registry.removeprefix("http://")])  # fmt: skip
+    assert (env.path / "node_modules/typescript/package.json").is_file()
+    run = await run_tests("npm test", make_repo(tmp_path / "later", files), limits=LIMITS,
+                          sandbox=sandbox)  # fmt: skip
+    assert run.runner == "bun", run.result.output.decode()[-2000:]
+    # bun's own summary of the first run.
+    output = run.result.output.decode()
+    own = {k: int(n) for n, k in re.findall(r"^\s*(\d+) (pass|fail|skip)$", output, re.M)}
+    assert own == {"pass": 2, "fail": 2, "skip": 1}, output[-2000:]
+    assert {t.id: t.outcome for t in run.tests} == {
+        "test/calc.test.ts::add > adds": "passed",
+        "test/calc.test.ts::add > broken": "failed",
+        "test/calc.test.ts::add > later": "skipped",
+        "test/calc.test.ts::add > flaky": "flaky",
+        "test/calc.test.ts::typescript is the lockfile s": "passed",
+    }
