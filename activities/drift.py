@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from gym.errors import PatchRefused
 from gym.paths import safe_path
 from gym.report import quote, table
 from gym.sandbox import Sandbox
+from gym.test_files import Convention, convention_for
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 
@@ -59,19 +61,28 @@ class DriftActivities:
         claims = json.loads(self.store.get_text(arg.claims_ref))["claims"]
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "drift")
         sandbox = await sandbox_for(self.home, self.runner, arg.run, ws)
-        findings, drift_tests = [], {}
+        findings, drift_tests, reproductions = [], {}, []
+        tests_are = convention_for(ws, load_config(ws))
         for claim in claims:
             check = claim["check"]
             if check["kind"] == "inspection" and check.get("path") and check.get("pattern"):
                 holds, evidence = specs.inspect(ws, check["path"], check["pattern"],
                                                 check.get("expect", "present"))  # fmt: skip
             elif check["kind"] == "test" and check.get("content"):
-                path = f"tests/test_claim_{claim['id']}.py"
+                named = str(check.get("path") or "")
+                # Where the policy put it, if the runner runs a test there; else the form's path.
+                path = (
+                    named
+                    if tests_are.allows("claim", named)
+                    else tests_are.path("claim", claim["id"])
+                )
+                command = tests_are.command(path, check["content"])
                 holds, evidence = await self._test(
-                    ws, path, check["content"], arg.timeout_s, sandbox
+                    ws, path, command, check["content"], arg.timeout_s, sandbox
                 )
                 if not holds:
                     drift_tests[path] = check["content"]
+                    reproductions.append(command)
             else:
                 findings.append({**claim, "verdict": "unchecked", "evidence": "no usable check"})
                 continue
@@ -83,7 +94,7 @@ class DriftActivities:
             for v in ("holds", "drift", "unchecked")
         }
         # The failing claim tests, run the way each was checked: an investigation's reproduction.
-        reproduce = " ".join(["python -m pytest -q", *sorted(drift_tests)]) if drift_tests else ""
+        reproduce = _together(tests_are, sorted(drift_tests)) or " && ".join(reproductions)
         return CheckOutput(
             report_ref=self.store.put_text(render(arg.run, findings)),
             findings_ref=self.store.put_text(json.dumps(findings)),
@@ -93,7 +104,7 @@ class DriftActivities:
         )  # fmt: skip
 
     async def _test(
-        self, ws: Path, path: str, content: str, timeout_s: float, sandbox: Sandbox
+        self, ws: Path, path: str, command: str, content: str, timeout_s: float, sandbox: Sandbox
     ) -> tuple[bool, str]:
         try:
             target = safe_path(ws, path, ())
@@ -102,7 +113,7 @@ class DriftActivities:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
         run = await run_tests(
-            f"python -m pytest -q {path}", ws,
+            command, ws,
             limits=replace(self.runner.limits, timeout_s=timeout_s), sandbox=sandbox,
             reruns=1, tick=activity.heartbeat,
         )  # fmt: skip
@@ -111,6 +122,14 @@ class DriftActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.prepare, self.check]
+
+
+def _together(tests_are: Convention, paths: list[str]) -> str:
+    """One command running every failing claim test, where the runner takes several files."""
+    if not paths or tests_are.runner in ("go", "cargo"):
+        return ""
+    first = tests_are.command(paths[0], "")
+    return " ".join([first, *(shlex.quote(p) for p in paths[1:])])
 
 
 def render(run: RunRef, findings: list[dict[str, Any]]) -> str:

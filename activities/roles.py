@@ -44,13 +44,17 @@ from contracts.roles import (
     RoleOutput,
 )
 from gym import workspace
+from gym.config import load_config
 from gym.errors import PatchRefused
 from gym.memory import Memory, as_context
 from gym.paths import safe_path
+from gym.test_files import convention_for
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 
 FAILURE_CHARS = 1500
+KIND = {"adversary": "adversarial", "invariants": "invariant"}
+"""The kind in the name of each test-writing role's files."""
 
 
 Blocks = list[dict[str, Any]]
@@ -77,10 +81,12 @@ class RoleActivities:
     def _json(self, ref: str) -> Any:
         return json.loads(self.store.get_text(ref))
 
-    async def _repository(self, arg: RoleInput, snapshot: str) -> dict[str, Any]:
+    async def _workspace(self, arg: RoleInput, snapshot: str) -> Path:
         # Roles run in parallel: each reads the snapshot from a workspace of its own.
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, snapshot, f"role-{arg.key}")
-        return repository_block(ws)
+        return await asyncio.to_thread(materialize, self.home, arg.run, snapshot, f"role-{arg.key}")
+
+    async def _repository(self, arg: RoleInput, snapshot: str) -> dict[str, Any]:
+        return repository_block(await self._workspace(arg, snapshot))
 
     async def _content(self, arg: RoleInput) -> Blocks:
         """The user message: what calls on the same snapshot share (the repository) comes first
@@ -101,16 +107,18 @@ class RoleActivities:
             diff = await asyncio.to_thread(
                 workspace.diff, Path(arg.run.mirror), arg.run.base_sha, snapshot
             )
-            repository = await self._repository(arg, snapshot)
+            ws = await self._workspace(arg, snapshot)
             change = f"<diff>{escape(diff.decode(errors='replace'))}</diff>"
-            return [repository, _text(goal + change)]
+            tests = convention_for(ws, load_config(ws)).guidance(KIND[arg.role])
+            return [repository_block(ws), _text(goal + change + "\n" + tests)]
         if arg.role == "memory":
             return [_text(goal + f"<run>\n{escape(arg.note)}\n</run>")]
         if arg.role == "claims":
             text = self.store.get_text(arg.inputs[0]) if arg.inputs else ""
             if not text.strip():  # the API refuses empty content; the workflow skips this
                 raise PolicyError("there is no spec text to extract claims from")
-            return [_text(text)]
+            ws = await self._workspace(arg, arg.run.base_sha)
+            return [_text(text), _text(convention_for(ws, load_config(ws)).guidance("claim"))]
         if arg.role == "judge":
             failing = [t for ref in arg.inputs for t in self._json(ref) if not t["passed"]]
             return [_text(goal + "\n".join(
@@ -170,17 +178,20 @@ class RoleActivities:
         ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "adversary")
         base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
         sandbox = await sandbox_for(self.home, self.runner, arg.run, base)
+        tests_are = convention_for(base, load_config(base))
         results = []
         for test in tests:
             try:
                 target = safe_path(ws, test["path"], ("ratchet.toml",))
+                if not any(tests_are.allows(kind, test["path"]) for kind in KIND.values()):
+                    raise PatchRefused(f"{tests_are.runner} does not run a test at that path")
             except PatchRefused as err:
                 results.append({**test, "passed": False, "failure": f"refused: {err}"})
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(test["content"])
             run = await run_tests(
-                f"python -m pytest -q {test['path']}", ws,
+                tests_are.command(test["path"], test["content"]), ws,
                 limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
                 sandbox=sandbox, reruns=1, tick=activity.heartbeat,
             )  # fmt: skip

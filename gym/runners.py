@@ -34,7 +34,7 @@ _NODE_OPTIONS = (
     "--test-reporter=spec --test-reporter-destination=stdout "
     "--test-reporter={results}/node_reporter.mjs --test-reporter-destination=stderr"
 )
-_JS_PROGRAMS = {
+JS_PROGRAMS = {
     "node": ["node", "--test"], "jest": ["node_modules/.bin/jest"],
     "vitest": ["node_modules/.bin/vitest", "run"], "bun": ["bun", "test"],
 }  # fmt: skip
@@ -142,7 +142,7 @@ def select(command: str, runner: str | None, ids: list[str]) -> str | None:
         return shlex.join(["cargo", "test", "--", "--exact", *map(_libtest_name, ids)])
     if runner in ("node", "jest", "vitest", "bun"):
         files = list(dict.fromkeys(i.split("::", 1)[0] for i in ids))
-        return shlex.join([*_JS_PROGRAMS[runner], *files])
+        return shlex.join([*JS_PROGRAMS[runner], *files])
     return None
 
 
