@@ -1,6 +1,7 @@
-"""Investigations of Go and Node repositories, on real histories built in the test: the culprit
-is found by running the repository's own runner at each commit (a test id in the runner's own
-form), and the revert is verified test by test."""
+"""Go and Node repositories through the workflows, on real histories built in the test:
+investigations find the culprit by running the repository's own runner at each commit (a test id
+in the runner's own form) and verify the revert test by test; spec drift and invariants run the
+tests the scripted policy (a test double) writes in the repository's own language."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.utils.repos import make_repo
 from tests.utils.scripts import write_script
 from tests.utils.settings import make_settings
 from tests.workflows.helpers import wait_for_end
+from tests.workflows.test_patterns import roles_script
 
 GO_CALC = {
     "go.mod": "module example.com/calc\n\ngo 1.19\n",
@@ -181,3 +183,80 @@ async def test_the_typescript_example_is_repaired_test_by_test_and_delivered(
     gates = {g["name"]: g for g in run["result"]["gates"]}
     assert gates["tests"]["detail"] == "6 tests passed, none newly failing"
     assert "Math.floor" in git("show", f"{run['result']['branch']}:src/stats.ts", cwd=repo)
+
+
+GO_CLAIMS = json.dumps({"claims": [
+    {"id": "adds", "text": "Add(2, 3) is 5.", "source": "README.md",
+     "check": {"kind": "test", "path": "calc/claim_adds_test.go", "content":
+               'package calc\n\nimport "testing"\n\n'
+               "func TestClaimAdds(t *testing.T) { if Add(2, 3) != 5 { t.Fatal(Add(2, 3)) } }\n"}},
+    {"id": "zero", "text": "Add(0, 0) is 0.", "source": "README.md",
+     "check": {"kind": "test", "path": "calc/claim_zero_test.go", "content":
+               'package calc\n\nimport "testing"\n\n'
+               "func TestClaimZero(t *testing.T) { if Add(0, 0) != 0 { t.Fatal(Add(0, 0)) } }\n"}},
+]})  # fmt: skip
+
+
+async def test_spec_drift_in_a_go_repository_checks_claims_with_go_test(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    readme = {"README.md": "# calc\n\nAdd(2, 3) is 5. Add(0, 0) is 0.\n"}
+    planted(repo, {**GO_CALC, **readme}, commits=4, bad_at=2, breaking=GO_BROKEN)
+    script = roles_script(tmp_path / "s.toml", ["unused\n"], {"claims": [GO_CLAIMS]})
+    response = await api.post("/drift", json={
+        "repo": str(repo), "policy": "scripted", "policy_script": str(script),
+        "investigate": False,
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=300)
+    assert run["status"] == "completed", run
+    (gate,) = run["result"]["gates"]
+    assert gate["detail"] == "1 hold, 1 drifted, 0 unchecked", gate
+    report = (await api.get(run["result"]["report_url"])).text
+    assert "| adds | drift | README.md |" in report and "| zero | holds | README.md |" in report
+    assert "--- FAIL: TestClaimAdds" in report  # go test's own words, as the evidence
+
+
+GO_INVARIANTS = json.dumps({"tests": [
+    {"path": "calc/invariant_commutes_test.go", "rationale": "Add is commutative",
+     "content": 'package calc\n\nimport "testing"\n\n'
+                "func TestCommutes(t *testing.T) {\n\tfor a := -20; a <= 20; a++ {\n"
+                "\t\tfor b := -20; b <= 20; b++ {\n\t\t\tif Add(a, b) != Add(b, a) "
+                '{\n\t\t\t\tt.Fatalf("Add(%d, %d)", a, b)\n\t\t\t}\n\t\t}\n\t}\n}\n'},
+    {"path": "calc/invariant_wrong_test.go", "rationale": "a false belief about Add",
+     "content": 'package calc\n\nimport "testing"\n\n'
+                "func TestIdentity(t *testing.T) { if Add(3, 1) != 3 { t.Fatal(Add(3, 1)) } }\n"},
+]})  # fmt: skip
+GO_BREAK_ADD = (
+    "calc/calc.go\n<<<<<<< SEARCH\nfunc Add(a, b int) int { return a + b }\n=======\n"
+    "func Add(a, b int) int {\n\tif a > b {\n\t\treturn a + b + 1\n\t}\n\treturn a + b\n}\n"
+    ">>>>>>> REPLACE\n"
+)
+GO_KEEP_ADD = (
+    "calc/calc.go\n<<<<<<< SEARCH\n\tif a > b {\n\t\treturn a + b + 1\n\t}\n=======\n"
+    ">>>>>>> REPLACE\n"
+)
+
+
+async def test_a_go_invariant_that_holds_at_base_blocks_a_patch_that_breaks_it(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "calc", GO_CALC)
+    script = roles_script(tmp_path / "s.toml", [GO_BREAK_ADD, GO_KEEP_ADD],
+                          {"invariants": [GO_INVARIANTS]})  # fmt: skip
+    response = await api.post("/tasks", json={
+        "repo": str(repo), "goal": "make Add faster", "policy": "scripted",
+        "policy_script": str(script), "invariants": True,
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+    run = await wait_for_end(api, response.json()["run_id"], timeout_s=300)
+    assert run["status"] == "completed", run["error"]
+    at_base = next(s for s in run["steps"] if s["name"] == "invariants at base")
+    assert at_base["detail"] == "2 tests, 1 failing"
+    checks = [s for s in run["steps"] if s["name"] == "invariants"]
+    assert [c["detail"] for c in checks[:2]] == ["1 tests, 1 failing", "1 tests, 0 failing"]
+    gate = next(g for g in run["result"]["gates"] if g["name"] == "invariants")
+    assert gate["passed"], gate
+    shipped = git("show", f"{run['result']['branch']}:calc/calc.go", cwd=repo)
+    assert "a + b + 1" not in shipped
