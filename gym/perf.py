@@ -4,6 +4,7 @@ distributions (median ratio and a one-sided Mann-Whitney U test), never single n
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass
 from functools import cache
@@ -24,8 +25,17 @@ class Comparison:
     detail: str
 
 
+# `go test -bench`'s "BenchmarkX-2  1000  1234 ns/op" and libtest's "test x ... bench:
+# 1,234 ns/iter (+/- 56)": the runners' own figures, per operation.
+_PER_OP = re.compile(rb"^Benchmark\S*\s+\d+\s+([\d.]+) ns/op|bench:\s+([\d,.]+) ns/iter", re.M)
+
+
 def measure_value(output: bytes, duration_s: float) -> tuple[float, str]:
-    """The benchmark's own figure (a number on its last line), else the command's wall time."""
+    """The benchmark's own figure: Go's or libtest's ns per operation (summed over the
+    benchmarks), else a number on its last line, else the command's wall time."""
+    per_op = [float((go or rust).replace(b",", b"")) for go, rust in _PER_OP.findall(output)]
+    if per_op:
+        return sum(per_op), "ns/op"
     lines = [ln.strip() for ln in output.decode(errors="replace").splitlines() if ln.strip()]
     if lines:
         try:

@@ -58,3 +58,33 @@ async def test_a_planted_slowdown_is_found_side_by_side(tmp_path: Path) -> None:
     verdict = compare(samples.base, samples.patched, max_slowdown=0.05)
     assert verdict.slower, verdict.detail
     assert not compare(samples.patched, samples.base, max_slowdown=0.05).slower
+
+
+GO_BENCH = (
+    'package calc\n\nimport "testing"\n\n'
+    "func work(n int) int { s := 0; for i := 0; i < n; i++ { s += i * i }; return s }\n\n"
+    "var sink int\n\nfunc BenchmarkWork(b *testing.B) {\n"
+    "\tfor i := 0; i < b.N; i++ { sink = work(N) }\n}\n"
+)
+
+
+async def test_go_s_own_ns_per_op_is_the_figure_and_a_planted_slowdown_is_found(
+    tmp_path: Path,
+) -> None:
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    for ws, n in ((fast, 2_000), (slow, 40_000)):
+        ws.mkdir()
+        (ws / "go.mod").write_text("module example.com/calc\n\ngo 1.19\n")
+        (ws / "calc_test.go").write_text(GO_BENCH + f"\nconst N = {n}\n")
+    samples = await sample(
+        "go test -run '^$' -bench . -benchtime 2000x", fast, slow, runs=5,
+        limits=Limits(timeout_s=300), sandbox=sealed(),
+    )  # fmt: skip
+    assert samples.unit == "ns/op" and not samples.failures, samples
+    verdict = compare(samples.base, samples.patched, max_slowdown=0.05)
+    assert verdict.slower and verdict.ratio > 5, verdict.detail
+
+
+def test_libtest_s_bench_lines_are_read_per_iteration() -> None:
+    output = b"test tests::a ... bench:       1,234 ns/iter (+/- 56)\ntest result: ok.\n"
+    assert measure_value(output, 3.0) == (1234.0, "ns/op")
