@@ -198,7 +198,7 @@ class AgentActivities:
                 return "run_tests: 'select' must be a list of test ids or paths", True
             runner = detect_runner(command, ws)
             narrowed = select_tests(command, select) if runner in (None, "pytest") else (
-                runners.select(command, runner, select)
+                runners.select(command, runner, select, ws)
             )  # fmt: skip
             if narrowed is None:
                 return (f"run_tests: the suite's command ({command}) cannot run a selection "

@@ -89,7 +89,7 @@ class InvestigationActivities:
         files, refused = investigate.resolve_frame_files(ws, pairs)
         if arg.test_id:  # in its runner's own form (gym/runners.py)
             runner = config.test_runner or detect_runner(test_command, ws)
-            picked = select(test_command, runner, [arg.test_id])
+            picked = select(test_command, runner, [arg.test_id], ws)
             reproduce = picked or investigate.pytest_command([arg.test_id])
         elif arg.test_command:
             reproduce = arg.test_command

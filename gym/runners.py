@@ -129,10 +129,33 @@ def rerun_failing(command: str, runner: str | None, failing: list[str]) -> str |
     return None
 
 
-def select(command: str, runner: str | None, ids: list[str]) -> str | None:
+def select(
+    command: str, runner: str | None, ids: list[str], workspace: Path | None = None
+) -> str | None:
     """A command running only the tests `ids` name, in the runner's own form (pytest's node
     ids, "package::TestName" for Go, "target::name" for cargo, "file::name" for the JS
-    runners, whose files are selected); None when the runner cannot select."""
+    runners, whose files are selected); None when the runner cannot select. What a package's
+    test script does before its runner (`tsc -p . && node --test dist/`) is done first."""
+    picked = _select(command, runner, ids)
+    steps = _steps_before_runner(command, workspace)
+    # The steps find the package's programs (tsc) where the package manager would put them.
+    return (
+        f'export PATH="$PWD/node_modules/.bin:$PATH"; {steps} && {picked}'
+        if (picked and steps)
+        else picked
+    )
+
+
+def _steps_before_runner(command: str, workspace: Path | None) -> str:
+    script = _test_script(command, workspace)
+    if script is None:
+        return ""
+    parts = [p.strip() for p in script.split("&&")]
+    at = next((i for i, p in enumerate(parts) if detect_runner(p) is not None), 0)
+    return " && ".join(parts[:at])
+
+
+def _select(command: str, runner: str | None, ids: list[str]) -> str | None:
     if runner == "go":
         tests = [i.split("::", 1) for i in ids if "::" in i]
         if tests:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from gym.runner import Limits
-from gym.runners import collect, detect_runner, prepare, rerun_failing
+from gym.runners import collect, detect_runner, prepare, rerun_failing, select
 from gym.testing import TestRun, run_tests
 from tests.utils.envs import sealed
 from tests.utils.repos import make_repo
@@ -238,6 +238,18 @@ def test_only_the_failing_tests_are_selected_where_the_runner_can() -> None:
     ) == ("cargo test -- --exact tests::broken 'src/lib.rs - add (line 3)'")
     assert rerun_failing("make test", "go", failing) is None  # cannot select through make
     assert rerun_failing("node --test", "node", ["a.test.js::adds"]) is None
+
+
+def test_a_selection_through_a_package_script_builds_first(tmp_path: Path) -> None:
+    script = {"scripts": {"test": "tsc -p . && node --test dist/test/"}}
+    (tmp_path / "package.json").write_text(json.dumps(script))
+    ids = ["dist/test/stats.test.js::median > odd"]
+    # A probe at a commit has no dist/ yet: the compile step comes with the selection.
+    assert select("npm test", "node", ids, tmp_path) == (
+        'export PATH="$PWD/node_modules/.bin:$PATH"; '
+        "tsc -p . && node --test dist/test/stats.test.js"
+    )
+    assert select("node --test", "node", ids, tmp_path) == "node --test dist/test/stats.test.js"
 
 
 def test_jest_s_json_report_is_read_per_assertion_and_a_file_that_fails_to_run_is_an_error(
