@@ -1,4 +1,4 @@
-"""Go and Node repositories through the workflows, on real histories built in the test:
+"""Go, Rust and Node repositories through the workflows, on real histories built in the test:
 investigations find the culprit by running the repository's own runner at each commit (a test id
 in the runner's own form) and verify the revert test by test; spec drift and invariants run the
 tests the scripted policy (a test double) writes in the repository's own language."""
@@ -53,6 +53,18 @@ NODE_CALC = {
 NODE_BROKEN = {"calc.js": "exports.add = (a, b) => a + b + (b > 2 ? 1 : 0);\n"}
 
 
+RUST_CALC = {
+    "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
+    ".gitignore": "/target\n",
+    "src/lib.rs": "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    "tests/api.rs": (
+        "#[test]\nfn adds() { assert_eq!(calc::add(2, 3), 5); }\n"
+        "#[test]\nfn zero() { assert_eq!(calc::add(0, 0), 0); }\n"
+    ),
+}
+RUST_BROKEN = {"src/lib.rs": "pub fn add(a: i32, b: i32) -> i32 {\n    a + b + (b > 2) as i32\n}\n"}
+
+
 async def investigate(api: httpx.AsyncClient, body: dict[str, object]) -> dict[str, Any]:
     response = await api.post("/investigations", json=body)
     assert response.status_code == 202, response.text
@@ -78,6 +90,22 @@ async def test_a_go_regression_is_bisected_with_go_test_and_its_revert_verified(
         "tests"
     ]  # TestAdd and TestZero
     assert "return a + b" in git("show", f"{result['branch']}:calc/calc.go", cwd=repo)
+
+
+async def test_a_rust_regression_is_bisected_with_cargo_test_and_its_revert_verified(
+    api: httpx.AsyncClient, worker: Worker, tmp_path: Path
+) -> None:
+    repo = tmp_path / "calc"
+    shas = planted(repo, RUST_CALC, commits=6, bad_at=2, breaking=RUST_BROKEN)
+    run = await investigate(api, {
+        "repo": str(repo), "good_ref": shas[0], "reproduce": {"test_id": "tests/api.rs::adds"},
+    })  # fmt: skip
+    result = run["result"]
+    assert result["culprit"]["sha"] == shas[2]
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    gates = {g["name"]: g for g in result["gates"]}
+    assert gates["tests"]["detail"].startswith("2 tests passed"), gates["tests"]
+    assert "(b > 2)" not in git("show", f"{result['branch']}:src/lib.rs", cwd=repo)
 
 
 async def test_a_node_regression_is_bisected_with_node_s_runner_and_its_revert_verified(
