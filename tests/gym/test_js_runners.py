@@ -50,6 +50,16 @@ SUITE = {
 }
 
 
+# Each runner's ids for SUITE: the file, the describe blocks, the test.
+SUITE_OUTCOMES = {
+    "test/calc.test.js::add > adds": "passed",
+    "test/calc.test.js::add > broken": "failed",
+    "test/calc.test.js::add > later": "skipped",
+    "test/calc.test.js::add > flaky": "flaky",
+    "test/more.test.js::adds more": "passed",
+}
+
+
 @pytest.fixture(scope="module")
 def registry() -> Iterator[str]:
     with npm_registry() as url:
@@ -94,13 +104,7 @@ async def test_vitest_and_jest_counts_match_their_own_in_an_environment_npm_ci_b
     )
     assert summary is not None, run.result.output.decode()[-2000:]
     assert [int(n) for n in summary.groups()] == [2, 2, 1]
-    assert {t.id: t.outcome for t in run.tests} == {
-        "test/calc.test.js::add > adds": "passed",
-        "test/calc.test.js::add > broken": "failed",
-        "test/calc.test.js::add > later": "skipped",
-        "test/calc.test.js::add > flaky": "flaky",
-        "test/more.test.js::adds more": "passed",
-    }
+    assert {t.id: t.outcome for t in run.tests} == SUITE_OUTCOMES
 
     # The same suite under Jest.
     repo = js_repo(tmp_path / "jest", registry, SUITE, "jest")
@@ -109,13 +113,7 @@ async def test_vitest_and_jest_counts_match_their_own_in_an_environment_npm_ci_b
     summary = re.search(rb"Tests:\s+(\d+) failed, (\d+) skipped, (\d+) passed", run.result.output)
     assert summary is not None, run.result.output.decode()[-2000:]
     assert [int(n) for n in summary.groups()] == [2, 1, 2]
-    assert {t.id: t.outcome for t in run.tests} == {
-        "test/calc.test.js::add > adds": "passed",
-        "test/calc.test.js::add > broken": "failed",
-        "test/calc.test.js::add > later": "skipped",
-        "test/calc.test.js::add > flaky": "flaky",
-        "test/more.test.js::adds more": "passed",
-    }
+    assert {t.id: t.outcome for t in run.tests} == SUITE_OUTCOMES
 
 
 async def test_biome_finds_what_a_patch_introduces(
