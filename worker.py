@@ -38,9 +38,8 @@ from contracts.activities import spec
 from gym.allowlist import Allowlist, build_allowlist
 from gym.runner import Limits
 from gym.sandbox import choose_sandbox
-from ratchet.artifacts import FilesystemArtifactStore
-from ratchet.scrub import Scrubber
 from ratchet.settings import Settings, load_settings
+from ratchet.stores import artifact_store
 from ratchet.telemetry import install
 from workflows.agent import AgentLoopWorkflow
 from workflows.drift import DriftWorkflow
@@ -179,7 +178,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
 
 def all_activities(settings: Settings) -> list[Callable[..., Any]]:
     """Every activity, built over this deployment's store, runner and models."""
-    store = FilesystemArtifactStore(settings.artifacts_dir, Scrubber(settings.secret_values()))
+    store = artifact_store(settings)
     runner = runner_config(settings)
     models = Models(store, served_models(settings))
     prices = {**DEFAULT_PRICES, **settings.model_prices}

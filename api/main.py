@@ -29,9 +29,9 @@ from api.routers import (
 )
 from api.routers.webhooks import RecentDeliveries
 from api.temporal import TemporalConnection
-from ratchet.artifacts import ArtifactStore, FilesystemArtifactStore
-from ratchet.scrub import Scrubber
+from ratchet.artifacts import ArtifactStore
 from ratchet.settings import Settings, load_settings
+from ratchet.stores import artifact_store
 from ratchet.telemetry import install
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -63,9 +63,7 @@ def create_app(
     app = FastAPI(title="Ratchet", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.recent_sentry = RecentDeliveries()
-    app.state.store = store or FilesystemArtifactStore(
-        settings.artifacts_dir, Scrubber(settings.secret_values())
-    )
+    app.state.store = store or artifact_store(settings)
     app.state.temporal = TemporalConnection(settings, provider.get_tracer("ratchet.api"), client)
     _ = settings.token  # make or read the token now, not on the first request
 

@@ -1,17 +1,27 @@
-"""Content-addressed artifact store: large things (diffs, logs, plans, scripts) travel by hash."""
+"""Content-addressed artifact store: large things (diffs, logs, plans, bundles) travel by hash.
+
+One interface, two backends: a local directory (the default, nothing to start) and S3-compatible
+object storage (ratchet/s3store.py), chosen by `RATCHET_ARTIFACTS_URL` (`file:///path`,
+`s3://bucket/prefix`). Keys are the content's sha256, so a write is idempotent: storing what is
+there already is a lookup. Large objects stream (`put_file`, `get_file`): nothing reads a whole
+log or bundle into memory to store or fetch it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 from ratchet.scrub import Scrubber
 
 _REF = re.compile(r"^sha256:([0-9a-f]{64})$")
+CHUNK = 1 << 20
 
 
 class ArtifactNotFound(LookupError):
@@ -31,6 +41,14 @@ class ArtifactStore(Protocol):
 
     def get_text(self, ref: str) -> str: ...
 
+    def put_file(self, path: Path) -> str:
+        """Store the file at `path`, streamed (scrubbed like `put`); its reference."""
+        ...
+
+    def get_file(self, ref: str, path: Path) -> None:
+        """Write the artifact to `path`, streamed."""
+        ...
+
     def redact(self, text: str) -> str:
         """`text` with the worker's secrets replaced, as the store would keep it: text that
         leaves the worker by another road (a report's summary, a tool's answer) goes through
@@ -38,50 +56,119 @@ class ArtifactStore(Protocol):
         ...
 
 
-class FilesystemArtifactStore:
-    """Artifacts as files named by their hash under one directory (the default store)."""
+def digest_of(ref: str) -> str:
+    match = _REF.match(ref)
+    if match is None:
+        # A reference is data from outside (API, workflow history): never let it become a path.
+        raise ArtifactNotFound(f"not an artifact reference: {ref[:80]!r}")
+    return match.group(1)
 
-    def __init__(self, root: Path, scrubber: Scrubber | None = None) -> None:
-        self.root = root
+
+def read_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+class ContentStore:
+    """What both backends share: scrubbing, hashing, text, and a streamed put through a local
+    temporary file (hashed and scrubbed on the way, so the key is known before the upload)."""
+
+    def __init__(self, scrubber: Scrubber | None = None) -> None:
         self.scrubber = scrubber or Scrubber()
 
-    def _path(self, ref: str) -> Path:
-        match = _REF.match(ref)
-        if match is None:
-            # A reference is data from outside (API, workflow history): never let it become a path.
-            raise ArtifactNotFound(f"not an artifact reference: {ref[:80]!r}")
-        digest = match.group(1)
-        return self.root / digest[:2] / digest
+    def _has(self, digest: str) -> bool:
+        raise NotImplementedError
+
+    def _write(self, digest: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _write_file(self, digest: str, path: Path) -> None:
+        """Keep the file at `path` (a temporary file of the store's, moved or uploaded)."""
+        raise NotImplementedError
 
     def redact(self, text: str) -> str:
         return self.scrubber.text(text)
 
     def put(self, data: bytes) -> str:
         data = self.scrubber.data(data)  # a transcript or log may quote a key it was shown
-        ref = "sha256:" + hashlib.sha256(data).hexdigest()
-        path = self._path(ref)
-        if path.exists():
-            return ref
+        digest = hashlib.sha256(data).hexdigest()
+        if not self._has(digest):
+            self._write(digest, data)
+        return "sha256:" + digest
+
+    def put_file(self, path: Path) -> str:
+        fd, tmp = tempfile.mkstemp(dir=self._staging(), prefix=".tmp-")
+        hasher = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.scrubber.chunks(read_chunks(path)):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            digest = hasher.hexdigest()
+            if not self._has(digest):
+                self._write_file(digest, Path(tmp))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return "sha256:" + digest
+
+    def _staging(self) -> str | None:
+        return None
+
+    def exists(self, ref: str) -> bool:
+        return self._has(digest_of(ref))
+
+    def put_text(self, text: str) -> str:
+        return self.put(text.encode())
+
+    def get(self, ref: str) -> bytes:
+        raise NotImplementedError
+
+    def get_text(self, ref: str) -> str:
+        return self.get(ref).decode(errors="replace")
+
+
+class FilesystemArtifactStore(ContentStore):
+    """Artifacts as files named by their hash under one directory (the default store)."""
+
+    def __init__(self, root: Path, scrubber: Scrubber | None = None) -> None:
+        super().__init__(scrubber)
+        self.root = root
+
+    def _path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest
+
+    def _has(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+    def _staging(self) -> str:
+        # Beside the artifacts, so keeping a streamed file is a rename on one filesystem.
+        self.root.mkdir(parents=True, exist_ok=True)
+        return str(self.root)
+
+    def _write(self, digest: str, data: bytes) -> None:
+        path = self._path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader never sees half an artifact even if the writer dies.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
-        return ref
+
+    def _write_file(self, digest: str, path: Path) -> None:
+        target = self._path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
 
     def get(self, ref: str) -> bytes:
-        path = self._path(ref)
         try:
-            return path.read_bytes()
+            return self._path(digest_of(ref)).read_bytes()
         except FileNotFoundError:
             raise ArtifactNotFound(f"no artifact {ref}") from None
 
-    def exists(self, ref: str) -> bool:
-        return self._path(ref).exists()
-
-    def put_text(self, text: str) -> str:
-        return self.put(text.encode())
-
-    def get_text(self, ref: str) -> str:
-        return self.get(ref).decode(errors="replace")
+    def get_file(self, ref: str, path: Path) -> None:
+        try:
+            with self._path(digest_of(ref)).open("rb") as src, path.open("wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"no artifact {ref}") from None

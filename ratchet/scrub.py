@@ -8,7 +8,7 @@ test printing one, say).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 REDACTED = "[REDACTED]"
 _SHAPES = re.compile(
@@ -41,3 +41,17 @@ class Scrubber:
             if value in data:
                 data = data.replace(value, REDACTED.encode())
         return data
+
+    def chunks(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """`data` over a stream: each chunk scrubbed with the tail of the one before it held
+        back (one byte less than the longest secret), so no secret hides across a boundary."""
+        keep = max((len(v) for v in self._raw), default=1) - 1
+        carry = b""
+        for chunk in chunks:
+            carry = self.data(carry + chunk)
+            if len(carry) > keep:
+                cut = len(carry) - keep
+                yield carry[:cut]
+                carry = carry[cut:]
+        if carry:
+            yield self.data(carry)

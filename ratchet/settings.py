@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".ratchet"))
     """Ratchet's state: Temporal's database, mirrors, workspaces, artifacts, traces."""
+    artifacts_url: str | None = None
+    """`file:///path` or `s3://bucket/prefix` (ratchet/stores.py); default: the home's."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -165,6 +167,11 @@ class Settings(BaseSettings):
         return self.home / "artifacts"
 
     @property
+    def artifacts_location(self) -> str:
+        """Where artifacts live: RATCHET_ARTIFACTS_URL, else the home's artifacts directory."""
+        return self.artifacts_url or self.artifacts_dir.resolve().as_uri()
+
+    @property
     def traces_file(self) -> Path:
         return self.home / "traces.jsonl"
 
@@ -182,6 +189,8 @@ class Settings(BaseSettings):
         held = [self.anthropic_api_key, self.openai_api_key, self.sentry_client_secret,
                 self.github_token]  # fmt: skip
         values = [s.get_secret_value() for s in held if s is not None]
+        # The object store's key, when it comes from the environment (the AWS chain's first).
+        values += [v for v in (os.environ.get("AWS_SECRET_ACCESS_KEY"),) if v]
         if self.api_token is not None or (self.home / "api-token").exists():
             values.append(self.token)
         return values
