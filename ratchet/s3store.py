@@ -53,6 +53,9 @@ class S3ArtifactStore(ContentStore):
         return True
 
     def _write(self, digest: str, data: bytes) -> None:
+        if len(data) < PART:  # one request, not the transfer manager's threads
+            self.client.put_object(Bucket=self.bucket, Key=self._key(digest), Body=data)
+            return
         self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(digest),
                                    Config=self.transfer)  # fmt: skip
 
