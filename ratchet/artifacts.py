@@ -21,6 +21,7 @@ from typing import Protocol
 from ratchet.scrub import Scrubber
 
 _REF = re.compile(r"^sha256:([0-9a-f]{64})$")
+_CLAIM = re.compile(r"[a-z0-9][a-z0-9.-]{0,199}")
 CHUNK = 1 << 20
 
 
@@ -49,6 +50,15 @@ class ArtifactStore(Protocol):
         """Write the artifact to `path`, streamed."""
         ...
 
+    def claim(self, name: str) -> bool:
+        """Make the marker `name` unless it exists, atomically across every process using the
+        store: True for the one call that made it (replicas agree on who does a thing once)."""
+        ...
+
+    def release(self, prefix: str) -> None:
+        """Remove every marker whose name starts with `prefix`."""
+        ...
+
     def redact(self, text: str) -> str:
         """`text` with the worker's secrets replaced, as the store would keep it: text that
         leaves the worker by another road (a report's summary, a tool's answer) goes through
@@ -62,6 +72,12 @@ def digest_of(ref: str) -> str:
         # A reference is data from outside (API, workflow history): never let it become a path.
         raise ArtifactNotFound(f"not an artifact reference: {ref[:80]!r}")
     return match.group(1)
+
+
+def claim_name(name: str) -> str:
+    if not _CLAIM.fullmatch(name):
+        raise ValueError(f"not a claim name: {name[:80]!r}")
+    return name
 
 
 def read_chunks(path: Path) -> Iterator[bytes]:
@@ -172,3 +188,16 @@ class FilesystemArtifactStore(ContentStore):
                 shutil.copyfileobj(src, out, CHUNK)
         except FileNotFoundError:
             raise ArtifactNotFound(f"no artifact {ref}") from None
+
+    def claim(self, name: str) -> bool:
+        path = self.root / "claims" / claim_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        return True
+
+    def release(self, prefix: str) -> None:
+        for path in (self.root / "claims").glob(claim_name(prefix) + "*"):
+            path.unlink(missing_ok=True)

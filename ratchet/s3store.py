@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ratchet.artifacts import ArtifactNotFound, ContentStore, digest_of
+from ratchet.artifacts import ArtifactNotFound, ContentStore, claim_name, digest_of
 from ratchet.scrub import Scrubber
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
@@ -70,12 +70,36 @@ class S3ArtifactStore(ContentStore):
         body: bytes = answer["Body"].read()
         return body
 
+    def claim(self, name: str) -> bool:
+        # A conditional write (If-None-Match: *): S3 and the compatible servers refuse a second
+        # one with 412, so exactly one replica's claim succeeds.
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=_claims(self, name), Body=b"",
+                                   IfNoneMatch="*")  # fmt: skip
+        except Exception as err:
+            if _code(err) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def release(self, prefix: str) -> None:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=_claims(self, prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+
     def get_file(self, ref: str, path: Path) -> None:
         try:
             self.client.download_file(self.bucket, self._key(digest_of(ref)), str(path),
                                       Config=self.transfer)  # fmt: skip
         except Exception as err:
             raise _not_found(err, ref) from None
+
+
+def _claims(store: S3ArtifactStore, name: str) -> str:
+    return "/".join(filter(None, [store.prefix, "claims", claim_name(name)]))
 
 
 def _code(err: Exception) -> str:

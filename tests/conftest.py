@@ -169,7 +169,9 @@ async def api(
 class serve_app:
     def __init__(self, app: object) -> None:
         port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+        # Keep-alive longer than any poll interval, as `ratchet up` does (ratchet/cli/stack.py).
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                                timeout_keep_alive=75)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.base_url = f"http://127.0.0.1:{port}"
         self.task: asyncio.Task[None] | None = None

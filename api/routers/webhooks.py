@@ -6,6 +6,8 @@ body is parsed, and the answer comes as soon as the workflow is started (well wi
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from typing import Any
 
@@ -102,14 +104,40 @@ async def _sentry(
         policy = _policy(mapping, settings, request.app.state.store)
     except WebhookRefused as refused:
         return _refuse(refused.status, str(refused))
+    # Across API replicas: the one that claims the delivery in the shared store starts (or
+    # signals) the run; the others answer it as a repeat. A claim lasts its time window.
+    store: ArtifactStore = request.app.state.store
+    claim = _claim(key)
+    if not await asyncio.to_thread(store.claim, claim):
+        return _repeat(run_id, request)
     tracer: trace.Tracer = request.app.state.temporal.tracer
-    with tracer.start_as_current_span("sentry.webhook", links=_sentry_link(event)) as span:
-        span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
-        inp = _investigation(run_id, mapping, event, policy, settings)
-        accepted = await start_investigation(client, settings, inp, join=True)
+    try:
+        with tracer.start_as_current_span("sentry.webhook", links=_sentry_link(event)) as span:
+            span.set_attribute(RUN_ID_ATTRIBUTE, run_id)
+            inp = _investigation(run_id, mapping, event, policy, settings)
+            accepted = await start_investigation(client, settings, inp, join=True)
+    except BaseException:
+        await asyncio.to_thread(store.release, claim)  # a refused start must be redelivered
+        raise
     answer = accepted.model_dump()
     recent.put(key, answer)  # only once started: a refused start must be redelivered
     return answer
+
+
+CLAIM_WINDOW_S = 300
+
+
+def _claim(key: tuple[str, str]) -> str:
+    """The store's marker of a delivery in this time window (so it never has to be swept)."""
+    digest = hashlib.sha256(key[1].encode()).hexdigest()[:32]
+    return f"{key[0]}.{digest}.{int(time.time() // CLAIM_WINDOW_S)}"
+
+
+def _repeat(run_id: str, request: Request) -> dict[str, Any]:
+    """What a replica that did not claim a delivery answers: the run it belongs to."""
+    settings: Settings = request.app.state.settings
+    return {"run_id": run_id, "workflow_id": run_id, "status_url": f"/runs/{run_id}",
+            "temporal_ui_url": settings.workflow_ui_url(run_id), "status": "repeat"}  # fmt: skip
 
 
 async def _verified(request: Request, settings: Settings) -> Delivery:
@@ -128,6 +156,7 @@ async def _verified(request: Request, settings: Settings) -> Delivery:
 async def _cancel(request: Request, client: TemporalClientDep, run_id: str) -> dict[str, Any]:
     """A resolved (ignored, archived) issue: its investigation is cancelled, if one runs."""
     request.app.state.recent_sentry.forget(run_id)  # a later repeat must reach the run
+    await asyncio.to_thread(request.app.state.store.release, f"{run_id}.")
     try:
         await client.get_workflow_handle(run_id).cancel()
     except RPCError as err:

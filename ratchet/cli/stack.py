@@ -168,6 +168,10 @@ class Stack:
         api = self._spawn("api", [
             sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
             "--host", s.api_host, "--port", str(s.api_port), "--no-access-log",
+            # Longer than the idle time of clients that poll (uvicorn's 5 s default races a
+            # client reusing a connection the server is closing: "disconnected without a
+            # response").
+            "--timeout-keep-alive", "75",
         ])  # fmt: skip
         wait_for_http(f"{s.api_base}/healthz", proc=api)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,14 @@ def test_the_scrubber_catches_a_secret_split_across_chunks() -> None:
     for size in (1, 3, 7, len(SECRET) - 1, len(SECRET), 100):
         chunks = [text[i : i + size] for i in range(0, len(text), size)]
         assert b"".join(scrubber.chunks(chunks)) == scrubber.data(text)
+
+
+def test_of_many_concurrent_claims_of_one_name_exactly_one_wins(store: ArtifactStore) -> None:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        won = list(pool.map(lambda _: store.claim("sentry-1.abc.7"), range(48)))
+    assert won.count(True) == 1
+    assert store.claim("sentry-1.def.7") and store.claim("sentry-2.abc.7")
+    store.release("sentry-1.")  # every claim of that run, not another run's
+    assert store.claim("sentry-1.abc.7") and not store.claim("sentry-2.abc.7")
+    with pytest.raises(ValueError, match="not a claim name"):
+        store.claim("../escape")

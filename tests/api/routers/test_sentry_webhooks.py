@@ -39,13 +39,18 @@ def fixture(name: str) -> tuple[bytes, dict[str, str]]:
 
 class Hooks:
     def __init__(
-        self, http: httpx.AsyncClient, client: Client, repo: Path, shas: list[str]
-    ) -> None:
+        self, http: httpx.AsyncClient, client: Client, repo: Path, shas: list[str],
+        replica: httpx.AsyncClient,
+    ) -> None:  # fmt: skip
         self.http, self.client, self.repo, self.shas = http, client, repo, shas
+        self.replica = replica
+        """A second API process's app (its own memory of deliveries), on the same store."""
 
-    async def deliver(self, name: str, **headers: str) -> httpx.Response:
+    async def deliver(self, name: str, *, via: httpx.AsyncClient | None = None,
+                      **headers: str) -> httpx.Response:  # fmt: skip
         body, sent = fixture(name)
-        return await self.http.post("/webhooks/sentry", content=body, headers=sent | headers)
+        http = via or self.http
+        return await http.post("/webhooks/sentry", content=body, headers=sent | headers)
 
     async def workflows(self, run_id: str) -> int:
         return (await self.client.count_workflows(f"WorkflowId = '{run_id}'")).count
@@ -64,15 +69,17 @@ async def hooks(
         tmp_path / "home", temporal_target, sentry_client_secret=SecretStr(SECRET),
         sentry_projects={"billing-api": mapping}, namespace=client.namespace,
     )  # fmt: skip
-    app = create_app(
-        settings, client=client, tracer_provider=request.getfixturevalue("tracer_provider")
-    )
+    provider = request.getfixturevalue("tracer_provider")
+    app = create_app(settings, client=client, tracer_provider=provider)
+    replica = create_app(settings, client=client, tracer_provider=provider)
     async with (
         build_worker(client, settings),
         serve_app(app) as base,
+        serve_app(replica) as replica_base,
         httpx.AsyncClient(base_url=base, timeout=30) as http,
+        httpx.AsyncClient(base_url=replica_base, timeout=30) as replica_http,
     ):  # no bearer token: webhooks authenticate by signature
-        yield Hooks(http, client, repo, shas)
+        yield Hooks(http, client, repo, shas, replica_http)
 
 
 async def test_twenty_concurrent_deliveries_make_one_investigation(hooks: Hooks) -> None:
@@ -94,6 +101,26 @@ async def test_twenty_concurrent_deliveries_make_one_investigation(hooks: Hooks)
     run = await wait_for_end(_authed(hooks), f"sentry-{ISSUE_ID}", timeout_s=180)
     assert run["status"] == "completed", run
     assert run["result"]["culprit"]["sha"] == hooks.shas[21]
+
+
+async def test_two_hundred_deliveries_to_two_api_replicas_make_one_run_and_one_signal(
+    hooks: Hooks,
+) -> None:
+    # Half to each replica, all at once: the replicas share nothing but Temporal and the store.
+    fresh = [{"Request-ID": f"r{i}", "Sentry-Hook-Timestamp": str(1767225600 + i)}
+             for i in range(200)]  # fmt: skip
+    responses = await asyncio.gather(*(
+        hooks.deliver("issue_created.json", via=hooks.replica if i % 2 else None, **h)
+        for i, h in enumerate(fresh)
+    ))  # fmt: skip
+    assert {r.status_code for r in responses} == {202}, {r.text for r in responses}
+    assert {r.json()["run_id"] for r in responses} == {f"sentry-{ISSUE_ID}"}
+    # One start; the others are repeats, or (once it answered) its answer again.
+    started = {r.json()["trace_id"] for r in responses if r.json().get("status") != "repeat"}
+    assert len(started) == 1, started
+    assert await hooks.workflows(f"sentry-{ISSUE_ID}") == 1
+    await asyncio.sleep(2)
+    assert await _signals(hooks, f"sentry-{ISSUE_ID}") == 1  # the start's own
 
 
 async def _signals(hooks: Hooks, run_id: str) -> int:
