@@ -13,7 +13,7 @@ BUN_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),aarch64,x64)
 install: $(STAMP) $(PACKS)
 
 # The packages of the TypeScript example and of the JavaScript runners' tests (Vitest, Jest,
-# Biome), and pnpm, for the tests' loopback npm registry (tests/utils/npmreg.py).
+# Biome, ESLint), and pnpm, for the tests' loopback npm registry (tests/utils/npmreg.py).
 NPM_LOCKS := examples/ts/repo/package-lock.json tests/fixtures/js/package-lock.json
 NPM_TOOLS := pnpm@10.34.9
 $(PACKS): $(NPM_LOCKS) $(STAMP)

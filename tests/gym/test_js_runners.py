@@ -1,8 +1,8 @@
-"""Vitest, Jest and Biome for real, and pnpm: a JavaScript repository's environment is built in
-the sealed sandbox from an npm registry on loopback (npm ci for package-lock.json, pnpm install
-for pnpm-lock.yaml), then the repository's own runners and linter run there offline: the counts
-equal the runner's own, a test that fails then passes is flaky, a finding a patch adds fails
-the lint gate."""
+"""Vitest, Jest, bun test, Biome and ESLint for real, and pnpm: a JavaScript repository's
+environment is built in the sealed sandbox from an npm registry on loopback (npm ci for
+package-lock.json, pnpm install for pnpm-lock.yaml, bun install for bun.lock), then the
+repository's own runners and linters run there offline: the counts equal the runner's own, a
+test that fails then passes is flaky, a finding a patch adds fails the lint gate."""
 
 from __future__ import annotations
 
@@ -207,3 +207,19 @@ async def test_bun_installs_its_lockfile_and_bun_test_counts_match_its_own(
         "test/calc.test.ts::add > flaky": "flaky",
         "test/calc.test.ts::typescript is the lockfile s": "passed",
     }
+
+
+async def test_eslint_finds_what_a_patch_introduces(
+    tmp_path: Path, registry: str, sandbox: Sandbox
+) -> None:
+    config = "module.exports = [{ rules: { 'no-debugger': 'error' } }];\n"
+    files = {"src/calc.js": "exports.add = (a, b) => a + b;\n", "eslint.config.js": config}
+    repo = js_repo(tmp_path / "eslint", registry, files, "vitest run")
+    command, fmt = detect_lint_command(repo, load_config(repo)) or ("", "")
+    assert (command, fmt) == ("node_modules/.bin/eslint --format json .", "eslint-json")
+    before = await run_lint(command, fmt, repo, limits=LIMITS, sandbox=sandbox)
+    assert before.ok and before.findings == [], before
+    (repo / "src/calc.js").write_text("exports.add = (a, b) => { debugger; return a + b; };\n")
+    after = await run_lint(command, fmt, repo, limits=LIMITS, sandbox=sandbox)
+    assert after.findings == ["src/calc.js: no-debugger Unexpected 'debugger' statement."], after
+    assert not lint_gate(before, after).passed
