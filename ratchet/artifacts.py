@@ -184,10 +184,12 @@ class FilesystemArtifactStore(ContentStore):
 
     def get_file(self, ref: str, path: Path) -> None:
         try:
-            with self._path(digest_of(ref)).open("rb") as src, path.open("wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
+            src = self._path(digest_of(ref)).open("rb")
         except FileNotFoundError:
             raise ArtifactNotFound(f"no artifact {ref}") from None
+        # A destination that cannot be written is that error, not a missing artifact.
+        with src, path.open("wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
 
     def claim(self, name: str) -> bool:
         path = self.root / "claims" / claim_name(name)

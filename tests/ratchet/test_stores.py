@@ -86,6 +86,8 @@ def test_a_large_file_streams_in_and_out_scrubbed_without_being_held_in_memory(
     assert SECRET.encode() not in data and f"token={REDACTED}\n".encode() in data
     assert len(data) == big.stat().st_size - len(SECRET) + len(REDACTED)
     assert store.put_file(big) == ref  # idempotent
+    with pytest.raises(ArtifactNotFound):
+        store.get_file("sha256:" + "0" * 64, tmp_path / "none.log")
 
 
 def test_the_store_is_chosen_by_its_url(tmp_path: Path) -> None:
