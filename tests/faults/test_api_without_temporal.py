@@ -79,9 +79,11 @@ async def test_writes_are_refused_quickly_and_nothing_is_lost_when_temporal_retu
             detail = response.json()["detail"]
             assert f"Temporal is not reachable at {target}" in detail
             assert "nothing was started" in detail
-        # The first caller waits for the connection to fail; the others are told at once.
+        # The first caller waits for the connection to fail; the others share that one attempt
+        # or are told at once: none waits for an attempt of its own after it. (Measured against
+        # the first answer, not the clock: a loaded machine takes longer to fail a connect.)
         assert _p99([t for _, t in refused]) < 6.0
-        assert sorted(t for _, t in refused)[CALLERS // 2] < 1.0
+        assert took[CALLERS // 2] - took[0] < 0.5, took
         ready = await api.get("/readyz")
         assert ready.status_code == 503
 
