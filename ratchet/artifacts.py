@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -86,22 +87,23 @@ def read_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-class ContentStore:
+class ContentStore(ABC):
     """What both backends share: scrubbing, hashing, text, and a streamed put through a local
-    temporary file (hashed and scrubbed on the way, so the key is known before the upload)."""
+    temporary file (hashed and scrubbed on the way, so the key is known before the upload).
+    Each backend says how it tests for, writes and reads an object."""
 
     def __init__(self, scrubber: Scrubber | None = None) -> None:
         self.scrubber = scrubber or Scrubber()
 
-    def _has(self, digest: str) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _has(self, digest: str) -> bool: ...
 
-    def _write(self, digest: str, data: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _write(self, digest: str, data: bytes) -> None: ...
 
+    @abstractmethod
     def _write_file(self, digest: str, path: Path) -> None:
         """Keep the file at `path` (a temporary file of the store's, moved or uploaded)."""
-        raise NotImplementedError
 
     def redact(self, text: str) -> str:
         return self.scrubber.text(text)
@@ -137,8 +139,8 @@ class ContentStore:
     def put_text(self, text: str) -> str:
         return self.put(text.encode())
 
-    def get(self, ref: str) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def get(self, ref: str) -> bytes: ...
 
     def get_text(self, ref: str) -> str:
         return self.get(ref).decode(errors="replace")
