@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry import trace
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, tag_span, with_goal
+from activities.common import heartbeats, tag_span, with_goal
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.models import Models
@@ -46,7 +46,7 @@ from contracts.agent import (
 )
 from contracts.budget import Usage
 from contracts.runs import PolicyChoice
-from gym import runners, workspace
+from gym import runners
 from gym.config import load_config
 from gym.diagnose import suite_problem
 from gym.errors import GymError, PatchDoesNotApply
@@ -54,6 +54,7 @@ from gym.patching import PatchRules, apply_patch
 from gym.rerun import select_tests
 from gym.runners import detect_runner
 from gym.shell import run_shell
+from gym.snapshots import Snapshots
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
 
@@ -72,10 +73,11 @@ class AgentActivities:
     ) -> None:
         self.home = home
         self.store = store
+        self.snapshots = Snapshots(home, store)
         self.runner = runner
         self.models = models
         self.prices = prices
-        self.ledger = CallLedger(home / "ledger")
+        self.ledger = CallLedger(store)
 
     @activity.defn(name=MODEL_TURN)
     @paid
@@ -88,7 +90,7 @@ class AgentActivities:
             messages = transcript.loads(self.store.get_text(arg.transcript_ref))
         else:  # the first turn opens the conversation with the goal
             arg = with_goal(self.store, arg)
-            ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
+            ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "agent")
             feedback = self.store.get_text(arg.feedback_ref) if arg.feedback_ref else ""
             messages = transcript.opening(
                 role=arg.role, goal=arg.goal, plan=self.store.get_text(arg.plan_ref),
@@ -136,9 +138,11 @@ class AgentActivities:
             if isinstance(mapped, str):
                 return ToolOutput(ToolResult(call.id, mapped, is_error=True), arg.snapshot, attempt)
             name, args = mapped
-        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        base = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.run.base_sha, "base"
+        )
         rules = PatchRules(protected=load_config(base).protected)
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "agent")
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "agent")
         if call.name == RUN_TESTS:
             content, bad = await self._run_tests(arg, ws, base, args.get("select"))
             return ToolOutput(ToolResult(call.id, content, bad), arg.snapshot, attempt)
@@ -157,12 +161,7 @@ class AgentActivities:
         if not answer.is_error:
             step = "edit-" + "".join(ch for ch in call.id if ch.isalnum() or ch in "_-")[-40:]
             sha = await asyncio.to_thread(
-                workspace.snapshot,
-                ws,
-                arg.run.run_id,
-                step,
-                f"{call.name} ({call.id})",
-                arg.run.when,
+                self.snapshots.snapshot, arg.run, ws, step, f"{call.name} ({call.id})"
             )
         return ToolOutput(ToolResult(call.id, answer.content, answer.is_error), sha, attempt)
 
@@ -177,7 +176,7 @@ class AgentActivities:
         # Within the step's own time limit (the workflow gives a tool call the test timeout).
         timeout_s = min(self.runner.tool_timeout_s, arg.test_timeout_s + 240)
         shell = await run_shell(
-            command, ws, sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
+            command, ws, sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, base),
             limits=replace(self.runner.limits, timeout_s=timeout_s),
             protected=rules.protected, tick=activity.heartbeat,
         )  # fmt: skip
@@ -185,7 +184,7 @@ class AgentActivities:
         # reproduction again after a fix must not count as a loop.
         step = "bash-" + "".join(ch for ch in arg.call.id if ch.isalnum() or ch in "_-")[-40:]
         sha = await asyncio.to_thread(
-            workspace.snapshot, ws, arg.run.run_id, step, f"bash ({arg.call.id})", arg.run.when
+            self.snapshots.snapshot, arg.run, ws, step, f"bash ({arg.call.id})"
         )
         return ToolOutput(ToolResult(arg.call.id, shell.render()), sha, attempt)
 
@@ -207,7 +206,7 @@ class AgentActivities:
         run = await run_tests(
             command, ws,
             limits=replace(self.runner.limits, timeout_s=arg.test_timeout_s),
-            sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
+            sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, base),
             reruns=self.runner.reruns, tick=activity.heartbeat,
         )  # fmt: skip
         report = run.as_json()

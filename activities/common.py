@@ -7,7 +7,6 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import ParamSpec, Protocol, TypeVar
 
 from opentelemetry import trace
@@ -16,19 +15,12 @@ from temporalio import activity
 from agents.ledger import Price, TokenCounts, cost_usd
 from contracts.budget import Usage
 from contracts.runs import RunRef
-from gym import workspace
 from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import MODEL_COST, MODEL_TOKENS
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def materialize(home: Path, run: RunRef, snapshot: str, purpose: str) -> Path:
-    """The run's workspace for `purpose`, at `snapshot` (reused across steps and retries)."""
-    path = home / "workspaces" / run.run_id / purpose
-    return workspace.materialize(Path(run.mirror), snapshot, path)
 
 
 class HasGoal(Protocol):

@@ -40,10 +40,15 @@ def remote_of(target: str, mirror: Path) -> tuple[str, str] | None:
 
 
 async def open_pull_request(
-    config: GitHubConfig, store: ArtifactStore, arg: DeliverInput, branch: str, commit: str
+    config: GitHubConfig,
+    store: ArtifactStore,
+    arg: DeliverInput,
+    branch: str,
+    commit: str,
+    mirror: Path,
 ) -> str | None:
-    """The draft pull request's URL, or None when the repository has no remote on GitHub."""
-    mirror = Path(arg.run.mirror)
+    """The draft pull request's URL, or None when the repository has no remote on GitHub.
+    `mirror` is this worker's, holding the delivered commit."""
     found = await asyncio.to_thread(remote_of, arg.run.repo, mirror)
     if found is None:
         return None

@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import materialize, tag_span
+from activities.common import tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
@@ -27,12 +27,13 @@ from contracts.drift import (
     DriftPrepareInput,
 )
 from contracts.runs import RunRef
-from gym import specs, workspace
+from gym import specs
 from gym.config import load_config
 from gym.errors import PatchRefused
 from gym.paths import safe_path
 from gym.report import quote, table
 from gym.sandbox import Sandbox
+from gym.snapshots import Snapshots
 from gym.test_files import Convention, convention_for
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
@@ -41,7 +42,8 @@ from ratchet.artifacts import ArtifactStore
 class DriftActivities:
     def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
         self.home, self.store, self.runner = home, store, runner
-        self.mirrors = workspace.Mirrors(home)
+        self.snapshots = Snapshots(home, store)
+        self.mirrors = self.snapshots.mirrors
 
     @activity.defn(name=DRIFT_PREPARE)
     @permanent_errors
@@ -49,7 +51,7 @@ class DriftActivities:
         tag_span(arg.run_id)
         mirror, sha = await asyncio.to_thread(self.mirrors.sync, arg.repo, arg.ref)
         run = RunRef(arg.run_id, arg.repo, str(mirror), sha, arg.when, arg.environment)
-        ws = await asyncio.to_thread(materialize, self.home, run, sha, "base")
+        ws = await asyncio.to_thread(self.snapshots.materialize, run, sha, "base")
         config = load_config(ws)
         text = specs.spec_text(ws, tracked_files(ws), config.spec_globs, config.spec_docstrings)
         return DriftPrepared(run, self.store.put_text(text), len(text), activity.info().attempt)
@@ -59,8 +61,8 @@ class DriftActivities:
     async def check(self, arg: CheckInput) -> CheckOutput:
         tag_span(arg.run.run_id)
         claims = json.loads(self.store.get_text(arg.claims_ref))["claims"]
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "drift")
-        sandbox = await sandbox_for(self.home, self.runner, arg.run, ws)
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.run.base_sha, "drift")
+        sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, ws)
         findings, drift_tests, reproductions = [], {}, []
         tests_are = convention_for(ws, load_config(ws))
         for claim in claims:

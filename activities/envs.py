@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import materialize, tag_span
+from activities.common import tag_span
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from contracts.runs import EnvironmentRef, RunRef
@@ -19,6 +19,7 @@ from gym.config import load_config
 from gym.envdef import EnvDefinition, definition_for
 from gym.environments import Environment, EnvironmentBuildFailed, Environments
 from gym.sandbox import Sandbox
+from gym.snapshots import Snapshots
 from ratchet.artifacts import ArtifactStore
 
 
@@ -36,10 +37,11 @@ def definition_at(run: RunRef, ws: Path) -> EnvDefinition:
 
 
 async def ensure_environment(
-    home: Path, runner: RunnerConfig, run: RunRef, ws: Path, commit: str
+    trees: Snapshots, runner: RunnerConfig, run: RunRef, ws: Path, commit: str
 ) -> Environment:
-    """The environment of `commit` (whose worktree is `ws`): found by its key, or built."""
-    envs = Environments(home)
+    """The environment of `commit` (whose worktree is `ws`): found by its key, or built by
+    this worker (environments are a worker's cache, never shared)."""
+    envs = Environments(trees.home)
     known = run.environment
     if known is not None and commit == run.base_sha:
         definition = EnvDefinition(tuple(known.setup), (), known.source)
@@ -49,7 +51,7 @@ async def ensure_environment(
     made: list[Path] = []
 
     async def build_workspace(key: str) -> Path:
-        path = await asyncio.to_thread(materialize, home, run, commit, f"env-{key[:12]}")
+        path = await asyncio.to_thread(trees.materialize, run, commit, f"env-{key[:12]}")
         made.append(path)
         return path
 
@@ -60,28 +62,29 @@ async def ensure_environment(
         )  # fmt: skip
     finally:
         for path in made:  # what setup left in its workspace never reaches a snapshot
-            await asyncio.to_thread(workspace.discard, Path(run.mirror), path)
+            await asyncio.to_thread(workspace.discard, trees.mirror(run), path)
 
 
 async def sandbox_for(
-    home: Path, runner: RunnerConfig, run: RunRef, ws: Path, commit: str | None = None
+    trees: Snapshots, runner: RunnerConfig, run: RunRef, ws: Path, commit: str | None = None
 ) -> Sandbox:
     """The runner's sandbox with the run's environment (or `commit`'s own, for probes)."""
-    env = await ensure_environment(home, runner, run, ws, commit or run.base_sha)
+    env = await ensure_environment(trees, runner, run, ws, commit or run.base_sha)
     return runner.sandbox.with_environment(env.path)
 
 
 class EnvironmentActivities:
     def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
         self.home, self.store, self.runner = home, store, runner
+        self.snapshots = Snapshots(home, store)
 
     @activity.defn(name=ENVIRONMENT)
     @permanent_errors
     async def environment(self, arg: EnvironmentInput) -> EnvironmentOutput:
         tag_span(arg.run.run_id)
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "base")
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "base")
         try:
-            env = await ensure_environment(self.home, self.runner, arg.run, ws, arg.snapshot)
+            env = await ensure_environment(self.snapshots, self.runner, arg.run, ws, arg.snapshot)
         except EnvironmentBuildFailed as failed:
             # The whole log stays readable; the message (the run's error) names it.
             raise EnvironmentBuildFailed(

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, tag_span, with_goal
+from activities.common import heartbeats, tag_span, with_goal
 from activities.delivery import GitHubConfig, open_pull_request
 from activities.errors import permanent_errors
 from activities.models import Models
@@ -42,8 +42,8 @@ from contracts.steps import (
 from gym import gates, workspace
 from gym.config import detect_test_command, load_config
 from gym.diagnose import HOW_TO_FIX
-from gym.errors import BadRepository
 from gym.lint import LintRun, lint_gate
+from gym.snapshots import Snapshots
 from ratchet.artifacts import ArtifactStore
 from ratchet.metrics import GATE_OUTCOMES
 
@@ -82,12 +82,13 @@ class ForwardActivities:
         self.github = github
         self.models = models
         self.home = home
-        self.mirrors = workspace.Mirrors(home)
         self.store = store
-        self.ledger = CallLedger(home / "ledger")
+        self.snapshots = Snapshots(home, store)
+        self.mirrors = self.snapshots.mirrors
+        self.ledger = CallLedger(store)
 
     def _workspace(self, run: RunRef, snapshot: str, purpose: str) -> Path:
-        return materialize(self.home, run, snapshot, purpose)
+        return self.snapshots.materialize(run, snapshot, purpose)
 
     @activity.defn(name=PREPARE)
     @permanent_errors
@@ -97,8 +98,8 @@ class ForwardActivities:
         goal_ref = self.store.put_text(arg.goal) if arg.goal else None
         run = RunRef(arg.run_id, arg.repo, str(mirror), base, arg.when, arg.environment,
                      goal_ref=goal_ref)  # fmt: skip
-        if arg.start_snapshot and not self.mirrors.has_commit(mirror, arg.start_snapshot):
-            raise BadRepository(f"snapshot {arg.start_snapshot} is not in the mirror of {arg.repo}")
+        if arg.start_snapshot:  # a fork: its snapshot may have been made by another worker
+            await asyncio.to_thread(self.snapshots.mirror, run, arg.start_snapshot)
         ws = await asyncio.to_thread(self._workspace, run, base, "base")
         command, source = arg.test_command, "task"
         if not command:
@@ -129,10 +130,7 @@ class ForwardActivities:
         tag_span(arg.run.run_id)
         base = await asyncio.to_thread(self._workspace, arg.run, arg.run.base_sha, "base")
         config = load_config(base)
-        mirror = Path(arg.run.mirror)
-        changed = await asyncio.to_thread(
-            workspace.changed_files, mirror, arg.run.base_sha, arg.snapshot
-        )
+        changed = await asyncio.to_thread(self.snapshots.changed_files, arg.run, arg.snapshot)
         results = gates.evaluate(
             changed=changed,
             config=config,
@@ -174,11 +172,8 @@ class ForwardActivities:
     async def snapshot_diff(self, arg: DiffInput) -> DiffOutput:
         """Keep a snapshot's change as a patch artifact (a paused run's partial patch)."""
         tag_span(arg.run.run_id)
-        mirror = Path(arg.run.mirror)
-        patch = await asyncio.to_thread(workspace.diff, mirror, arg.run.base_sha, arg.snapshot)
-        files = await asyncio.to_thread(
-            workspace.changed_files, mirror, arg.run.base_sha, arg.snapshot
-        )
+        patch = await asyncio.to_thread(self.snapshots.diff, arg.run, arg.snapshot)
+        files = await asyncio.to_thread(self.snapshots.changed_files, arg.run, arg.snapshot)
         return DiffOutput(self.store.put(patch), len(files), attempt=_attempt())
 
     @activity.defn(name=DELIVER)
@@ -186,7 +181,7 @@ class ForwardActivities:
     async def deliver(self, arg: DeliverInput) -> Delivery:
         tag_span(arg.run.run_id)
         arg = with_goal(self.store, arg)
-        mirror = Path(arg.run.mirror)
+        mirror = await asyncio.to_thread(self.snapshots.mirror, arg.run, arg.snapshot)
         patch = await asyncio.to_thread(workspace.diff, mirror, arg.run.base_sha, arg.snapshot)
         patch_ref = self.store.put(patch)
         first_line = arg.goal.strip().splitlines()[0][:72] if arg.goal.strip() else "change"
@@ -204,7 +199,7 @@ class ForwardActivities:
         files = await asyncio.to_thread(workspace.changed_files, mirror, arg.run.base_sha, commit)
         pull = None
         if self.github is not None:
-            pull = await open_pull_request(self.github, self.store, arg, branch, commit)
+            pull = await open_pull_request(self.github, self.store, arg, branch, commit, mirror)
         return Delivery(branch, commit, patch_ref, len(files), attempt=_attempt(),
                         pull_request_url=pull)  # fmt: skip
 

@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.converter import value_to_type
 
-from activities.common import materialize, tag_span
+from activities.common import tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
@@ -45,13 +45,14 @@ from contracts.investigation import (
 from contracts.runs import RunRef
 from contracts.sentry import SentryEvent
 from contracts.steps import PatchOutput
-from gym import investigate, perf, reproduction, workspace
+from gym import investigate, perf, reproduction
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.paths import safe_path
 from gym.report import render_report
 from gym.runner import Limits
 from gym.runners import detect_runner, select
+from gym.snapshots import Snapshots
 from gym.testing import run_tests
 from gym.workspace import is_remote, resolve_local
 from ratchet.artifacts import ArtifactStore
@@ -62,7 +63,8 @@ class InvestigationActivities:
         self.home = home
         self.store = store
         self.runner = runner
-        self.mirrors = workspace.Mirrors(home)
+        self.snapshots = Snapshots(home, store)
+        self.mirrors = self.snapshots.mirrors
 
     @activity.defn(name=INV_PREPARE)
     @permanent_errors
@@ -82,7 +84,7 @@ class InvestigationActivities:
                 break
         mirror, bad = await asyncio.to_thread(self.mirrors.sync, arg.repo, bad_ref)
         run = RunRef(arg.run_id, arg.repo, str(mirror), bad, arg.when, arg.environment)
-        ws = await asyncio.to_thread(materialize, self.home, run, bad, "base")
+        ws = await asyncio.to_thread(self.snapshots.materialize, run, bad, "base")
         config = load_config(ws)
         test_command = arg.suite_command or detect_test_command(ws, config)[0]
         pairs = [(f.filename, f.abs_path) for f in arg.frames if f.in_app]
@@ -143,11 +145,9 @@ class InvestigationActivities:
         """Run the reproducer's new tests at the bad commit; they must fail as the event did."""
         tag_span(arg.run.run_id)
         attempt = activity.info().attempt
-        changed = await asyncio.to_thread(
-            workspace.changed_files, Path(arg.run.mirror), arg.run.base_sha, arg.snapshot
-        )
+        changed = await asyncio.to_thread(self.snapshots.changed_files, arg.run, arg.snapshot)
         tests, refused = reproduction.test_paths([(c.status, c.path) for c in changed])
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "reproduce")
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "reproduce")
         files = {t: (ws / t).read_text(errors="replace") for t in tests}
         if not refused and sum(len(c) for c in files.values()) > reproduction.MAX_TEST_BYTES:
             refused = f"the new tests are over {reproduction.MAX_TEST_BYTES} bytes: write one"
@@ -157,7 +157,7 @@ class InvestigationActivities:
         command = reproduction.command_for(tests)
         run = await run_tests(
             command, ws, limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-            sandbox=await sandbox_for(self.home, self.runner, arg.run, ws, arg.run.base_sha),
+            sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.run.base_sha),
             reruns=0, tick=activity.heartbeat,
         )  # fmt: skip
         target = arg.target
@@ -181,10 +181,10 @@ class InvestigationActivities:
     @permanent_errors
     async def history(self, arg: HistoryInput) -> History:
         tag_span(arg.run.run_id)
+        mirror = await asyncio.to_thread(self.snapshots.mirror, arg.run)
         commits = await asyncio.to_thread(
-            investigate.first_parent_history, Path(arg.run.mirror), arg.good, arg.run.base_sha,
-            arg.max_commits,
-        )  # fmt: skip
+            investigate.first_parent_history, mirror, arg.good, arg.run.base_sha, arg.max_commits
+        )
         return History(commits, activity.info().attempt)
 
     @activity.defn(name=PROBE)
@@ -192,7 +192,9 @@ class InvestigationActivities:
     async def probe(self, arg: ProbeInput) -> ProbeResult:
         """Run the reproduction at one commit: good, bad, or skip (broken build, flaky, timeout)."""
         tag_span(arg.run.run_id)
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.sha, f"probe-{arg.slot}")
+        ws = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.sha, f"probe-{arg.slot}"
+        )
         for path, content in arg.files.items():
             target = safe_path(ws, path, ())
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +203,7 @@ class InvestigationActivities:
         if arg.kind == "performance":
             return await self._measure(arg, ws, limits)
         # A probe runs in the environment of its own commit's key files.
-        sandbox = await sandbox_for(self.home, self.runner, arg.run, ws, arg.sha)
+        sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.sha)
         run = await run_tests(
             arg.command, ws, limits=limits, sandbox=sandbox, reruns=1,
             tick=activity.heartbeat,
@@ -234,7 +236,7 @@ class InvestigationActivities:
         if arg.reference is None or arg.reference == arg.sha:
             return ProbeResult(arg.sha, "good", "the reference itself", 0.0, attempt=attempt)
         ref_ws = await asyncio.to_thread(
-            materialize, self.home, arg.run, arg.reference, f"probe-{arg.slot}-reference"
+            self.snapshots.materialize, arg.run, arg.reference, f"probe-{arg.slot}-reference"
         )
         started = asyncio.get_running_loop().time()
         samples = await perf.sample(
@@ -243,7 +245,7 @@ class InvestigationActivities:
             ws,
             runs=arg.runs,
             limits=limits,
-            sandbox=await sandbox_for(self.home, self.runner, arg.run, ws, arg.sha),
+            sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.sha),
         )
         elapsed = asyncio.get_running_loop().time() - started
         if samples.failures or len(samples.patched) < 2 or len(samples.base) < 2:
@@ -258,7 +260,7 @@ class InvestigationActivities:
     @permanent_errors
     async def localize(self, arg: LocalizeInput) -> Localized:
         tag_span(arg.run.run_id)
-        mirror = Path(arg.run.mirror)
+        mirror = await asyncio.to_thread(self.snapshots.mirror, arg.run)
         author, message = await asyncio.to_thread(investigate.commit_info, mirror, arg.culprit)
         changed = await asyncio.to_thread(investigate.changed_by, mirror, arg.culprit)
         touched = [f for f in changed if f in arg.frame_files]
@@ -274,14 +276,12 @@ class InvestigationActivities:
     async def revert(self, arg: RevertInput) -> PatchOutput:
         """The fix without a model: undo the culprit's guilty hunks on top of the bad commit."""
         tag_span(arg.run.run_id)
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "patch")
-        how = await asyncio.to_thread(
-            investigate.revert_hunks, ws, Path(arg.run.mirror), arg.culprit, arg.files
-        )
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.run.base_sha, "patch")
+        mirror = await asyncio.to_thread(self.snapshots.mirror, arg.run)
+        how = await asyncio.to_thread(investigate.revert_hunks, ws, mirror, arg.culprit, arg.files)
         sha = await asyncio.to_thread(
-            workspace.snapshot, ws, arg.run.run_id, "revert-1", f"Revert {arg.culprit[:12]}: {how}",
-            arg.run.when,
-        )  # fmt: skip
+            self.snapshots.snapshot, arg.run, ws, "revert-1", f"Revert {arg.culprit[:12]}: {how}"
+        )
         return PatchOutput(sha, True, sha != arg.run.base_sha, how, attempt=activity.info().attempt)
 
     @activity.defn(name=REPORT)

@@ -1,10 +1,12 @@
 """Every paid model call is counted in its run's usage, whatever happens after it.
 
-A model activity charges each answer as it arrives, to a ledger on disk keyed by the activity
-(workflow, run, activity id). What the activity returns, or the error it fails with, carries the
-usage of every attempt so far: an attempt whose answer did not parse, whose worker died after
-the call, or that failed for good still reaches the run's usage and budget exactly once — the
-workflow sees one completion or one final failure per activity.
+A model activity charges each answer as it arrives, to a ledger in the artifact store keyed by
+the activity (workflow, run, activity id): an attempt retried on another worker, which shares no
+disk with the first, still finds what the first one paid for. What the activity returns, or
+the error it fails with, carries the usage of every attempt so far: an attempt whose answer did
+not parse, whose worker died after the call, or that failed for good still reaches the run's
+usage and budget exactly once — the workflow sees one completion or one final failure per
+activity.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import contextvars
 import functools
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from temporalio import activity
@@ -25,41 +27,36 @@ from activities.common import model_usage
 from agents.ledger import Price
 from agents.model import Model, ModelCall, TurnResult
 from contracts.budget import USAGE_DETAIL, Usage, usage_detail, usage_from
+from ratchet.artifacts import ArtifactStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 class CallLedger:
-    """One JSON line per answered call, one file per workflow run (appends are atomic)."""
+    """One marker per answered call, named by its activity and a fresh id (written once, by
+    the attempt that paid for it); an activity's total is the sum of its markers."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
 
-    def _file(self, workflow_id: str, run_id: str) -> Path:
-        name = hashlib.sha256(f"{workflow_id}\0{run_id}".encode()).hexdigest()[:32]
-        return self.root / f"{name}.jsonl"
+    @staticmethod
+    def _prefix(workflow_id: str, run_id: str, activity_id: str) -> str:
+        key = hashlib.sha256(f"{workflow_id}\0{run_id}\0{activity_id}".encode()).hexdigest()
+        return f"ledger.{key[:40]}."
 
     def record(self, workflow_id: str, run_id: str, activity_id: str, usage: Usage) -> None:
-        path = self._file(workflow_id, run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"activity": activity_id, "usage": asdict(usage)}) + "\n"
-        with path.open("a") as out:
-            out.write(line)
-            out.flush()
+        name = self._prefix(workflow_id, run_id, activity_id) + uuid.uuid4().hex
+        self.store.claim(name, json.dumps(asdict(usage)).encode())
 
     def total(self, workflow_id: str, run_id: str, activity_id: str) -> Usage:
-        path = self._file(workflow_id, run_id)
         total = Usage()
-        if not path.exists():
-            return total
-        for line in path.read_text().splitlines():
+        for name in self.store.markers(self._prefix(workflow_id, run_id, activity_id)):
+            held = self.store.marker(name)
             try:
-                entry = json.loads(line)
-            except ValueError:  # a line cut short by a crash mid-write
+                total = total + usage_from(json.loads(held or b""))
+            except ValueError:  # a marker that is not a usage: nothing a call paid for
                 continue
-            if entry.get("activity") == activity_id:
-                total = total + usage_from(entry.get("usage"))
         return total
 
 

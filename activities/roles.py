@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 from temporalio import activity
 
-from activities.common import heartbeats, materialize, tag_span, with_goal
+from activities.common import heartbeats, tag_span, with_goal
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.models import Models
@@ -43,11 +43,11 @@ from contracts.roles import (
     RoleInput,
     RoleOutput,
 )
-from gym import workspace
 from gym.config import load_config
 from gym.errors import PatchRefused
 from gym.memory import Memory, as_context
 from gym.paths import safe_path
+from gym.snapshots import Snapshots
 from gym.test_files import convention_for
 from gym.testing import run_tests
 from ratchet.artifacts import ArtifactStore
@@ -75,15 +75,18 @@ class RoleActivities:
         prices: dict[str, Price],
     ) -> None:
         self.home, self.store, self.runner = home, store, runner
+        self.snapshots = Snapshots(home, store)
         self.models, self.prices = models, prices
-        self.ledger = CallLedger(home / "ledger")
+        self.ledger = CallLedger(store)
 
     def _json(self, ref: str) -> Any:
         return json.loads(self.store.get_text(ref))
 
     async def _workspace(self, arg: RoleInput, snapshot: str) -> Path:
         # Roles run in parallel: each reads the snapshot from a workspace of its own.
-        return await asyncio.to_thread(materialize, self.home, arg.run, snapshot, f"role-{arg.key}")
+        return await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, snapshot, f"role-{arg.key}"
+        )
 
     async def _repository(self, arg: RoleInput, snapshot: str) -> dict[str, Any]:
         return repository_block(await self._workspace(arg, snapshot))
@@ -104,9 +107,7 @@ class RoleActivities:
             ))]  # fmt: skip
         if arg.role in ("adversary", "invariants"):
             snapshot = arg.snapshot or arg.run.base_sha
-            diff = await asyncio.to_thread(
-                workspace.diff, Path(arg.run.mirror), arg.run.base_sha, snapshot
-            )
+            diff = await asyncio.to_thread(self.snapshots.diff, arg.run, snapshot)
             ws = await self._workspace(arg, snapshot)
             change = f"<diff>{escape(diff.decode(errors='replace'))}</diff>"
             tests = convention_for(ws, load_config(ws)).guidance(KIND[arg.role])
@@ -175,9 +176,11 @@ class RoleActivities:
         if arg.only_passing_from:
             held = {r["path"] for r in self._json(arg.only_passing_from) if r["passed"]}
             tests = [t for t in tests if t["path"] in held]
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "adversary")
-        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
-        sandbox = await sandbox_for(self.home, self.runner, arg.run, base)
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "adversary")
+        base = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.run.base_sha, "base"
+        )
+        sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, base)
         tests_are = convention_for(base, load_config(base))
         results = []
         for test in tests:
@@ -215,15 +218,16 @@ class RoleActivities:
         """Deliver the valid adversarial tests (those that pass now) with the patch."""
         tag_span(arg.run.run_id)
         results = [r for r in self._json(arg.results_ref) if r["passed"]]
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "patch")
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "patch")
         added = []
         for test in results:
             target = safe_path(ws, test["path"], ("ratchet.toml",))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(test["content"])
             added.append(test["path"])
-        sha = await asyncio.to_thread(workspace.snapshot, ws, arg.run.run_id, "adversarial-tests",
-                                      "Add the red team's tests", arg.run.when)  # fmt: skip
+        sha = await asyncio.to_thread(
+            self.snapshots.snapshot, arg.run, ws, "adversarial-tests", "Add the red team's tests"
+        )
         return AddTestsOutput(sha, added, activity.info().attempt)
 
     @activity.defn(name=MEMORY_READ)

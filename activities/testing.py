@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio import activity
 
-from activities.common import materialize, tag_span
+from activities.common import tag_span
 from activities.envs import sandbox_for
 from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
@@ -30,6 +30,7 @@ from gym.config import RepoConfig, detect_lint_command, load_config
 from gym.diagnose import diagnose
 from gym.lint import run_lint
 from gym.paths import matches_any
+from gym.snapshots import Snapshots
 from gym.testing import TestRun, run_tests
 from ratchet.artifacts import ArtifactStore
 
@@ -49,16 +50,16 @@ class TestActivities:
     def __init__(self, *, home: Path, store: ArtifactStore, runner: RunnerConfig) -> None:
         self.home = home
         self.store = store
+        self.snapshots = Snapshots(home, store)
         self.runner = runner
 
-    @staticmethod
     def _restore_original_tests(
-        run: RunRef, snapshot: str, ws: Path, config: RepoConfig
+        self, run: RunRef, snapshot: str, ws: Path, config: RepoConfig
     ) -> list[str]:
         """Existing tests the patch changed are put back: grading uses the original tests."""
         if config.allow_test_changes or snapshot == run.base_sha:
             return []
-        changed = workspace.changed_files(Path(run.mirror), run.base_sha, snapshot)
+        changed = self.snapshots.changed_files(run, snapshot)
         paths = [
             f.path for f in changed if f.status != "A" and matches_any(f.path, config.test_globs)
         ]
@@ -69,15 +70,17 @@ class TestActivities:
     @permanent_errors
     async def run_tests(self, arg: TestInput) -> TestReport:
         tag_span(arg.run.run_id)
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "tests")
-        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "tests")
+        base = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.run.base_sha, "base"
+        )
         config = load_config(base)
         restored: list[str] = []
         if arg.grade_with_base_tests:
             restored = await asyncio.to_thread(
                 self._restore_original_tests, arg.run, arg.snapshot, ws, config
             )
-        sandbox = await sandbox_for(self.home, self.runner, arg.run, base)
+        sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, base)
         run = await run_tests(
             arg.test_command,
             ws,
@@ -124,16 +127,18 @@ class TestActivities:
     async def lint(self, arg: LintInput) -> LintReport:
         tag_span(arg.run.run_id)
         # The lint command comes from the base snapshot, like every other rule.
-        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        base = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.run.base_sha, "base"
+        )
         chosen = detect_lint_command(base, load_config(base))
         if chosen is None:
             return LintReport(configured=False, attempt=activity.info().attempt)
         command, fmt = chosen
-        ws = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "lint")
+        ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "lint")
         run = await run_lint(
             command, fmt, ws,
             limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-            sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
+            sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, base),
         )  # fmt: skip
         return LintReport(
             configured=True,
@@ -149,18 +154,22 @@ class TestActivities:
     @permanent_errors
     async def performance(self, arg: PerfInput) -> PerfReport:
         tag_span(arg.run.run_id)
-        base = await asyncio.to_thread(materialize, self.home, arg.run, arg.run.base_sha, "base")
+        base = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.run.base_sha, "base"
+        )
         config = load_config(base)
         if not config.benchmark_command:
             return PerfReport(True, "no benchmark declared", attempt=activity.info().attempt)
         perf_base = await asyncio.to_thread(
-            materialize, self.home, arg.run, arg.run.base_sha, "perf-base"
+            self.snapshots.materialize, arg.run, arg.run.base_sha, "perf-base"
         )
-        perf_new = await asyncio.to_thread(materialize, self.home, arg.run, arg.snapshot, "perf")
+        perf_new = await asyncio.to_thread(
+            self.snapshots.materialize, arg.run, arg.snapshot, "perf"
+        )
         samples = await perf.sample(
             config.benchmark_command, perf_base, perf_new, runs=config.benchmark_runs,
             limits=replace(self.runner.limits, timeout_s=arg.timeout_s),
-            sandbox=await sandbox_for(self.home, self.runner, arg.run, base),
+            sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, base),
         )  # fmt: skip
         if samples.failures or len(samples.base) < 2 or len(samples.patched) < 2:
             why = ", ".join(samples.failures) or "too few runs"

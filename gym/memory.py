@@ -1,22 +1,24 @@
 """A repository's knowledge base: short entries learned by runs, versioned in the artifact store.
 
-Each version is an artifact (JSON); a small index file per repository under $RATCHET_HOME/memory
-lists the versions, newest last. Entries are never deleted: one a later run contradicts is
-marked stale, with the run that did it.
+Each version is an artifact (JSON). The versions are markers in the store,
+`memory.<repo key>.<number>`: a run records version n+1 by claiming its marker, which exactly one
+writer can do, so workers and API replicas on different machines agree on the history without a
+lock or a shared disk (a writer that loses the race reads the winner's version and tries again).
+Entries are never deleted: one a later run contradicts is marked stale, with the run that did it.
+A home from before the markers keeps its versions in `$RATCHET_HOME/memory/<key>.json`; they
+are read as the first versions.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 MAX_ENTRIES_IN_CONTEXT = 40
+RACE_RETRIES = 50
 
 
 class Store(Protocol):
@@ -24,38 +26,59 @@ class Store(Protocol):
 
     def get_text(self, ref: str) -> str: ...
 
+    def claim(self, name: str, data: bytes = b"") -> bool: ...
+
+    def marker(self, name: str) -> bytes | None: ...
+
+    def markers(self, prefix: str) -> list[str]: ...
+
 
 def repo_key(repo: str) -> str:
     return hashlib.sha256(repo.rstrip("/").encode()).hexdigest()[:20]
 
 
+class MemoryContended(RuntimeError):
+    """Other writers kept winning: the step is retried (a retry reads their versions)."""
+
+
 class Memory:
     def __init__(self, home: Path, store: Store) -> None:
-        self.root = home / "memory"
+        self.legacy = home / "memory"
         self.store = store
 
-    def _index(self, repo: str) -> Path:
-        return self.root / f"{repo_key(repo)}.json"
-
-    @contextmanager
-    def _locked(self, repo: str) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self._index(repo).with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def versions(self, repo: str) -> list[dict[str, Any]]:
+    def _legacy(self, repo: str) -> list[dict[str, Any]]:
         try:
-            data = json.loads(self._index(repo).read_text())
+            data = json.loads((self.legacy / f"{repo_key(repo)}.json").read_text())
         except (FileNotFoundError, ValueError):
             return []
         return data if isinstance(data, list) else []
 
+    def versions(self, repo: str) -> list[dict[str, Any]]:
+        versions = self._legacy(repo)
+        for name in self.store.markers(f"memory.{repo_key(repo)}."):
+            held = self.store.marker(name)
+            if held is None:
+                continue
+            version = json.loads(held)
+            versions.append({"version": len(versions) + 1} | version)
+        return versions
+
+    def _latest(self, repo: str) -> tuple[int, str | None]:
+        """(how many versions there are, the newest one's artifact): one listing, one read."""
+        legacy = self._legacy(repo)
+        names = self.store.markers(f"memory.{repo_key(repo)}.")
+        for name in reversed(names):
+            if (held := self.store.marker(name)) is not None:
+                return len(legacy) + len(names), json.loads(held)["ref"]
+        return len(legacy), legacy[-1]["ref"] if legacy else None
+
     def entries(self, repo: str) -> list[dict[str, Any]]:
-        versions = self.versions(repo)
-        if not versions:
+        return self._entries_at(self._latest(repo)[1])
+
+    def _entries_at(self, ref: str | None) -> list[dict[str, Any]]:
+        if ref is None:
             return []
-        entries: list[dict[str, Any]] = json.loads(self.store.get_text(versions[-1]["ref"]))
+        entries: list[dict[str, Any]] = json.loads(self.store.get_text(ref))
         return entries
 
     def relevant(self, repo: str, goal: str) -> list[dict[str, Any]]:
@@ -69,8 +92,9 @@ class Memory:
         self, repo: str, run_id: str, new: list[dict[str, str]], contradicts: list[str]
     ) -> int:
         """Add entries and mark contradicted ones stale; returns the new version number."""
-        with self._locked(repo):
-            entries = self.entries(repo)
+        for _ in range(RACE_RETRIES):
+            count, latest = self._latest(repo)
+            entries = self._entries_at(latest)
             for entry in entries:
                 if entry["id"] in contradicts and not entry.get("stale"):
                     entry["stale"] = True
@@ -81,11 +105,12 @@ class Memory:
                     continue
                 entry = {"id": f"m{len(entries) + 1}", "kind": item["kind"], "text": item["text"]}
                 entries.append(entry | {"run_id": run_id, "stale": False})
-            versions = self.versions(repo)
             ref = self.store.put_text(json.dumps(entries))
-            versions.append({"version": len(versions) + 1, "run_id": run_id, "ref": ref})
-            self._index(repo).write_text(json.dumps(versions))
-            return len(versions)
+            number = count + 1
+            held = json.dumps({"run_id": run_id, "ref": ref}).encode()
+            if self.store.claim(f"memory.{repo_key(repo)}.{number:08d}", held):
+                return number
+        raise MemoryContended(f"memory of {repo}: {RACE_RETRIES} writers won before this one")
 
 
 def as_context(entries: list[dict[str, Any]]) -> str:

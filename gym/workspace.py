@@ -75,7 +75,7 @@ class Mirrors:
         return self.root / f"{name}-{key}.git"
 
     @contextmanager
-    def _locked(self, mirror: Path) -> Iterator[None]:
+    def locked(self, mirror: Path) -> Iterator[None]:
         # Two runs on one repository fetch into the same mirror: one at a time.
         self.root.mkdir(parents=True, exist_ok=True)
         with _mirror_lock(mirror):
@@ -85,7 +85,7 @@ class Mirrors:
         """Bring the mirror up to date and return it with the commit `ref` names."""
         mirror = self.path_for(repo)
         local_sha = None if is_remote(repo) else resolve_local(repo, ref)
-        with self._locked(mirror):
+        with self.locked(mirror):
             if not (mirror / "HEAD").exists():
                 shutil.rmtree(mirror, ignore_errors=True)
                 git("init", "--bare", "--quiet", str(mirror))

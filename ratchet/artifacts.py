@@ -51,9 +51,18 @@ class ArtifactStore(Protocol):
         """Write the artifact to `path`, streamed."""
         ...
 
-    def claim(self, name: str) -> bool:
-        """Make the marker `name` unless it exists, atomically across every process using the
-        store: True for the one call that made it (replicas agree on who does a thing once)."""
+    def claim(self, name: str, data: bytes = b"") -> bool:
+        """Make the marker `name` (holding `data`) unless it exists, atomically across every
+        process using the store: True for the one call that made it (replicas agree on who does
+        a thing once; workers on what a snapshot's bundle or a memory version is)."""
+        ...
+
+    def marker(self, name: str) -> bytes | None:
+        """What the marker `name` holds; None when there is none."""
+        ...
+
+    def markers(self, prefix: str) -> list[str]:
+        """The names of every marker that starts with `prefix`, sorted."""
         ...
 
     def release(self, prefix: str) -> None:
@@ -193,14 +202,30 @@ class FilesystemArtifactStore(ContentStore):
         with src, path.open("wb") as out:
             shutil.copyfileobj(src, out, CHUNK)
 
-    def claim(self, name: str) -> bool:
+    def claim(self, name: str, data: bytes = b"") -> bool:
         path = self.root / "claims" / claim_name(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside then linked: link() fails when the name exists (the atomic create-if-
+        # absent), and a reader never sees a marker without its data.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.link(tmp, path)
         except FileExistsError:
             return False
+        finally:
+            os.unlink(tmp)
         return True
+
+    def marker(self, name: str) -> bytes | None:
+        try:
+            return (self.root / "claims" / claim_name(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def markers(self, prefix: str) -> list[str]:
+        return sorted(p.name for p in (self.root / "claims").glob(claim_name(prefix) + "*"))
 
     def release(self, prefix: str) -> None:
         for path in (self.root / "claims").glob(claim_name(prefix) + "*"):

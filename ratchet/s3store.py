@@ -70,11 +70,11 @@ class S3ArtifactStore(ContentStore):
         body: bytes = answer["Body"].read()
         return body
 
-    def claim(self, name: str) -> bool:
+    def claim(self, name: str, data: bytes = b"") -> bool:
         # A conditional write (If-None-Match: *): S3 and the compatible servers refuse a second
         # one with 412, so exactly one replica's claim succeeds.
         try:
-            self.client.put_object(Bucket=self.bucket, Key=_claims(self, name), Body=b"",
+            self.client.put_object(Bucket=self.bucket, Key=_claims(self, name), Body=data,
                                    IfNoneMatch="*")  # fmt: skip
         except Exception as err:
             if _code(err) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
@@ -82,13 +82,28 @@ class S3ArtifactStore(ContentStore):
             raise
         return True
 
-    def release(self, prefix: str) -> None:
+    def marker(self, name: str) -> bytes | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=_claims(self, name))
+        except Exception as err:
+            if _code(err) in _MISSING:
+                return None
+            raise
+        body: bytes = answer["Body"].read()
+        return body
+
+    def _marker_keys(self, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=_claims(self, prefix)
         )
-        for page in pages:
-            for item in page.get("Contents", []):
-                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def markers(self, prefix: str) -> list[str]:
+        return sorted(key.rsplit("/", 1)[-1] for key in self._marker_keys(prefix))
+
+    def release(self, prefix: str) -> None:
+        for key in self._marker_keys(prefix):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def get_file(self, ref: str, path: Path) -> None:
         try:

@@ -126,4 +126,4 @@ async def test_a_snapshot_that_is_not_in_the_mirror_fails_the_step_for_good(
                         TestInput(run, missing, "python -m pytest -q", 60, "baseline"))  # fmt: skip
     err = caught.value
     assert err.non_retryable and err.type == "BadRepository"
-    assert err.message.startswith(f"snapshot '{missing}' is not a commit in the mirror ")
+    assert err.message.startswith(f"snapshot '{missing}' is neither in ")

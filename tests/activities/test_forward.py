@@ -68,7 +68,7 @@ async def test_prepare_mirrors_the_repository_and_detects_its_test_command(
     [
         ({"repo": "/no/such/repository"}, "no such directory: /no/such/repository"),
         ({"base_ref": "v9.9"}, "unknown ref 'v9.9' in "),
-        ({"start_snapshot": "1" * 40}, f"snapshot {'1' * 40} is not in the mirror of "),
+        ({"start_snapshot": "1" * 40}, f"snapshot '{'1' * 40}' is neither in "),
     ],
     ids=["missing-repository", "unknown-ref", "foreign-snapshot"],
 )

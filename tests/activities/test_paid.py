@@ -15,6 +15,7 @@ from activities.paid import CallLedger, charge, paid
 from agents.ledger import DEFAULT_PRICES, TokenCounts
 from agents.model import ModelCall, PolicyError, TurnResult
 from contracts.budget import USAGE_DETAIL, Usage, usage_from
+from ratchet.artifacts import FilesystemArtifactStore
 
 CALL = ModelCall("code", "s", [])
 
@@ -39,7 +40,7 @@ class Out:
 
 class Acts:
     def __init__(self, home: Path, fail: Exception | None) -> None:
-        self.ledger = CallLedger(home)
+        self.ledger = CallLedger(FilesystemArtifactStore(home))
         self.prices = DEFAULT_PRICES
         self.fail = fail
 
@@ -88,10 +89,13 @@ async def test_an_activity_that_paid_nothing_fails_as_it_was(tmp_path: Path) -> 
         await ActivityEnvironment().run(Acts(tmp_path, RuntimeError("boom")).act, 0)
 
 
-def test_a_line_cut_short_by_a_crash_is_skipped(tmp_path: Path) -> None:
-    ledger = CallLedger(tmp_path)
-    ledger.record("wf", "run", "7", Usage(turns=1, input_tokens=5))
-    path = next(tmp_path.iterdir())
-    path.write_text(path.read_text() + '{"activity": "7", "usa')
-    assert ledger.total("wf", "run", "7") == Usage(turns=1, input_tokens=5)
-    assert ledger.total("wf", "run", "8") == Usage()
+def test_the_ledger_adds_up_one_activity_across_workers_that_share_only_the_store(
+    tmp_path: Path,
+) -> None:
+    store = FilesystemArtifactStore(tmp_path / "store")
+    CallLedger(store).record("wf", "run", "7", Usage(turns=1, input_tokens=5))
+    CallLedger(store).record("wf", "run", "7", Usage(turns=1, input_tokens=6))  # a retry elsewhere
+    CallLedger(store).record("wf", "run", "8", Usage(turns=1, input_tokens=100))
+    store.claim(CallLedger._prefix("wf", "run", "7") + "torn", b'{"turns": 1, "inp')
+    assert CallLedger(store).total("wf", "run", "7") == Usage(turns=2, input_tokens=11)
+    assert CallLedger(store).total("wf", "run", "9") == Usage()
