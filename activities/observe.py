@@ -25,6 +25,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from activities.common import heartbeating
 from activities.details import with_detail
 from ratchet.metrics import RUNS_ENDED, RUNS_STARTED, STEP_DURATION
 from ratchet.telemetry import RUN_ID_ATTRIBUTE
@@ -131,6 +132,12 @@ class _ObservedActivity(ActivityInboundInterceptor):
         started = time.monotonic()
         outcome = "completed"
         try:
+            if info.heartbeat_timeout:
+                # Alive for as long as the worker works on the step, not only while a command
+                # ticks: a worker new to a run (fetching the repository and a snapshot's
+                # bundle, building the environment) must not look like a dead one.
+                async with heartbeating():
+                    return with_detail(await super().execute_activity(input))
             # The step list's line for the result is written here, once for every activity.
             return with_detail(await super().execute_activity(input))
         except asyncio.CancelledError:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     """Comma list of the queues this worker polls (RATCHET_WORKER_QUEUES); default: all three."""
     max_concurrent_activities: int = Field(default=8, ge=1, le=1000)
     """Per queue polled by a worker: keep sandboxed runs near the cores you have."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes `ratchet up` runs (RATCHET_WORKERS, `--workers`). Above one, each has a
+    home of its own, `$RATCHET_HOME/workers/<n>`: they share only Temporal and the artifact
+    store, the shape of workers on separate machines."""
 
     api_token: SecretStr | None = None
     """Bearer token for the API; generated once into $RATCHET_HOME/api-token when unset."""
@@ -174,6 +178,13 @@ class Settings(BaseSettings):
     @property
     def traces_file(self) -> Path:
         return self.home / "traces.jsonl"
+
+    def worker_home(self, n: int) -> Path:
+        return self.home / "workers" / str(n)
+
+    def local_traces(self) -> list[Path]:
+        """This home's span file and those of the workers `ratchet up --workers` ran in it."""
+        return [self.traces_file, *sorted(self.home.glob("workers/*/traces.jsonl"))]
 
     def role_model(self, role: str) -> tuple[str, int, float | None]:
         """(model, max_tokens, temperature) for a role, from `models` or the defaults."""

@@ -14,7 +14,10 @@ from ratchet.settings import load_settings
 def cmd_up(args: argparse.Namespace) -> int:
     from ratchet.cli.stack import up
 
-    return up(load_settings())
+    settings = load_settings()
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    return up(settings)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -27,7 +30,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from ratchet.traces import load_spans, render_tree, span_tree, trace_id_for_run
 
     settings = load_settings()
-    spans = load_spans(settings.traces_file)
+    spans = [span for path in settings.local_traces() for span in load_spans(path)]
     trace_id = trace_id_for_run(spans, args.run_id)
     if trace_id is None:
         where = settings.otlp_endpoint or settings.traces_file

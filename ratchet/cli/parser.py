@@ -49,6 +49,12 @@ def _timeout_option(c: argparse.ArgumentParser) -> None:
                    help="stop following after S seconds (exit 1; the run goes on)")  # fmt: skip
 
 
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"not a number of workers from 1 to 64: {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ratchet", description="Verified coding-agent runs.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -65,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _local_commands(sub: Subcommands, parents: Parents) -> None:
     """Commands that need no API: the stack, the demo, traces, the gym."""
-    _command(sub, "up", local.cmd_up, "run Temporal, a worker and the API until Ctrl-C", [])
+    _command(
+        sub, "up", local.cmd_up, "run Temporal, the workers and the API until Ctrl-C", []
+    ).add_argument(
+        "--workers", type=_worker_count, metavar="N",
+        help="worker processes, each with a home of its own (default: RATCHET_WORKERS, or 1)",
+    )  # fmt: skip
     _command(sub, "demo", local.cmd_demo, "run a bundled example end to end", []).add_argument(
         "--example", default="median", help="examples/<name>: median (Python) or ts (TypeScript)"
     )

@@ -122,12 +122,14 @@ class Stack:
             "RATCHET_API_TOKEN": settings.token,
         }
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            argv, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         log.close()
         self.procs.append((name, proc))
@@ -164,7 +166,7 @@ class Stack:
         traces = phoenix.trace_env(self.env)
         self.env |= traces
         self.phoenix_url = traces.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        self._spawn("worker", [sys.executable, "-m", "worker"])
+        self._spawn_workers()
         api = self._spawn("api", [
             sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
             "--host", s.api_host, "--port", str(s.api_port), "--no-access-log",
@@ -175,6 +177,19 @@ class Stack:
         ])  # fmt: skip
         wait_for_http(f"{s.api_base}/healthz", proc=api)
 
+    def _spawn_workers(self) -> None:
+        s = self.settings
+        if s.workers == 1:
+            self._spawn("worker", [sys.executable, "-m", "worker"])
+            return
+        for n in range(1, s.workers + 1):
+            # A home of its own (mirrors, workspaces, environments are its cache); the artifact
+            # store is the one thing on disk they share, and with s3:// not even that.
+            home = s.worker_home(n)
+            env = self.env | {"RATCHET_HOME": str(home), "RATCHET_WORKERS": "1",
+                              "RATCHET_ARTIFACTS_URL": s.artifacts_location}  # fmt: skip
+            self._spawn(f"worker-{n}", [sys.executable, "-m", "worker"], env)
+
     def banner(self) -> str:
         s = self.settings
         temporal = s.temporal_address or f"{s.temporal_target} (dev server, {s.home}/temporal.db)"
@@ -184,13 +199,19 @@ class Stack:
             traces = f"{s.otlp_endpoint} (OTLP), and {s.traces_file}"
         else:
             traces = f"{s.traces_file}  (`make traces` before `make up` adds a trace UI)"
+        workers, logs = "1, home " + str(s.home), "temporal,worker,api"
+        if s.workers > 1:
+            workers = f"{s.workers}, homes {s.home}/workers/1..{s.workers} (nothing shared on disk)"
+            logs = f"temporal,worker-1..{s.workers},api"
         return "\n".join([
             "Ratchet is up.",
             f"  API          {s.api_base}",
             f"  Temporal UI  {s.ui_base}  (search: {self.search_note})",
             f"  Temporal     {temporal}",
             f"  API token    {s.token}",
-            f"  Logs         {self.logs}/{{temporal,worker,api}}.log",
+            f"  Workers      {workers}",
+            f"  Artifacts    {s.artifacts_location}",
+            f"  Logs         {self.logs}/{{{logs}}}.log",
             f"  Traces       {traces}",
             "",
             "Try:  make demo",
