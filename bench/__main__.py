@@ -21,7 +21,15 @@ from pathlib import Path
 from bench.stack import MachineCpu
 
 # In the order the issue lists them: the harness's own costs first, then the gym's, then ingest.
-BENCHMARKS = ("overhead", "throughput", "snapshots", "environments", "bisection", "webhooks")
+BENCHMARKS = (
+    "overhead",
+    "throughput",
+    "snapshots",
+    "environments",
+    "bisection",
+    "webhooks",
+    "store",
+)
 RESULTS = Path(__file__).parent / "results"
 QUIET_SAMPLE_S = 3.0
 CALIBRATION_LOOPS = 10_000_000

@@ -49,12 +49,14 @@ COLLECTOR_CONFIG = DEPLOY / "otel-collector.yaml"
 HEALTHCHECK = DEPLOY / "healthcheck.py"
 SEARCH_ATTRIBUTES_JOB = DEPLOY / "temporal" / "search-attributes.sh"
 
-REQUIRED_SECRETS = {"POSTGRES_PASSWORD": "pg-test-password", "RATCHET_API_TOKEN": "api-test-token"}
+REQUIRED_SECRETS = {"POSTGRES_PASSWORD": "pg-test-password", "RATCHET_API_TOKEN": "api-test-token",
+                    "OBJECT_STORE_PASSWORD": "store-test-password"}  # fmt: skip
 OPTIONAL_SECRETS = ("ANTHROPIC_API_KEY", "RATCHET_SENTRY_CLIENT_SECRET", "GITHUB_TOKEN")
 RATCHET_SERVICES = ("api", "worker", "worker-sandbox")
-ONE_SHOTS = {"temporal-schema", "temporal-search-attributes"}
+ONE_SHOTS = {"temporal-schema", "temporal-search-attributes", "object-store-bucket"}
 SERVICES = {
-    "postgresql", "temporal", "temporal-ui", "otel-collector", "jaeger", *RATCHET_SERVICES,
+    "postgresql", "temporal", "temporal-ui", "otel-collector", "jaeger", "object-store",
+    *RATCHET_SERVICES,
     *ONE_SHOTS,
 }  # fmt: skip
 # What the code uses (ratchet/search_keys.py): the job must register exactly these, with these
@@ -213,14 +215,19 @@ def test_api_and_workers_run_one_image_built_from_deploy_dockerfile(
     assert users and not users[-1].startswith(("root", "0")), users
 
 
-def test_api_and_workers_share_home_telemetry_and_the_task_queue_split(
+def test_api_and_workers_share_the_object_store_telemetry_and_the_task_queue_split(
     stack: dict[str, Any],
 ) -> None:
     services: dict[str, Any] = stack["services"]
     envs = {name: services[name]["environment"] for name in RATCHET_SERVICES}
     for name, env in envs.items():
         assert env["RATCHET_HOME"] == "/data", name
-        assert any(v.startswith("ratchet-data:/data") for v in services[name]["volumes"]), name
+        # A home of its own per container (an anonymous volume): no disk is shared.
+        assert services[name]["volumes"] == ["/data"], f"{name}: a named volume is shared"
+        assert env["RATCHET_ARTIFACTS_URL"] == "s3://ratchet/artifacts", name
+        assert env["AWS_ENDPOINT_URL"] == "http://object-store:9000", name
+        assert env["AWS_SECRET_ACCESS_KEY"] == REQUIRED_SECRETS["OBJECT_STORE_PASSWORD"], name
+        assert depends(services[name])["object-store-bucket"] == "service_completed_successfully"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318", name
         assert env["TEMPORAL_ADDRESS"] == "temporal:7233", name
     names = ("RATCHET_TASK_QUEUE", "RATCHET_MODEL_TASK_QUEUE", "RATCHET_SANDBOX_TASK_QUEUE")
@@ -290,9 +297,9 @@ def test_k8s_manifests_parse_and_hold_every_kind_without_a_namespace() -> None:
     listed = next(d for d in found.pop("kustomization.yaml") if d["kind"] == "Kustomization")
     assert sorted(listed["resources"]) == sorted(found), "kustomization.yaml must list them all"
     kinds = {d["kind"] for docs in found.values() for d in docs}
-    expected = {"Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap", "Secret",
-                "PersistentVolumeClaim"}  # fmt: skip
+    expected = {"Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap", "Secret"}
     assert expected <= kinds, expected - kinds
+    assert "PersistentVolumeClaim" not in kinds, "pods share no disk: no ReadWriteMany claim"
     for file, docs in found.items():
         for doc in docs:
             assert doc.get("apiVersion") and doc["metadata"].get("name"), file
@@ -303,30 +310,32 @@ def test_k8s_secret_holds_placeholders_only() -> None:
     (secret,) = resources("Secret")
     assert "data" not in secret, "base64 `data` could hide a real value: use stringData"
     values: dict[str, str] = secret["stringData"]
-    assert set(values) == {"RATCHET_API_TOKEN", *OPTIONAL_SECRETS}
+    assert set(values) == {"RATCHET_API_TOKEN", *OPTIONAL_SECRETS, "AWS_ACCESS_KEY_ID",
+                           "AWS_SECRET_ACCESS_KEY"}  # fmt: skip
     assert values == dict.fromkeys(values, ""), "placeholders are empty: fill them in elsewhere"
     config = next(c for c in resources("ConfigMap") if c["metadata"]["name"] == "ratchet-config")
     assert not set(config["data"]) & set(values), "secrets belong in the Secret"
-    expected = {"TEMPORAL_ADDRESS", "OTEL_EXPORTER_OTLP_ENDPOINT", "RATCHET_HOME"}
+    expected = {"TEMPORAL_ADDRESS", "OTEL_EXPORTER_OTLP_ENDPOINT", "RATCHET_HOME",
+                "RATCHET_ARTIFACTS_URL"}  # fmt: skip
     assert expected <= set(config["data"]), expected - set(config["data"])
+    assert config["data"]["RATCHET_ARTIFACTS_URL"].startswith("s3://")
 
 
-def test_k8s_pods_share_home_settings_and_secrets() -> None:
+def test_k8s_pods_share_settings_and_secrets_and_no_disk() -> None:
     deployments = {d["metadata"]["name"]: d for d in resources("Deployment")}
     assert {"ratchet-api", "ratchet-worker", "ratchet-worker-sandbox", "otel-collector"} <= set(
         deployments
     )
-    (claim,) = resources("PersistentVolumeClaim")
-    assert "ReadWriteMany" in claim["spec"]["accessModes"]
     queues = {}
     for name in ("ratchet-api", "ratchet-worker", "ratchet-worker-sandbox"):
         pod = deployments[name]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         refs = {next(iter(ref)): next(iter(ref.values()))["name"] for ref in container["envFrom"]}
         assert refs == {"configMapRef": "ratchet-config", "secretRef": "ratchet-secrets"}, name
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
-        mounts = {m["mountPath"]: claims.get(m["name"]) for m in container["volumeMounts"]}
-        assert mounts["/data"] == claim["metadata"]["name"], name
+        # $RATCHET_HOME is the pod's own (a cache), never a volume another pod mounts.
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+        assert "emptyDir" in mounts["/data"] and mounts["/data"]["emptyDir"]["sizeLimit"], name
         assert container["resources"]["requests"]["cpu"], f"{name}: an HPA needs a CPU request"
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         queues[name] = env.get("RATCHET_WORKER_QUEUES")

@@ -29,44 +29,69 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_up_demo_trace_and_clean_stop(tmp_path: Path) -> None:
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "OTEL_", "RATCHET_", "TEMPORAL_"))
     }
-    env |= {
+    return env | {
         "RATCHET_HOME": str(tmp_path / "home"),
         "RATCHET_API_PORT": str(free_port()),
         "RATCHET_TEMPORAL_PORT": str(free_port()),
         "RATCHET_UI_PORT": str(free_port()),
+        **extra,
     }
+
+
+def _up(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    """`ratchet up` started, and its banner once it printed it."""
     up = subprocess.Popen(
-        [RATCHET, "up"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+        [RATCHET, "up", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    banner = []
+    deadline = time.monotonic() + 90
+    assert up.stdout is not None
+    while time.monotonic() < deadline:
+        line = up.stdout.readline()
+        assert line, "ratchet up exited early:\n" + "".join(banner)
+        banner.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    return up, "".join(banner)
+
+
+def _demo(env: dict[str, str]) -> str:
+    demo = subprocess.run(
+        [RATCHET, "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "Status: completed" in demo.stdout
+    return demo.stdout
+
+
+def _stop(up: subprocess.Popen[str]) -> tuple[list[int], str]:
+    children = _children(up.pid)
+    up.send_signal(signal.SIGINT)
+    rest = up.communicate(timeout=60)[0]
+    assert up.returncode == 0, rest
+    assert "stopped." in rest
+    assert not [pid for pid in children if _alive(pid)]
+    return children, rest
+
+
+def test_up_demo_trace_and_clean_stop(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    up, text = _up(env)
     try:
-        banner = []
-        deadline = time.monotonic() + 90
-        assert up.stdout is not None
-        while time.monotonic() < deadline:
-            line = up.stdout.readline()
-            assert line, "ratchet up exited early:\n" + "".join(banner)
-            banner.append(line)
-            if line.startswith("Ctrl-C"):
-                break
-        text = "".join(banner)
         token = (tmp_path / "home" / "api-token").read_text().strip()
         assert f"API token    {token}" in text
         assert f"http://127.0.0.1:{env['RATCHET_API_PORT']}" in text
         assert f"http://127.0.0.1:{env['RATCHET_UI_PORT']}" in text
         assert (tmp_path / "home" / "temporal.db-wal").exists()  # SQLite in WAL mode
 
-        demo = subprocess.run(
-            [RATCHET, "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        out = demo.stdout
+        out = _demo(env)
         assert "SCRIPTED policy" in out and "TEST DOUBLE" in out
         assert "Status: completed" in out
         assert "[FAIL]" not in out
@@ -98,10 +123,32 @@ def test_up_demo_trace_and_clean_stop(tmp_path: Path) -> None:
             assert name in trace.stdout
         assert "(ratchet-api)" in trace.stdout and "(ratchet-worker)" in trace.stdout
     finally:
-        children = _children(up.pid)
-        up.send_signal(signal.SIGINT)
-        rest = up.communicate(timeout=60)[0]
-    assert up.returncode == 0, rest
-    assert "stopped." in rest
+        children, _ = _stop(up)
     assert len(children) == 3
-    assert not [pid for pid in children if _alive(pid)]
+
+
+def test_up_with_workers_of_their_own_homes_runs_the_demo(tmp_path: Path) -> None:
+    # RATCHET_WORKERS, as `make up` passes it on; the flag would say the same.
+    env = _env(tmp_path, RATCHET_WORKERS="2")
+    home = tmp_path / "home"
+    up, text = _up(env)
+    try:
+        assert f"Workers      2, homes {home}/workers/1..2" in text, text
+        assert f"Artifacts    {(home / 'artifacts').as_uri()}" in text
+        out = _demo(env)
+        run_id = out.strip().splitlines()[-1].removeprefix("run_id: ")
+        worked = [n for n in (1, 2) if (home / "workers" / str(n) / "workspaces" / run_id).is_dir()]
+        assert worked, "the run's workspaces are in a worker's home"
+        assert not (home / "mirrors").exists() and not (home / "workspaces").exists()
+        for _ in range(50):  # each worker's spans are in its home; `ratchet trace` reads them
+            trace = subprocess.run(
+                [RATCHET, "trace", run_id], cwd=ROOT, env=env, capture_output=True, text=True
+            )
+            if "RunActivity:ratchet.deliver" in trace.stdout:
+                break
+            time.sleep(0.2)
+        assert "(ratchet-worker)" in trace.stdout and "POST /tasks" in trace.stdout
+    finally:
+        children, _ = _stop(up)
+    assert len(children) == 4  # Temporal, two workers, the API
+    assert [p.name for p in (home / "logs").glob("worker-*.log")] != []
