@@ -62,3 +62,7 @@ def configure_logging(scrubber: Scrubber, service: str, level: int = logging.INF
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    # The AWS SDK says at INFO where it found each client's endpoint: once per store client,
+    # noise in every worker's log.
+    for chatty in ("botocore", "boto3", "s3transfer"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
