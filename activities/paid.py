@@ -43,7 +43,7 @@ class CallLedger:
     @staticmethod
     def _prefix(workflow_id: str, run_id: str, activity_id: str) -> str:
         key = hashlib.sha256(f"{workflow_id}\0{run_id}\0{activity_id}".encode()).hexdigest()
-        return f"ledger.{key[:40]}."
+        return f"ledger-{key[:40]}."
 
     def record(self, workflow_id: str, run_id: str, activity_id: str, usage: Usage) -> None:
         name = self._prefix(workflow_id, run_id, activity_id) + uuid.uuid4().hex

@@ -1,7 +1,7 @@
 """A repository's knowledge base: short entries learned by runs, versioned in the artifact store.
 
 Each version is an artifact (JSON). The versions are markers in the store,
-`memory.<repo key>.<number>`: a run records version n+1 by claiming its marker, which exactly one
+`memory-<repo key>.<number>`: a run records version n+1 by claiming its marker, which exactly one
 writer can do, so workers and API replicas on different machines agree on the history without a
 lock or a shared disk (a writer that loses the race reads the winner's version and tries again).
 Entries are never deleted: one a later run contradicts is marked stale, with the run that did it.
@@ -55,7 +55,7 @@ class Memory:
 
     def versions(self, repo: str) -> list[dict[str, Any]]:
         versions = self._legacy(repo)
-        for name in self.store.markers(f"memory.{repo_key(repo)}."):
+        for name in self.store.markers(f"memory-{repo_key(repo)}."):
             held = self.store.marker(name)
             if held is None:
                 continue
@@ -66,7 +66,7 @@ class Memory:
     def _latest(self, repo: str) -> tuple[int, str | None]:
         """(how many versions there are, the newest one's artifact): one listing, one read."""
         legacy = self._legacy(repo)
-        names = self.store.markers(f"memory.{repo_key(repo)}.")
+        names = self.store.markers(f"memory-{repo_key(repo)}.")
         for name in reversed(names):
             if (held := self.store.marker(name)) is not None:
                 return len(legacy) + len(names), json.loads(held)["ref"]
@@ -108,7 +108,7 @@ class Memory:
             ref = self.store.put_text(json.dumps(entries))
             number = count + 1
             held = json.dumps({"run_id": run_id, "ref": ref}).encode()
-            if self.store.claim(f"memory.{repo_key(repo)}.{number:08d}", held):
+            if self.store.claim(f"memory-{repo_key(repo)}.{number:08d}", held):
                 return number
         raise MemoryContended(f"memory of {repo}: {RACE_RETRIES} writers won before this one")
 

@@ -202,8 +202,14 @@ class FilesystemArtifactStore(ContentStore):
         with src, path.open("wb") as out:
             shutil.copyfileobj(src, out, CHUNK)
 
+    def _marker_path(self, name: str) -> Path:
+        # One directory per name's first dot-separated part (a run's deliveries, one activity's
+        # ledger, one repository's memory): listing a prefix reads that directory, not them all.
+        name = claim_name(name)
+        return self.root / "claims" / name.split(".", 1)[0] / name
+
     def claim(self, name: str, data: bytes = b"") -> bool:
-        path = self.root / "claims" / claim_name(name)
+        path = self._marker_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written aside then linked: link() fails when the name exists (the atomic create-if-
         # absent), and a reader never sees a marker without its data.
@@ -220,13 +226,20 @@ class FilesystemArtifactStore(ContentStore):
 
     def marker(self, name: str) -> bytes | None:
         try:
-            return (self.root / "claims" / claim_name(name)).read_bytes()
+            return self._marker_path(name).read_bytes()
         except FileNotFoundError:
             return None
 
+    def _marker_paths(self, prefix: str) -> list[Path]:
+        prefix = claim_name(prefix)
+        first = prefix.split(".", 1)[0]
+        claims = self.root / "claims"
+        families = [claims / first] if "." in prefix else sorted(claims.glob(first + "*"))
+        return [p for family in families for p in family.glob(prefix + "*")]
+
     def markers(self, prefix: str) -> list[str]:
-        return sorted(p.name for p in (self.root / "claims").glob(claim_name(prefix) + "*"))
+        return sorted(p.name for p in self._marker_paths(prefix))
 
     def release(self, prefix: str) -> None:
-        for path in (self.root / "claims").glob(claim_name(prefix) + "*"):
+        for path in self._marker_paths(prefix):
             path.unlink(missing_ok=True)

@@ -119,11 +119,14 @@ def test_of_many_concurrent_claims_of_one_name_exactly_one_wins(store: ArtifactS
 
 def test_a_marker_keeps_what_its_first_claim_wrote(store: ArtifactStore) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        won = list(pool.map(lambda n: store.claim("memory.k.000002", b"v%d" % n), range(16)))
+        won = list(pool.map(lambda n: store.claim("memory-k.000002", b"v%d" % n), range(16)))
     winner = won.index(True)
-    assert store.marker("memory.k.000002") == b"v%d" % winner  # never a loser's, never empty
-    assert store.marker("memory.k.000003") is None
-    store.claim("memory.k.000001", b"first")
-    store.claim("memory.other.000001")
-    assert store.markers("memory.k.") == ["memory.k.000001", "memory.k.000002"]
-    assert store.markers("nothing.") == []
+    assert store.marker("memory-k.000002") == b"v%d" % winner  # never a loser's, never empty
+    assert store.marker("memory-k.000003") is None
+    store.claim("memory-k.000001", b"first")
+    store.claim("memory-other.000001")
+    assert store.markers("memory-k.") == ["memory-k.000001", "memory-k.000002"]
+    assert store.markers("memory-") == [
+        "memory-k.000001", "memory-k.000002", "memory-other.000001"
+    ]  # fmt: skip
+    assert store.markers("nothing.") == [] and store.markers("nothing") == []
