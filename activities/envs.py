@@ -14,7 +14,6 @@ from activities.errors import permanent_errors
 from activities.runner import RunnerConfig
 from contracts.runs import EnvironmentRef, RunRef
 from contracts.steps import ENVIRONMENT, EnvironmentInput, EnvironmentOutput
-from gym import workspace
 from gym.config import load_config
 from gym.envdef import EnvDefinition, definition_for
 from gym.environments import Environment, EnvironmentBuildFailed, Environments
@@ -37,11 +36,11 @@ def definition_at(run: RunRef, ws: Path) -> EnvDefinition:
 
 
 async def ensure_environment(
-    trees: Snapshots, runner: RunnerConfig, run: RunRef, ws: Path, commit: str
+    snapshots: Snapshots, runner: RunnerConfig, run: RunRef, ws: Path, commit: str
 ) -> Environment:
     """The environment of `commit` (whose worktree is `ws`): found by its key, or built by
     this worker (environments are a worker's cache, never shared)."""
-    envs = Environments(trees.home)
+    envs = Environments(snapshots.home)
     known = run.environment
     if known is not None and commit == run.base_sha:
         definition = EnvDefinition(tuple(known.setup), (), known.source)
@@ -51,7 +50,7 @@ async def ensure_environment(
     made: list[Path] = []
 
     async def build_workspace(key: str) -> Path:
-        path = await asyncio.to_thread(trees.materialize, run, commit, f"env-{key[:12]}")
+        path = await asyncio.to_thread(snapshots.materialize, run, commit, f"env-{key[:12]}")
         made.append(path)
         return path
 
@@ -62,14 +61,14 @@ async def ensure_environment(
         )  # fmt: skip
     finally:
         for path in made:  # what setup left in its workspace never reaches a snapshot
-            await asyncio.to_thread(workspace.discard, trees.mirror(run), path)
+            await asyncio.to_thread(snapshots.discard, run, path)
 
 
 async def sandbox_for(
-    trees: Snapshots, runner: RunnerConfig, run: RunRef, ws: Path, commit: str | None = None
+    snapshots: Snapshots, runner: RunnerConfig, run: RunRef, ws: Path, commit: str | None = None
 ) -> Sandbox:
     """The runner's sandbox with the run's environment (or `commit`'s own, for probes)."""
-    env = await ensure_environment(trees, runner, run, ws, commit or run.base_sha)
+    env = await ensure_environment(snapshots, runner, run, ws, commit or run.base_sha)
     return runner.sandbox.with_environment(env.path)
 
 

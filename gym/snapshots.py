@@ -94,6 +94,9 @@ class Snapshots:
         path = self.home / "workspaces" / run.run_id / purpose
         return workspace.materialize(self.mirror(run, sha), sha, path)
 
+    def discard(self, run: RunRef, path: Path) -> None:
+        workspace.discard(self.mirror(run), path)
+
     def diff(self, run: RunRef, sha: str) -> bytes:
         return workspace.diff(self.mirror(run, sha), run.base_sha, sha)
 
