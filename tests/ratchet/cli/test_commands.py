@@ -185,6 +185,28 @@ def test_trace_of_a_run_without_spans(env: Settings, capsys: pytest.CaptureFixtu
     )
 
 
+def test_trace_joins_the_spans_of_workers_in_homes_of_their_own(
+    env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace_id, run_id = "ab" * 16, "task-0123456789ab"
+
+    def span(name: str, span_id: str, parent: str | None, service: str) -> str:
+        return json.dumps({"name": name, "trace_id": trace_id, "span_id": span_id,
+                           "parent_span_id": parent, "service": service, "start_ns": 1,
+                           "end_ns": 2, "attributes": {"ratchet.run_id": run_id}})  # fmt: skip
+
+    env.home.mkdir(parents=True, exist_ok=True)
+    env.traces_file.write_text(span("POST /tasks", "01", None, "ratchet-api") + "\n")
+    for n in (1, 2):  # `ratchet up --workers 2`: each worker writes spans in its own home
+        env.worker_home(n).mkdir(parents=True)
+        line = span(f"RunActivity:step-{n}", f"1{n}", "01", "ratchet-worker")
+        (env.worker_home(n) / "traces.jsonl").write_text(line + "\n")
+    assert run(["trace", run_id]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"trace_id: {trace_id}"
+    assert "  RunActivity:step-1" in out and "  RunActivity:step-2" in out  # under the request
+
+
 async def test_budget_and_cancel_steer_a_running_run(
     cli: Cli, worker: Worker, tmp_path: Path
 ) -> None:
