@@ -29,6 +29,7 @@ BENCHMARKS = (
     "bisection",
     "webhooks",
     "store",
+    "investigation",
 )
 RESULTS = Path(__file__).parent / "results"
 QUIET_SAMPLE_S = 3.0
