@@ -7,11 +7,16 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.converter import value_to_type
+from temporalio.service import RPCError
 
 from activities.common import tag_span
 from activities.envs import sandbox_for
@@ -20,6 +25,7 @@ from activities.runner import RunnerConfig
 from agents.context import tracked_files
 from agents.prompts import fix_goal
 from contracts.investigation import (
+    CAPACITY,
     CHECK_REPRODUCTION,
     HISTORY,
     INV_PREPARE,
@@ -27,6 +33,8 @@ from contracts.investigation import (
     PROBE,
     REPORT,
     REVERT,
+    Capacity,
+    CapacityInput,
     History,
     HistoryInput,
     InvPrepared,
@@ -50,7 +58,7 @@ from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.paths import safe_path
 from gym.report import render_report
-from gym.runner import Limits
+from gym.runner import RUNNING, Limits, usable_cores
 from gym.runners import detect_runner, select
 from gym.snapshots import Snapshots
 from gym.testing import run_tests
@@ -187,6 +195,14 @@ class InvestigationActivities:
         )
         return History(commits, activity.info().attempt)
 
+    @activity.defn(name=CAPACITY)
+    async def capacity(self, arg: CapacityInput) -> Capacity:
+        """The cores free for probes: this worker's, less what it runs, and the other workers
+        polling the sandbox queue (Temporal's list of its pollers)."""
+        tag_span(arg.run_id)
+        return Capacity(usable_cores(), RUNNING[0], await _pollers(arg.sandbox_queue),
+                        activity.info().attempt)  # fmt: skip
+
     @activity.defn(name=PROBE)
     @permanent_errors
     async def probe(self, arg: ProbeInput) -> ProbeResult:
@@ -295,5 +311,21 @@ class InvestigationActivities:
         return ReportOutput(self.store.put_text(render_report(arg, hunks)), activity.info().attempt)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare, self.history, self.probe, self.localize, self.revert, self.report,
-                self.check_reproduction]  # fmt: skip
+        return [self.prepare, self.history, self.capacity, self.probe, self.localize,
+                self.revert, self.report, self.check_reproduction]  # fmt: skip
+
+
+async def _pollers(queue: str) -> int:
+    """The workers polling `queue` for activities (1 when the server cannot say)."""
+    client = activity.client()
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )  # fmt: skip
+    try:
+        described = await client.workflow_service.describe_task_queue(
+            request, timeout=timedelta(seconds=5)
+        )
+    except RPCError:
+        return 1
+    return max(1, len({p.identity for p in described.pollers}))

@@ -84,6 +84,7 @@ ACTIVITIES: dict[str, ActivitySpec] = {
     ),
     investigation.PROBE: _sandbox("test one commit of the history", 120, heartbeat=True),
     investigation.HISTORY: _main("list the commits to search"),
+    investigation.CAPACITY: _sandbox("count the cores free for probes", 30, 0.0),
     investigation.LOCALIZE: _main("find the guilty hunks of the culprit"),
     investigation.REVERT: _main("revert the guilty hunks"),
     investigation.REPORT: _main("write the root-cause report"),

@@ -23,6 +23,7 @@ LOCALIZE = "ratchet.investigation.localize"
 REVERT = "ratchet.investigation.revert"
 REPORT = "ratchet.investigation.report"
 CHECK_REPRODUCTION = "ratchet.investigation.check_reproduction"
+CAPACITY = "ratchet.investigation.capacity"
 
 KINDS = ("regression", "performance", "invariants")
 
@@ -138,6 +139,33 @@ class HistoryInput:
     run: RunRef
     good: str | None
     max_commits: int
+
+
+@dataclass(frozen=True)
+class CapacityInput:
+    run_id: str
+    sandbox_queue: str
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The cores the sandbox queue's workers have free, as the worker that answered sees them:
+    its own usable cores less the repository commands it is running, and the cores of the other
+    workers polling the queue (counted as idle, each the size of this one)."""
+
+    cores: int
+    busy: int
+    workers: int
+    attempt: int = 1
+
+    @property
+    def free(self) -> int:
+        return max(1, self.cores * self.workers - self.busy)
+
+    @property
+    def step_detail(self) -> str:
+        workers = f"{self.workers} worker(s) of {self.cores}"
+        return f"{self.free} cores free ({workers}, {self.busy} busy)"
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,24 @@ async def run_command(
     return result
 
 
+RUNNING = [0]
+"""Repository commands this process is running now: the cores a probe planner cannot have."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers narrow)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
 async def _run(call: _Call) -> CommandResult:
+    RUNNING[0] += 1
+    try:
+        return await _run_counted(call)
+    finally:
+        RUNNING[0] -= 1
+
+
+async def _run_counted(call: _Call) -> CommandResult:
     own_results = call.results is None
     results = call.results or Path(tempfile.mkdtemp(prefix="ratchet-results-"))
     cgroup = CgroupLimits.create(call.limits.max_processes, call.limits.memory_bytes)

@@ -5,6 +5,7 @@ root-cause report. Writing a reproduction for an event no test covers is in repr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.results import Culprit, InvestigationResult, InvestigationState, TaskResult
     from contracts.runs import Gate, RunState
     from contracts.sentry import EventSignal
-    from workflows import search
+    from workflows import planner, search
     from workflows.bisect import Multisection
     from workflows.probing import Prober
     from workflows.reproducer import Reproducer
@@ -41,6 +42,8 @@ class InvestigationWorkflow:
         """Why the suite cannot run at the bad commit ("" when it runs)."""
         self._reproducer = Reproducer(self.steps)
         self._prober = Prober(self.steps, self._reproducer)
+        self._confirmations = 0
+        """Confirmations of the bad commit the planned search still runs beside its probes."""
 
     @workflow.query(name="state")
     def state(self) -> RunState:
@@ -62,18 +65,29 @@ class InvestigationWorkflow:
 
     async def _investigate(self, inp: InvestigationInput) -> InvestigationResult:
         prep = await self._prepare(inp)
-        prep = await self._reproduce(inp, prep)
+        planned = workflow.patched("probe-planner")
+        prep = await self._reproduce(inp, prep, planned)
         arg = inv.HistoryInput(prep.run, prep.good_sha, inp.max_history)
-        history = await self.steps.step("history", inv.HISTORY, arg, inv.History)
+        if planned:  # the planner starts probes as cores free up
+            history, cores = await self._history_and_cores(inp, prep, arg)
+        else:
+            history = await self.steps.step("history", inv.HISTORY, arg, inv.History)
+            cores = inp.parallel_probes
         # Benchmarks running side by side would slow each other down: one probe at a time.
-        k = 1 if inp.kind == "performance" else max(1, inp.parallel_probes)
+        k = 1 if inp.kind == "performance" else max(1, min(inp.parallel_probes, cores))
         bisection = Multisection(history.commits, k=k)
         bisection.record(prep.run.base_sha, "bad")
         written = self._reproducer.written
-        rounds = await self._prober.find_good(inp, prep, bisection, latent_ok=written is not None)
+        if planned:
+            rounds = await self._search(inp, prep, bisection, latent_ok=written is not None)
+        else:
+            rounds = await self._prober.find_good(
+                inp, prep, bisection, latent_ok=written is not None
+            )  # fmt: skip
+            if rounds >= 0:
+                rounds = await self._prober.bisect(inp, prep, bisection, rounds)
         if rounds < 0:  # the written reproduction fails at every commit: nothing to bisect
             return await self._latent(inp, prep)
-        rounds = await self._prober.bisect(inp, prep, bisection, rounds)
         culprit, confidence, suspects = bisection.verdict()
         guilty = inv.LocalizeInput(prep.run, culprit, prep.frame_files, prep.reproduce, written)
         where = await self.steps.step("localize", inv.LOCALIZE, guilty, inv.Localized)
@@ -102,24 +116,65 @@ class InvestigationWorkflow:
             self._prober.reference = prep.good_sha
         return prep
 
-    async def _reproduce(self, inp: InvestigationInput, prep: InvPrepared) -> InvPrepared:
+    async def _reproduce(self, inp: InvestigationInput, prep: InvPrepared,
+                         planned: bool) -> InvPrepared:  # fmt: skip
         """Show the problem at the bad commit, with a test the policy writes when no existing
-        one fails the way the event did."""
+        one fails the way the event did. Planned, the search confirms it once more beside its
+        probes (both times when nothing hangs on the first: a given reproduction and good ref)."""
         explicit = bool(inp.test_command or inp.test_id)
         can_write = (inp.event is not None and inp.kind == "regression" and not explicit
                      and prep.target is not None)  # fmt: skip
         if can_write and inp.write_reproduction and workflow.patched("reproducer"):
             prep = await self._reproducer.write(inp, prep)
-        seen = await self._prober.confirm(inp, prep)
+        times = 1 if planned else 2
+        self._confirmations = 0 if inp.kind == "performance" or not planned else 1
+        if planned and not can_write and prep.good_sha is not None and self._confirmations:
+            self._confirmations = 2
+            return prep
+        seen = await self._prober.confirm(inp, prep, times)
         if (seen is not None and can_write and self._reproducer.written is None
                 and inp.policy is not None and workflow.patched("reproducer")):  # fmt: skip
             # No existing test fails the way the event did: the policy writes one.
             prep = await self._reproducer.write(inp, prep)
-            seen = await self._prober.confirm(inp, prep)
+            seen = await self._prober.confirm(inp, prep, times)
         if seen is None:
             return prep
         why = seen.not_reproduced(policy_could_write=can_write and inp.policy is None)
         raise self.steps.fail("NotReproduced", why)
+
+    async def _history_and_cores(self, inp: InvestigationInput, prep: InvPrepared,
+                                 arg: inv.HistoryInput) -> tuple[inv.History, int]:  # fmt: skip
+        """The commits to search, and the cores free to probe them (side by side)."""
+        queue = inp.queues.sandbox or workflow.info().task_queue
+        free = inv.CapacityInput(inp.run_id, queue)
+        history, capacity = await asyncio.gather(
+            self.steps.step("history", inv.HISTORY, arg, inv.History),
+            self.steps.step("capacity", inv.CAPACITY, free, inv.Capacity),
+        )
+        return history, capacity.free
+
+    async def _search(self, inp: InvestigationInput, prep: InvPrepared, bisection: Multisection,
+                      *, latent_ok: bool) -> int:  # fmt: skip
+        """The rounds the planned search took to name the culprit (-1: a latent bug): without
+        a good ref, the doubling rounds find one first."""
+        checks, rounds = [planner.CONFIRM] * self._confirmations, 0
+        if prep.good_sha is None:
+            rounds = await self._prober.find_good(inp, prep, bisection, latent_ok=latent_ok)
+            if rounds < 0:
+                return rounds
+        elif self._prober.reference is None:  # first: a wrong good ref is the likelier slip
+            checks.insert(0, planner.GOOD)
+        else:  # the performance reference is good by definition
+            bisection.record(bisection.commits[0], "good")
+        stopped = await self._prober.search(inp, prep, bisection, checks, rounds)
+        if stopped is None:
+            return self._prober.rounds
+        kind, seen = stopped
+        if kind == planner.CONFIRM:
+            raise self.steps.fail("NotReproduced", seen.not_reproduced(policy_could_write=False))
+        if seen.outcome == "bad" and latent_ok:
+            return -1
+        raise self._prober.good_ref_fails(seen.sha, seen.outcome, seen.detail)
 
     async def _fix(self, inp: InvestigationInput, prep: InvPrepared, culprit: str,
                    where: inv.Localized) -> Fix:  # fmt: skip

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import investigation as inv
     from contracts.investigation import InvestigationInput, InvPrepared
     from workflows.bisect import Doubling, Multisection
+    from workflows.planner import ProbePlan
     from workflows.reproducer import Reproducer
     from workflows.steps import Steps
 
@@ -24,6 +25,9 @@ class Prober:
         self.records: list[inv.ProbeRecord] = []
         self.reference: str | None = None
         """Performance mode: the good commit every probe measures itself against."""
+        self.rounds = 0
+        """The rounds of the planned search: a probe's round is one more than the highest
+        round among the results known when it started."""
 
     async def probe(self, inp: InvestigationInput, prep: InvPrepared, sha: str, slot: int,
                     round_: int) -> inv.ProbeResult:  # fmt: skip
@@ -50,10 +54,12 @@ class Prober:
             bisection.record(result.sha, result.outcome)
         return list(found)
 
-    async def confirm(self, inp: InvestigationInput, prep: InvPrepared) -> inv.ProbeResult | None:
-        """Confirm the problem at the bad commit, twice, so a flaky failure is not bisected:
-        None when it shows, else the probe that did not show it."""
-        for attempt in range(1 if inp.kind == "performance" else 2):
+    async def confirm(self, inp: InvestigationInput, prep: InvPrepared,
+                      times: int = 2) -> inv.ProbeResult | None:  # fmt: skip
+        """Confirm the problem at the bad commit, twice (unless the search confirms it again
+        beside its probes), so a flaky failure is not bisected: None when it shows, else the
+        probe that did not show it."""
+        for attempt in range(1 if inp.kind == "performance" else times):
             seen = await self.probe(inp, prep, prep.run.base_sha, attempt, 0)
             if seen.outcome != "bad":
                 return seen
@@ -79,11 +85,10 @@ class Prober:
                 if first.outcome == "bad" and latent_ok:
                     return -1
                 if first.outcome != "good":
-                    why = f"{commits[0][:12]} is not good: {first.outcome} ({first.detail})"
-                    raise self._steps.fail("GoodRefFails", f"good_ref {why}")
+                    raise self.good_ref_fails(commits[0], first.outcome, first.detail)
             bisection.record(commits[0], "good")
             return 0
-        doubling, rounds = Doubling(commits, inp.parallel_probes), 0
+        doubling, rounds = Doubling(commits, bisection.k), 0
         while picks := doubling.next_probes(bisection.results):
             rounds += 1
             results = await self.probe_all(inp, prep, picks, rounds, bisection)
@@ -94,3 +99,45 @@ class Prober:
         if latent_ok and bisection.results.get(commits[0]) == "bad":
             return -1
         raise self._steps.fail("NoGoodCommit", f"no commit in the last {len(commits)} passes")
+
+    async def search(
+        self, inp: InvestigationInput, prep: InvPrepared, bisection: Multisection,
+        checks: list[str], rounds: int,
+    ) -> tuple[str, inv.ProbeResult] | None:  # fmt: skip
+        """The planned search (workflows/planner.py), after `rounds` rounds of finding a good
+        commit: up to k (the bisection's) probes at once, a new one
+        as each ends, the checks beside them; the probes that cannot change the culprit are
+        cancelled. A check that did not hold stops it: its kind (CONFIRM, GOOD) and probe."""
+        plan, cores = ProbePlan(bisection, list(checks), round=rounds), bisection.k
+        flying: dict[int, asyncio.Task[inv.ProbeResult]] = {}
+        slots: dict[int, int] = {}
+        keys = iter(range(1 << 30))
+        try:
+            while not plan.determined():
+                while len(flying) < cores and (pick := plan.next()) is not None:
+                    key, slot = next(keys), min(set(range(cores + 1)) - set(slots.values()))
+                    plan.started(key, pick)
+                    slots[key] = slot
+                    flying[key] = asyncio.ensure_future(
+                        self.probe(inp, prep, pick.sha, slot, pick.round)
+                    )
+                if not flying:  # nothing left to probe and nothing running: the verdict
+                    break
+                done, _ = await workflow.wait(flying.values(), return_when=asyncio.FIRST_COMPLETED)
+                for key in [k for k, task in flying.items() if task in done]:
+                    found = flying.pop(key).result()
+                    del slots[key]
+                    if (contradiction := plan.finished(key, found.outcome)) is not None:
+                        return contradiction.pick.purpose, found
+                for key in plan.moot():
+                    flying.pop(key).cancel()
+                    del slots[key], plan.running[key]
+            self.rounds = plan.round
+            return None
+        finally:
+            for task in flying.values():
+                task.cancel()
+
+    def good_ref_fails(self, sha: str, outcome: str, detail: str) -> Exception:
+        why = f"{sha[:12]} is not good: {outcome} ({detail})"
+        return self._steps.fail("GoodRefFails", f"good_ref {why}")
