@@ -208,9 +208,11 @@ class InvestigationActivities:
     async def probe(self, arg: ProbeInput) -> ProbeResult:
         """Run the reproduction at one commit: good, bad, or skip (broken build, flaky, timeout)."""
         tag_span(arg.run.run_id)
-        ws = await asyncio.to_thread(
-            self.snapshots.materialize, arg.run, arg.sha, f"probe-{arg.slot}"
-        )
+        with self.snapshots.pooled(arg.run, "probe") as path:
+            ws = await asyncio.to_thread(self.snapshots.materialize_at, arg.run, arg.sha, path)
+            return await self._probe(arg, ws)
+
+    async def _probe(self, arg: ProbeInput, ws: Path) -> ProbeResult:
         for path, content in arg.files.items():
             target = safe_path(ws, path, ())
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +223,7 @@ class InvestigationActivities:
         # A probe runs in the environment of its own commit's key files.
         sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.sha)
         run = await run_tests(
-            arg.command, ws, limits=limits, sandbox=sandbox, reruns=1,
+            arg.command, ws, limits=limits, sandbox=sandbox, reruns=arg.reruns,
             tick=activity.heartbeat,
         )  # fmt: skip
         result, attempt = run.result, activity.info().attempt
@@ -251,9 +253,15 @@ class InvestigationActivities:
         attempt = activity.info().attempt
         if arg.reference is None or arg.reference == arg.sha:
             return ProbeResult(arg.sha, "good", "the reference itself", 0.0, attempt=attempt)
-        ref_ws = await asyncio.to_thread(
-            self.snapshots.materialize, arg.run, arg.reference, f"probe-{arg.slot}-reference"
-        )
+        with self.snapshots.pooled(arg.run, "reference") as path:
+            ref_ws = await asyncio.to_thread(
+                self.snapshots.materialize_at, arg.run, arg.reference, path
+            )
+            return await self._compare(arg, ws, ref_ws, limits)
+
+    async def _compare(self, arg: ProbeInput, ws: Path, ref_ws: Path, limits: Limits
+                       ) -> ProbeResult:  # fmt: skip
+        attempt = activity.info().attempt
         started = asyncio.get_running_loop().time()
         samples = await perf.sample(
             arg.command,

@@ -182,6 +182,7 @@ class ProbeInput:
     command: str
     kind: str
     slot: int
+    """Which of the run's probes in flight this is (its workspace comes from the worker's pool)."""
     timeout_s: float
     runs: int = 1
     reference: str | None = None
@@ -189,6 +190,10 @@ class ProbeInput:
     (so machine load hits both alike)."""
     files: dict[str, str] = field(default_factory=dict)
     max_slowdown: float = 0.10
+    reruns: int = 1
+    """Re-runs of failing tests inside the probe (a failure that then passes: a skip). The
+    planned search runs each test once and probes a commit again where it matters instead:
+    the culprit, and results that contradict others."""
 
 
 @dataclass(frozen=True)

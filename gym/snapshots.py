@@ -10,7 +10,11 @@ on any worker.
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from contracts.runs import RunRef
@@ -92,6 +96,27 @@ class Snapshots:
     def materialize(self, run: RunRef, sha: str, purpose: str) -> Path:
         """The run's workspace for `purpose`, at `sha` (reused across steps and retries)."""
         path = self.home / "workspaces" / run.run_id / purpose
+        return workspace.materialize(self.mirror(run, sha), sha, path)
+
+    @contextmanager
+    def pooled(self, run: RunRef, kind: str) -> Iterator[Path]:
+        """A workspace of this worker's pool for the run's repository, held until the block
+        ends (an flock, so runs side by side never share one). The pool outlives runs: a probe
+        resets a warm worktree to its commit (`materialize_at`, which checks out only what
+        differs) instead of adding a new one, which costs ~0.2 s and a full checkout."""
+        pool = self.home / "pool" / self.mirrors.path_for(run.repo).name
+        pool.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count():
+            with open(pool / f"{kind}-{n}.lock", "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield pool / f"{kind}-{n}"
+                return
+
+    def materialize_at(self, run: RunRef, sha: str, path: Path) -> Path:
+        """`path` (from `pooled`) as a clean worktree at `sha`."""
         return workspace.materialize(self.mirror(run, sha), sha, path)
 
     def discard(self, run: RunRef, path: Path) -> None:

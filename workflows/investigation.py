@@ -131,12 +131,12 @@ class InvestigationWorkflow:
         if planned and not can_write and prep.good_sha is not None and self._confirmations:
             self._confirmations = 2
             return prep
-        seen = await self._prober.confirm(inp, prep, times)
+        seen = await self._prober.confirm(inp, prep, times, 0 if planned else 1)
         if (seen is not None and can_write and self._reproducer.written is None
                 and inp.policy is not None and workflow.patched("reproducer")):  # fmt: skip
             # No existing test fails the way the event did: the policy writes one.
             prep = await self._reproducer.write(inp, prep)
-            seen = await self._prober.confirm(inp, prep, times)
+            seen = await self._prober.confirm(inp, prep, times, 0 if planned else 1)
         if seen is None:
             return prep
         why = seen.not_reproduced(policy_could_write=can_write and inp.policy is None)

@@ -30,12 +30,12 @@ class Prober:
         round among the results known when it started."""
 
     async def probe(self, inp: InvestigationInput, prep: InvPrepared, sha: str, slot: int,
-                    round_: int) -> inv.ProbeResult:  # fmt: skip
+                    round_: int, reruns: int = 1) -> inv.ProbeResult:  # fmt: skip
         runs = inp.benchmark_runs if inp.kind == "performance" else 1
         files = self._reproducer.files or inp.reproduction_files
         arg = inv.ProbeInput(prep.run, sha, prep.reproduce, inp.kind, slot, inp.test_timeout_s,
                              runs, reference=self.reference, max_slowdown=inp.max_slowdown,
-                             files=files)  # fmt: skip
+                             files=files, reruns=reruns)  # fmt: skip
         result = await self._steps.step(
             "probe", inv.PROBE, arg, inv.ProbeResult, round_=round_,
             limit=timedelta(seconds=(inp.test_timeout_s + 60) * runs + 60),
@@ -55,12 +55,12 @@ class Prober:
         return list(found)
 
     async def confirm(self, inp: InvestigationInput, prep: InvPrepared,
-                      times: int = 2) -> inv.ProbeResult | None:  # fmt: skip
+                      times: int = 2, reruns: int = 1) -> inv.ProbeResult | None:  # fmt: skip
         """Confirm the problem at the bad commit, twice (unless the search confirms it again
         beside its probes), so a flaky failure is not bisected: None when it shows, else the
         probe that did not show it."""
         for attempt in range(1 if inp.kind == "performance" else times):
-            seen = await self.probe(inp, prep, prep.run.base_sha, attempt, 0)
+            seen = await self.probe(inp, prep, prep.run.base_sha, attempt, 0, reruns)
             if seen.outcome != "bad":
                 return seen
         return None
@@ -114,12 +114,12 @@ class Prober:
         keys = iter(range(1 << 30))
         try:
             while not plan.determined():
-                while len(flying) < cores and (pick := plan.next()) is not None:
+                for pick in plan.picks(cores - len(flying)):
                     key, slot = next(keys), min(set(range(cores + 1)) - set(slots.values()))
                     plan.started(key, pick)
                     slots[key] = slot
                     flying[key] = asyncio.ensure_future(
-                        self.probe(inp, prep, pick.sha, slot, pick.round)
+                        self.probe(inp, prep, pick.sha, slot, pick.round, reruns=0)
                     )
                 if not flying:  # nothing left to probe and nothing running: the verdict
                     break
