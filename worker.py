@@ -20,6 +20,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
 from activities.agent import AgentActivities
+from activities.capacity import capacity
 from activities.delivery import GitHubConfig
 from activities.drift import DriftActivities
 from activities.envs import EnvironmentActivities
@@ -197,7 +198,7 @@ def all_activities(settings: Settings) -> list[Callable[..., Any]]:
     return [
         *forward.all(), tests.run_tests, tests.lint, tests.performance, *agent.all(),
         *EnvironmentActivities(home=settings.home, store=store, runner=runner).all(),
-        *investigation.all(), *roles_activities.all(),
+        *investigation.all(), capacity, *roles_activities.all(),
         *DriftActivities(home=settings.home, store=store, runner=runner).all(),
     ]  # fmt: skip
 

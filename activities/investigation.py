@@ -7,16 +7,11 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.converter import value_to_type
-from temporalio.service import RPCError
 
 from activities.common import tag_span
 from activities.envs import sandbox_for
@@ -25,7 +20,6 @@ from activities.runner import RunnerConfig
 from agents.context import tracked_files
 from agents.prompts import fix_goal
 from contracts.investigation import (
-    CAPACITY,
     CHECK_REPRODUCTION,
     HISTORY,
     INV_PREPARE,
@@ -33,8 +27,6 @@ from contracts.investigation import (
     PROBE,
     REPORT,
     REVERT,
-    Capacity,
-    CapacityInput,
     History,
     HistoryInput,
     InvPrepared,
@@ -58,7 +50,7 @@ from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.paths import safe_path
 from gym.report import render_report
-from gym.runner import RUNNING, Limits, usable_cores
+from gym.runner import Limits
 from gym.runners import detect_runner, select
 from gym.snapshots import Snapshots
 from gym.testing import run_tests
@@ -195,14 +187,6 @@ class InvestigationActivities:
         )
         return History(commits, activity.info().attempt)
 
-    @activity.defn(name=CAPACITY)
-    async def capacity(self, arg: CapacityInput) -> Capacity:
-        """The cores free for probes: this worker's, less what it runs, and the other workers
-        polling the sandbox queue (Temporal's list of its pollers)."""
-        tag_span(arg.run_id)
-        return Capacity(usable_cores(), RUNNING[0], await _pollers(arg.sandbox_queue),
-                        activity.info().attempt)  # fmt: skip
-
     @activity.defn(name=PROBE)
     @permanent_errors
     async def probe(self, arg: ProbeInput) -> ProbeResult:
@@ -254,23 +238,16 @@ class InvestigationActivities:
         if arg.reference is None or arg.reference == arg.sha:
             return ProbeResult(arg.sha, "good", "the reference itself", 0.0, attempt=attempt)
         with self.snapshots.pooled(arg.run, "reference") as path:
-            ref_ws = await asyncio.to_thread(
-                self.snapshots.materialize_at, arg.run, arg.reference, path
-            )
-            return await self._compare(arg, ws, ref_ws, limits)
+            ref = await asyncio.to_thread(self.snapshots.materialize_at, arg.run,
+                                          arg.reference, path)  # fmt: skip
+            return await self._compare(arg, ws, ref, limits, attempt)
 
-    async def _compare(self, arg: ProbeInput, ws: Path, ref_ws: Path, limits: Limits
-                       ) -> ProbeResult:  # fmt: skip
-        attempt = activity.info().attempt
+    async def _compare(self, arg: ProbeInput, ws: Path, ref: Path, limits: Limits,
+                       attempt: int) -> ProbeResult:  # fmt: skip
         started = asyncio.get_running_loop().time()
-        samples = await perf.sample(
-            arg.command,
-            ref_ws,
-            ws,
-            runs=arg.runs,
-            limits=limits,
-            sandbox=await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.sha),
-        )
+        sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.sha)
+        samples = await perf.sample(arg.command, ref, ws, runs=arg.runs, limits=limits,
+                                    sandbox=sandbox)  # fmt: skip
         elapsed = asyncio.get_running_loop().time() - started
         if samples.failures or len(samples.patched) < 2 or len(samples.base) < 2:
             why = ", ".join(samples.failures) or "too few runs"
@@ -319,21 +296,5 @@ class InvestigationActivities:
         return ReportOutput(self.store.put_text(render_report(arg, hunks)), activity.info().attempt)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare, self.history, self.capacity, self.probe, self.localize,
+        return [self.prepare, self.history, self.probe, self.localize,
                 self.revert, self.report, self.check_reproduction]  # fmt: skip
-
-
-async def _pollers(queue: str) -> int:
-    """The workers polling `queue` for activities (1 when the server cannot say)."""
-    client = activity.client()
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    )  # fmt: skip
-    try:
-        described = await client.workflow_service.describe_task_queue(
-            request, timeout=timedelta(seconds=5)
-        )
-    except RPCError:
-        return 1
-    return max(1, len({p.identity for p in described.pollers}))

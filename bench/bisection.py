@@ -3,7 +3,7 @@ rounds (sequential steps) and wall time to find a regression planted in a linear
 
 Both run the same reproduction (`python -m pytest -q`) in the same kind of workspace with no
 sandbox, so the comparison is of the search, not of the isolation. Ratchet's probes here are the
-gym's runner driven by the workflow's own planner (`workflows.bisect.Multisection`), without
+gym's runner driven by the workflow's own planner (`contracts.bisect.Multisection`), without
 Temporal; the harness's per-step overhead is measured by its own benchmark.
 """
 
@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from contracts.bisect import Multisection
 from gym import workspace
 from gym.git import git
 from gym.runner import Limits
 from gym.testing import run_tests
-from workflows.bisect import Multisection
 
 SIZES = (100, 1000, 5000)
 REPEATS = 3

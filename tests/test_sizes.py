@@ -16,7 +16,9 @@ PACKAGES = ("contracts", "ratchet", "gym", "agents", "activities", "workflows", 
 MODULE_LINES = 300
 WORKFLOW_MODULE_LINES = 250
 FUNCTION_LINES = 60
-WORKFLOWS_CODE_LINES = 1300
+# The planned probe search (workflow.patched "probe-planner") sits beside the rounds it replaced
+# until the runs recorded before it have ended: then the old rounds go, and this is 1,300 again.
+WORKFLOWS_CODE_LINES = 1350
 
 
 def sources() -> list[Path]:

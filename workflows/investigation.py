@@ -5,7 +5,6 @@ root-cause report. Writing a reproduction for an event no test covers is in repr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,12 +17,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts import investigation as inv
     from contracts import runs
     from contracts import steps as io
+    from contracts.bisect import Multisection
     from contracts.investigation import InvestigationInput, InvPrepared
     from contracts.results import Culprit, InvestigationResult, InvestigationState, TaskResult
     from contracts.runs import Gate, RunState
     from contracts.sentry import EventSignal
-    from workflows import planner, search
-    from workflows.bisect import Multisection
+    from workflows import search
     from workflows.probing import Prober
     from workflows.reproducer import Reproducer
     from workflows.steps import Steps
@@ -69,7 +68,7 @@ class InvestigationWorkflow:
         prep = await self._reproduce(inp, prep, planned)
         arg = inv.HistoryInput(prep.run, prep.good_sha, inp.max_history)
         if planned:  # the planner starts probes as cores free up
-            history, cores = await self._history_and_cores(inp, prep, arg)
+            history, cores = await self._prober.history_and_cores(inp, arg)
         else:
             history = await self.steps.step("history", inv.HISTORY, arg, inv.History)
             cores = inp.parallel_probes
@@ -79,7 +78,9 @@ class InvestigationWorkflow:
         bisection.record(prep.run.base_sha, "bad")
         written = self._reproducer.written
         if planned:
-            rounds = await self._search(inp, prep, bisection, latent_ok=written is not None)
+            rounds = await self._prober.planned(
+                inp, prep, bisection, self._confirmations, latent_ok=written is not None
+            )  # fmt: skip
         else:
             rounds = await self._prober.find_good(
                 inp, prep, bisection, latent_ok=written is not None
@@ -141,40 +142,6 @@ class InvestigationWorkflow:
             return prep
         why = seen.not_reproduced(policy_could_write=can_write and inp.policy is None)
         raise self.steps.fail("NotReproduced", why)
-
-    async def _history_and_cores(self, inp: InvestigationInput, prep: InvPrepared,
-                                 arg: inv.HistoryInput) -> tuple[inv.History, int]:  # fmt: skip
-        """The commits to search, and the cores free to probe them (side by side)."""
-        queue = inp.queues.sandbox or workflow.info().task_queue
-        free = inv.CapacityInput(inp.run_id, queue)
-        history, capacity = await asyncio.gather(
-            self.steps.step("history", inv.HISTORY, arg, inv.History),
-            self.steps.step("capacity", inv.CAPACITY, free, inv.Capacity),
-        )
-        return history, capacity.free
-
-    async def _search(self, inp: InvestigationInput, prep: InvPrepared, bisection: Multisection,
-                      *, latent_ok: bool) -> int:  # fmt: skip
-        """The rounds the planned search took to name the culprit (-1: a latent bug): without
-        a good ref, the doubling rounds find one first."""
-        checks, rounds = [planner.CONFIRM] * self._confirmations, 0
-        if prep.good_sha is None:
-            rounds = await self._prober.find_good(inp, prep, bisection, latent_ok=latent_ok)
-            if rounds < 0:
-                return rounds
-        elif self._prober.reference is None:  # first: a wrong good ref is the likelier slip
-            checks.insert(0, planner.GOOD)
-        else:  # the performance reference is good by definition
-            bisection.record(bisection.commits[0], "good")
-        stopped = await self._prober.search(inp, prep, bisection, checks, rounds)
-        if stopped is None:
-            return self._prober.rounds
-        kind, seen = stopped
-        if kind == planner.CONFIRM:
-            raise self.steps.fail("NotReproduced", seen.not_reproduced(policy_could_write=False))
-        if seen.outcome == "bad" and latent_ok:
-            return -1
-        raise self._prober.good_ref_fails(seen.sha, seen.outcome, seen.detail)
 
     async def _fix(self, inp: InvestigationInput, prep: InvPrepared, culprit: str,
                    where: inv.Localized) -> Fix:  # fmt: skip

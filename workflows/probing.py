@@ -12,9 +12,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts import investigation as inv
+    from contracts import planner
+    from contracts.bisect import Doubling, Multisection
     from contracts.investigation import InvestigationInput, InvPrepared
-    from workflows.bisect import Doubling, Multisection
-    from workflows.planner import ProbePlan
+    from contracts.planner import ProbePlan
     from workflows.reproducer import Reproducer
     from workflows.steps import Steps
 
@@ -104,7 +105,7 @@ class Prober:
         self, inp: InvestigationInput, prep: InvPrepared, bisection: Multisection,
         checks: list[str], rounds: int,
     ) -> tuple[str, inv.ProbeResult] | None:  # fmt: skip
-        """The planned search (workflows/planner.py), after `rounds` rounds of finding a good
+        """The planned search (contracts/planner.py), after `rounds` rounds of finding a good
         commit: up to k (the bisection's) probes at once, a new one
         as each ends, the checks beside them; the probes that cannot change the culprit are
         cancelled. A check that did not hold stops it: its kind (CONFIRM, GOOD) and probe."""
@@ -141,3 +142,38 @@ class Prober:
     def good_ref_fails(self, sha: str, outcome: str, detail: str) -> Exception:
         why = f"{sha[:12]} is not good: {outcome} ({detail})"
         return self._steps.fail("GoodRefFails", f"good_ref {why}")
+
+    async def history_and_cores(self, inp: InvestigationInput,
+                                arg: inv.HistoryInput) -> tuple[inv.History, int]:  # fmt: skip
+        """The commits to search, and the cores free to probe them (side by side)."""
+        queue = inp.queues.sandbox or workflow.info().task_queue
+        free = inv.CapacityInput(inp.run_id, queue)
+        history, capacity = await asyncio.gather(
+            self._steps.step("history", inv.HISTORY, arg, inv.History),
+            self._steps.step("capacity", inv.CAPACITY, free, inv.Capacity),
+        )
+        return history, capacity.free
+
+    async def planned(self, inp: InvestigationInput, prep: InvPrepared, bisection: Multisection,
+                      confirmations: int, *, latent_ok: bool) -> int:  # fmt: skip
+        """The rounds the planned search took to name the culprit (-1: a latent bug), with
+        `confirmations` of the bad commit still to run; without a good ref, the doubling rounds
+        find one first."""
+        checks, rounds = [planner.CONFIRM] * confirmations, 0
+        if prep.good_sha is None:
+            rounds = await self.find_good(inp, prep, bisection, latent_ok=latent_ok)
+            if rounds < 0:
+                return rounds
+        elif self.reference is None:  # first: a wrong good ref is the likelier slip
+            checks.insert(0, planner.GOOD)
+        else:  # the performance reference is good by definition
+            bisection.record(bisection.commits[0], "good")
+        stopped = await self.search(inp, prep, bisection, checks, rounds)
+        if stopped is None:
+            return self.rounds
+        kind, seen = stopped
+        if kind == planner.CONFIRM:
+            raise self._steps.fail("NotReproduced", seen.not_reproduced(policy_could_write=False))
+        if seen.outcome == "bad" and latent_ok:
+            return -1
+        raise self.good_ref_fails(seen.sha, seen.outcome, seen.detail)

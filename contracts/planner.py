@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from workflows.bisect import Multisection
+from contracts.bisect import Multisection
 
 SEARCH, AGAIN, RECHECK = "search", "again", "recheck"
 CONFIRM, GOOD = "confirm", "good"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from workflows.bisect import Multisection
-from workflows.planner import AGAIN, CONFIRM, GOOD, RECHECK, SEARCH, Contradiction, Pick, ProbePlan
+from contracts.bisect import Multisection
+from contracts.planner import AGAIN, CONFIRM, GOOD, RECHECK, SEARCH, Contradiction, Pick, ProbePlan
 
 Outcome = Callable[[int, int], str]
 """(commit index, how many times it was probed before) → outcome."""

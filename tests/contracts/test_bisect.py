@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workflows.bisect import Multisection
+from contracts.bisect import Multisection
 
 
 def run(
