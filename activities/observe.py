@@ -20,6 +20,7 @@ from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
     StartActivityInput,
+    StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -90,11 +91,19 @@ def _count(counter: Any, attributes: dict[str, str]) -> None:
 
 class _StepHeaders(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        step = _observed(workflow.instance())
-        if step:
-            payload = workflow.payload_converter().to_payload(list(step))
-            input.headers = {**input.headers, STEP_HEADER: payload}
+        _name_step(input)
         return super().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
+        _name_step(input)
+        return super().start_local_activity(input)
+
+
+def _name_step(input: StartActivityInput | StartLocalActivityInput) -> None:
+    step = _observed(workflow.instance())
+    if step:
+        payload = workflow.payload_converter().to_payload(list(step))
+        input.headers = {**input.headers, STEP_HEADER: payload}
 
 
 def _observed(instance: object) -> Any:

@@ -1,10 +1,16 @@
 """A small HTTP load generator, run as its own process (`python -m bench.load < spec.json`) so
 that it does not share an event loop or a GIL with the server it measures.
 
-The spec: {"base_url", "concurrency", "requests": [{"method", "path", "headers", "body"}]}.
-It opens `concurrency` keep-alive connections (each first sends GET /healthz, not timed), sends
-the requests from them, and prints one JSON object: the wall time, its own CPU time, every
-request's latency, the count of each status and the run ids answered.
+The spec: {"base_url", "concurrency", "requests": [{"method", "path", "headers", "body"}],
+"rate"?}. It opens `concurrency` keep-alive connections (each first sends GET /healthz, not
+timed), sends the requests from them, and prints one JSON object: the wall time, its own CPU
+time, every request's latency, the count of each status and the run ids answered.
+
+Without "rate" each connection sends its next request as soon as it has an answer (the most the
+server takes). With "rate" (requests a second) the requests are due on a fixed schedule, as
+Sentry sends them whether or not the server keeps up, and a request's latency runs from the
+moment it was due, so time spent waiting for a free connection counts too (no coordinated
+omission).
 
 It speaks just enough HTTP/1.1 over asyncio streams (requests with a body and Content-Length,
 responses with Content-Length, as uvicorn sends them): httpx spent about 2 ms of CPU a request
@@ -73,7 +79,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             results.append(await connection.send(request))
 
     started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker(c) for c in connections))
+    if spec.get("rate"):
+        results = await _paced(connections, requests, float(spec["rate"]), started)
+    else:
+        await asyncio.gather(*(worker(c) for c in connections))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     for connection in connections:
         connection.close()
@@ -84,6 +93,28 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         "statuses": dict(Counter(str(r[1]) for r in results)),
         "run_ids": sorted({run_id for r in results if (run_id := _run_id(r[2]))}),
     }
+
+
+async def _paced(connections: list[Connection], requests: list[dict[str, Any]], rate: float,
+                 started: float) -> list[tuple[float, int, bytes]]:  # fmt: skip
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in connections:
+        idle.put_nowait(connection)
+
+    async def one(request: dict[str, Any], due: float) -> tuple[float, int, bytes]:
+        connection = await idle.get()
+        try:
+            _, status, content = await connection.send(request)
+        finally:
+            idle.put_nowait(connection)
+        return time.perf_counter() - due, status, content
+
+    sent = []
+    for n, request in enumerate(requests):
+        due = started + n / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        sent.append(asyncio.ensure_future(one(request, due)))
+    return list(await asyncio.gather(*sent))
 
 
 def main() -> None:

@@ -49,6 +49,9 @@ from worker import build_worker
 STEPS = 20
 REPEATS = 5
 COMMANDS = ("", "true", "sleep 0.2")
+LOCAL = "no-op, local"
+"""The no-op as a local activity: what a light bookkeeping step (verify, history, localize,
+memory read) pays since it is one."""
 FORWARD_RUNS = 3
 TEST_COMMAND_MS = 1000.0
 """The share is stated for a step whose test command takes this long."""
@@ -79,11 +82,12 @@ async def direct(command: str, ws: Path) -> float:
     return time.perf_counter() - started
 
 
-async def through_temporal(client: Client, queue: str, command: str, ws: Path, steps: int) -> float:
+async def through_temporal(client: Client, queue: str, command: str, ws: Path, steps: int,
+                           local: bool = False) -> float:  # fmt: skip
     run_id = f"bench-steps-{uuid.uuid4().hex[:12]}"
     started = time.perf_counter()
     done = await client.execute_workflow(
-        STEPS_WORKFLOW, StepsInput(run_id, steps, StepInput(command, str(ws))),
+        STEPS_WORKFLOW, StepsInput(run_id, steps, StepInput(command, str(ws)), local),
         id=run_id, task_queue=queue, result_type=int,
     )  # fmt: skip
     assert done == steps
@@ -102,7 +106,7 @@ async def measure_steps(client: Client, settings: Settings, ws: Path) -> dict[st
         max_concurrent_activities=settings.max_concurrent_activities,
     )  # fmt: skip
     raw: dict[str, dict[str, list[float]]] = {
-        _label(c): {"temporal_s": [], "direct_s": []} for c in COMMANDS
+        label: {"temporal_s": [], "direct_s": []} for label in [*map(_label, COMMANDS), LOCAL]
     }
     empty: list[float] = []
     # The steps run unsandboxed on purpose (see `step`): no warning per step.
@@ -111,6 +115,7 @@ async def measure_steps(client: Client, settings: Settings, ws: Path) -> dict[st
         for command in COMMANDS:  # warm-up: the sandbox's first import of the workflow module
             await through_temporal(client, queue, command, ws, STEPS)
             await direct(command, ws)
+        await through_temporal(client, queue, "", ws, STEPS, local=True)
         for _ in range(REPEATS):
             empty.append(await through_temporal(client, queue, "", ws, 0))
             for command in COMMANDS:
@@ -119,6 +124,10 @@ async def measure_steps(client: Client, settings: Settings, ws: Path) -> dict[st
                     await through_temporal(client, queue, command, ws, STEPS)
                 )
                 times["direct_s"].append(await direct(command, ws))
+            raw[LOCAL]["temporal_s"].append(
+                await through_temporal(client, queue, "", ws, STEPS, local=True)
+            )
+            raw[LOCAL]["direct_s"].append(await direct("", ws))
     logging.getLogger("ratchet.gym").setLevel(logging.NOTSET)
     steps: dict[str, Any] = {}
     for label, times in raw.items():

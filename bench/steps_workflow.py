@@ -37,6 +37,8 @@ class StepsInput:
     run_id: str
     steps: int
     step: StepInput
+    local: bool = False
+    """Each step a local activity (as the registry's light bookkeeping steps are)."""
 
 
 @workflow.defn(name=STEPS_WORKFLOW)
@@ -49,7 +51,7 @@ class StepsWorkflow:
         for i in range(arg.steps):
             # Not in the activity registry: the step's limit is given (no heartbeat timeout).
             out = await self.steps.step(f"step {i + 1}", STEP, arg.step, StepOutput,
-                                        limit=timedelta(minutes=2))  # fmt: skip
+                                        limit=timedelta(minutes=2), local=arg.local)  # fmt: skip
             if out.exit_code != 0:
                 raise ApplicationError(f"step {i + 1} exited {out.exit_code}", non_retryable=True)
         return arg.steps

@@ -25,6 +25,10 @@ class ActivitySpec:
     """It heartbeats: a try whose worker stops for the run's heartbeat timeout is retried."""
     heartbeat_s: float | None = None
     """A heartbeat timeout of its own, whatever the run's."""
+    local: bool = False
+    """Light bookkeeping of the main queue (a few reads and a verdict): a local activity, run by
+    the worker that runs the workflow within its workflow task, without the round trip of an
+    activity task through the server."""
 
     def limit(self, test_timeout_s: float) -> float:
         return self.limit_s + self.per_test * test_timeout_s
@@ -53,8 +57,8 @@ def _sandbox(purpose: str, limit_s: float, per_test: float = 1.0, *,
     return ActivitySpec("sandbox", purpose, limit_s=limit_s, per_test=per_test, heartbeat=heartbeat)
 
 
-def _main(purpose: str, minutes: float = 5) -> ActivitySpec:
-    return ActivitySpec("main", purpose, limit_s=minutes * MINUTE)
+def _main(purpose: str, minutes: float = 5, *, local: bool = False) -> ActivitySpec:
+    return ActivitySpec("main", purpose, limit_s=minutes * MINUTE, local=local)
 
 
 ACTIVITIES: dict[str, ActivitySpec] = {
@@ -68,7 +72,7 @@ ACTIVITIES: dict[str, ActivitySpec] = {
     steps.PATCH: _model("ask the policy for a patch (runs recorded before the agent loop)"),
     steps.LINT: _sandbox("lint the snapshot (new findings only)", 10 * MINUTE, 0.0),
     steps.PERFORMANCE: _sandbox("benchmark the base against the patch", 300, 4.0),
-    steps.VERIFY: _main("grade the gates", 2),
+    steps.VERIFY: _main("grade the gates", 2, local=True),
     steps.DELIVER: _main("commit the patch to a ratchet/ branch", 2),
     steps.SNAPSHOT_DIFF: _main("keep the work so far as a patch", 2),
     agent.MODEL_TURN: _model("one model turn of the agent"),
@@ -76,16 +80,16 @@ ACTIVITIES: dict[str, ActivitySpec] = {
     roles.ROLE_CALL: _model("ask a role for a structured answer"),
     roles.ADVERSARIAL_RUN: _sandbox("run the red team's tests against the patch", 120, 5.0),
     roles.ADD_TESTS: _main("add the valid red-team tests"),
-    roles.MEMORY_READ: _main("read the repository's memory", 2),
+    roles.MEMORY_READ: _main("read the repository's memory", 2, local=True),
     roles.MEMORY_RECORD: _main("record what this run learned", 2),
     investigation.INV_PREPARE: _main("mirror the repository and reproduce", 15),
     investigation.CHECK_REPRODUCTION: _sandbox(
         "run the written test: is it the event's error?", 120, heartbeat=True
     ),
     investigation.PROBE: _sandbox("test one commit of the history", 120, heartbeat=True),
-    investigation.HISTORY: _main("list the commits to search"),
+    investigation.HISTORY: _main("list the commits to search", local=True),
     investigation.CAPACITY: _sandbox("count the cores free for probes", 30, 0.0),
-    investigation.LOCALIZE: _main("find the guilty hunks of the culprit"),
+    investigation.LOCALIZE: _main("find the guilty hunks of the culprit", local=True),
     investigation.REVERT: _main("revert the guilty hunks"),
     investigation.REPORT: _main("write the root-cause report"),
     drift.DRIFT_PREPARE: _main("read the repository's specs"),

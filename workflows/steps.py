@@ -115,10 +115,11 @@ class Steps:
 
     async def step(
         self, name: str, activity: str, arg: Any, result_type: type[T], *,
-        round_: int | None = None, limit: timedelta | None = None,
+        round_: int | None = None, limit: timedelta | None = None, local: bool | None = None,
     ) -> T:  # fmt: skip
-        """Run one activity and keep the step list that GET /runs/{id} shows. Its limits, queue
-        and retries are the registry's (contracts/activities.py) unless `limit` is given."""
+        """Run one activity and keep the step list that GET /runs/{id} shows. Its limits, queue,
+        retries and whether it is a local activity are the registry's (contracts/activities.py)
+        unless `limit` or `local` is given."""
         self._go_on()
         index = self._begin(name, round_)
         entry = spec(activity)
@@ -127,16 +128,23 @@ class Steps:
         model = entry.retry == "model"
         self.observed = (name, round_)
         heartbeat_s = entry.heartbeat_timeout(self.heartbeat_s)
+        heartbeat = None if heartbeat_s is None else timedelta(seconds=heartbeat_s)
+        timeout = limit or timedelta(seconds=entry.limit(self.test_timeout_s))
         try:
-            result: T = await workflow.execute_activity(
-                activity, arg, result_type=result_type,
-                start_to_close_timeout=limit or timedelta(seconds=entry.limit(self.test_timeout_s)),
-                schedule_to_close_timeout=MODEL_STEP_LIMIT if model else None,
-                heartbeat_timeout=None if heartbeat_s is None else timedelta(seconds=heartbeat_s),
-                retry_policy=model_retry_policy(*self.model_backoff) if model else RETRY,
-                summary=entry.summary(name, round_),
-                task_queue=queue_for(activity, self.queues),
-            )  # fmt: skip
+            if (entry.local if local is None else local) and workflow.patched("local-bookkeeping"):
+                result: T = await workflow.execute_local_activity(
+                    activity, arg, result_type=result_type, start_to_close_timeout=timeout,
+                    retry_policy=RETRY, summary=entry.summary(name, round_),
+                )  # fmt: skip
+            else:
+                result = await workflow.execute_activity(
+                    activity, arg, result_type=result_type, start_to_close_timeout=timeout,
+                    schedule_to_close_timeout=MODEL_STEP_LIMIT if model else None,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=model_retry_policy(*self.model_backoff) if model else RETRY,
+                    summary=entry.summary(name, round_),
+                    task_queue=queue_for(activity, self.queues),
+                )  # fmt: skip
         except ActivityError as err:
             spent = err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
             self.charge(usage_in(err))  # what its attempts paid for counts all the same
