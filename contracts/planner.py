@@ -112,6 +112,13 @@ class ProbePlan:
 
         return [key for key, p in self.running.items() if useless(p)]
 
+    def drop_moot(self) -> list[int]:
+        """`moot()`, no longer running: the caller cancels them."""
+        moot = self.moot()
+        for key in moot:
+            del self.running[key]
+        return moot
+
     def _trusted(self, sha: str) -> bool:
         """A failure seen twice; at the bad end, once every confirmation is in."""
         if sha != self.section.commits[-1]:

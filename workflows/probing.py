@@ -106,9 +106,9 @@ class Prober:
         checks: list[str], rounds: int,
     ) -> tuple[str, inv.ProbeResult] | None:  # fmt: skip
         """The planned search (contracts/planner.py), after `rounds` rounds of finding a good
-        commit: up to k (the bisection's) probes at once, a new one
-        as each ends, the checks beside them; the probes that cannot change the culprit are
-        cancelled. A check that did not hold stops it: its kind (CONFIRM, GOOD) and probe."""
+        commit: up to k (the bisection's) probes at once, a new one as each ends, the checks
+        beside them; the probes that cannot change the culprit are cancelled. A check that did
+        not hold stops it: its kind (CONFIRM, GOOD) and probe."""
         plan, cores = ProbePlan(bisection, list(checks), round=rounds), bisection.k
         flying: dict[int, asyncio.Task[inv.ProbeResult]] = {}
         slots: dict[int, int] = {}
@@ -130,9 +130,9 @@ class Prober:
                     del slots[key]
                     if (contradiction := plan.finished(key, found.outcome)) is not None:
                         return contradiction.pick.purpose, found
-                for key in plan.moot():
+                for key in plan.drop_moot():
                     flying.pop(key).cancel()
-                    del slots[key], plan.running[key]
+                    del slots[key]
             self.rounds = plan.round
             return None
         finally:

@@ -53,8 +53,9 @@ class Simulation:
             self.seen[index] = seen + 1
             if (stop := self.plan.finished(done, self.outcome(index, seen))) is not None:
                 return now, stop
-            for moot in self.plan.moot():
-                self.cancelled.append(self.plan.running.pop(moot).sha)
+            moot = {key: self.plan.running[key].sha for key in self.plan.moot()}
+            assert self.plan.drop_moot() == list(moot)
+            self.cancelled += moot.values()
         return now, None
 
 
