@@ -58,17 +58,17 @@ def stop(*procs: subprocess.Popen[bytes] | None) -> None:
 async def wait_for_step(
     client: Client, run_id: str, name: str, round_: int | None = None, timeout_s: float = 90
 ) -> RunState:
-    """Until the run's newest step is `name` (of `round_`), running."""
+    """Until the run's step `name` (of `round_`) is running (other steps may run beside it:
+    a candidate's lint beside its tests)."""
     handle = client.get_workflow_handle(run_id)
     for _ in range(int(timeout_s / 0.1)):
         try:
             state = await handle.query("state", result_type=RunState)
         except Exception:  # the workflow may not have run its first task yet
             state = None
-        if state and state.steps:
-            last = state.steps[-1]
-            if last.name == name and last.status == "running" and last.round == round_:
-                return state
+        if state and any(s.name == name and s.status == "running" and s.round == round_
+                         for s in state.steps):  # fmt: skip
+            return state
         await asyncio.sleep(0.1)
     raise AssertionError(f"step {name} (round {round_}) never started")
 
