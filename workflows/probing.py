@@ -111,28 +111,24 @@ class Prober:
         not hold stops it: its kind (CONFIRM, GOOD) and probe."""
         plan, cores = ProbePlan(bisection, list(checks), round=rounds), bisection.k
         flying: dict[int, asyncio.Task[inv.ProbeResult]] = {}
-        slots: dict[int, int] = {}
         keys = iter(range(1 << 30))
         try:
             while not plan.determined():
                 for pick in plan.picks(cores - len(flying)):
-                    key, slot = next(keys), min(set(range(cores + 1)) - set(slots.values()))
+                    key = next(keys)  # the probe's slot too: its workspace comes from a pool
                     plan.started(key, pick)
-                    slots[key] = slot
                     flying[key] = asyncio.ensure_future(
-                        self.probe(inp, prep, pick.sha, slot, pick.round, reruns=0)
+                        self.probe(inp, prep, pick.sha, key, pick.round, reruns=0)
                     )
                 if not flying:  # nothing left to probe and nothing running: the verdict
                     break
                 done, _ = await workflow.wait(flying.values(), return_when=asyncio.FIRST_COMPLETED)
                 for key in [k for k, task in flying.items() if task in done]:
                     found = flying.pop(key).result()
-                    del slots[key]
                     if (contradiction := plan.finished(key, found.outcome)) is not None:
                         return contradiction.pick.purpose, found
                 for key in plan.drop_moot():
                     flying.pop(key).cancel()
-                    del slots[key]
             self.rounds = plan.round
             return None
         finally:
