@@ -48,6 +48,7 @@ from contracts.steps import PatchOutput
 from gym import investigate, perf, reproduction
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
+from gym.forkserver import ForkServers
 from gym.paths import safe_path
 from gym.report import render_report
 from gym.runner import Limits
@@ -64,6 +65,9 @@ class InvestigationActivities:
         self.store = store
         self.runner = runner
         self.snapshots = Snapshots(home, store)
+        # Probes run in the worker's pooled slots, which stay at their paths: each slot keeps a
+        # warm interpreter for its pytest runs.
+        self.forks = ForkServers()
         self.mirrors = self.snapshots.mirrors
 
     @activity.defn(name=INV_PREPARE)
@@ -208,7 +212,7 @@ class InvestigationActivities:
         sandbox = await sandbox_for(self.snapshots, self.runner, arg.run, ws, arg.sha)
         run = await run_tests(
             arg.command, ws, limits=limits, sandbox=sandbox, reruns=arg.reruns,
-            tick=activity.heartbeat,
+            tick=activity.heartbeat, forks=self.forks,
         )  # fmt: skip
         result, attempt = run.result, activity.info().attempt
         if result.timed_out or result.killed_by:

@@ -62,10 +62,10 @@ class CgroupLimits:
             if required:
                 raise
 
-    def join(self) -> None:
-        """Move the calling process in (called in the child before exec)."""
+    def join(self, pid: int = 0) -> None:
+        """Move `pid` in: by default the calling process (called in the child before exec)."""
         for group in self.dirs:
-            (group / "cgroup.procs").write_text(str(os.getpid()))
+            (group / "cgroup.procs").write_text(str(pid or os.getpid()))
 
     def pids(self) -> set[int]:
         found: set[int] = set()

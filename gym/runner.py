@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from opentelemetry.trace import StatusCode
 
@@ -74,22 +75,29 @@ def scrubbed_env(sandbox: Sandbox, extra: dict[str, str] | None = None) -> dict[
     return env | (extra or {})
 
 
+def rlimits(limits: Limits, cgroup: CgroupLimits | None) -> list[tuple[int, int]]:
+    """The rlimits a command's process sets on itself, as (resource, value)."""
+    # The cgroup caps real memory. Only without one is address space the cap: it is a poor
+    # proxy, as runtimes reserve far more than they use (V8 reserves ~10 GiB for each
+    # WebAssembly memory, so Vitest's and esbuild's Wasm parts cannot start under it).
+    address_space = [] if cgroup is not None else [(resource.RLIMIT_AS, limits.memory_bytes)]
+    return [
+        *address_space,
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_NPROC, limits.max_processes),
+        (resource.RLIMIT_FSIZE, limits.max_file_bytes),
+        (resource.RLIMIT_NOFILE, limits.max_open_files),
+        (resource.RLIMIT_CORE, 0),
+    ]
+
+
 def _child_setup(limits: Limits, cgroup: CgroupLimits | None) -> Callable[[], None]:
+    values = rlimits(limits, cgroup)
+
     def setup() -> None:
         if cgroup is not None:
             cgroup.join()
-        # The cgroup caps real memory. Only without one is address space the cap: it is a poor
-        # proxy, as runtimes reserve far more than they use (V8 reserves ~10 GiB for each
-        # WebAssembly memory, so Vitest's and esbuild's Wasm parts cannot start under it).
-        address_space = [] if cgroup is not None else [(resource.RLIMIT_AS, limits.memory_bytes)]
-        for which, value in (
-            *address_space,
-            (resource.RLIMIT_CPU, limits.cpu_seconds),
-            (resource.RLIMIT_NPROC, limits.max_processes),
-            (resource.RLIMIT_FSIZE, limits.max_file_bytes),
-            (resource.RLIMIT_NOFILE, limits.max_open_files),
-            (resource.RLIMIT_CORE, 0),
-        ):
+        for which, value in values:
             with contextlib.suppress(ValueError, OSError):
                 resource.setrlimit(which, (value, value))
 
@@ -109,7 +117,7 @@ def describe(sandbox: Sandbox, limits: Limits, cgroup: CgroupLimits | None) -> s
 
 
 @dataclass(frozen=True)
-class _Call:
+class Call:
     """One call of run_command, its arguments resolved (defaults filled in, TRACEPARENT added)."""
 
     command: str
@@ -134,21 +142,26 @@ async def run_command(
     tick: Tick | None = None,
     tick_every_s: float = 1.0,
     on_output: Callable[[bytes], None] | None = None,
+    forks: Forks | None = None,
 ) -> CommandResult:
     """Run `command` with /bin/sh in `workspace`, as a span of the current trace.
 
     `env` entries may name `{results}`, replaced by where the results directory appears to the
     command; `tick` is called while it runs (heartbeats); `on_output` sees every chunk. The
-    command also gets TRACEPARENT, so what it traces joins the caller's trace.
+    command also gets TRACEPARENT, so what it traces joins the caller's trace. `forks` may run
+    it as a child of a warm interpreter instead (gym/forkserver.py), when it can.
     """
     with process_span("sandbox.process", command) as span:
-        call = _Call(
+        call = Call(
             command, workspace, limits or Limits(),
             sandbox if sandbox is not None else NoSandbox(), {**trace_env(), **(env or {})},
             results, tick, tick_every_s, on_output,
         )  # fmt: skip
-        result = await _run(call)
+        result = await _forked(forks, call) if forks is not None else None
+        if result is None:
+            result = await _run(call)
         span.set_attributes({
+            "ratchet.forked": forks is not None and result.isolation.endswith(FORKED_NOTE),
             "process.exit_code": result.exit_code, "ratchet.timed_out": result.timed_out,
             "ratchet.killed_by": result.killed_by, "ratchet.duration_s": result.duration_s,
             "ratchet.sandbox": call.sandbox.name,
@@ -169,7 +182,26 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) or 1
 
 
-async def _run(call: _Call) -> CommandResult:
+class Forks(Protocol):
+    """Runs a command as a child of a warm interpreter, or answers None (gym/forkserver.py)."""
+
+    async def run(self, call: Call) -> CommandResult | None: ...
+
+
+FORKED_NOTE = "(pytest imported once, a child per run)"
+
+
+async def _forked(forks: Forks, call: Call) -> CommandResult | None:
+    if call.results is None:
+        return None
+    RUNNING[0] += 1
+    try:
+        return await forks.run(call)
+    finally:
+        RUNNING[0] -= 1
+
+
+async def _run(call: Call) -> CommandResult:
     RUNNING[0] += 1
     try:
         return await _run_counted(call)
@@ -177,7 +209,7 @@ async def _run(call: _Call) -> CommandResult:
         RUNNING[0] -= 1
 
 
-async def _run_counted(call: _Call) -> CommandResult:
+async def _run_counted(call: Call) -> CommandResult:
     own_results = call.results is None
     results = call.results or Path(tempfile.mkdtemp(prefix="ratchet-results-"))
     cgroup = CgroupLimits.create(call.limits.max_processes, call.limits.memory_bytes)
@@ -190,7 +222,7 @@ async def _run_counted(call: _Call) -> CommandResult:
             _remove_tree(results)
 
 
-async def _run_in(call: _Call, results: Path, cgroup: CgroupLimits | None) -> CommandResult:
+async def _run_in(call: Call, results: Path, cgroup: CgroupLimits | None) -> CommandResult:
     limits = call.limits
     isolation = describe(call.sandbox, limits, cgroup)
     if isinstance(call.sandbox, NoSandbox):
@@ -217,16 +249,23 @@ async def _run_in(call: _Call, results: Path, cgroup: CgroupLimits | None) -> Co
         timed_out = await wait_for_exit(proc, deadline, call.tick, call.tick_every_s)
     finally:
         await stop(proc, cgroup, reader)
+    status = proc.returncode if proc.returncode is not None else -1
+    return finished(limits, cgroup, status, timed_out, output, started, isolation)
+
+
+def finished(limits: Limits, cgroup: CgroupLimits | None, status: int, timed_out: bool,
+             output: Output, started: float, isolation: str) -> CommandResult:  # fmt: skip
+    """The result of a command that has exited (or was killed) with `status`."""
     killed_by = ["timeout"] if timed_out else []
     if cgroup is not None:
         killed_by += cgroup.limit_hits()
-    if proc.returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+    if status in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         killed_by.append("cpu")
     text = b"".join(output.chunks)
     if timed_out:
         text += f"\n[ratchet] killed after the {limits.timeout_s:g}s wall-clock limit\n".encode()
     return CommandResult(
-        exit_code=124 if timed_out else (proc.returncode if proc.returncode is not None else -1),
+        exit_code=124 if timed_out else status,
         timed_out=timed_out,
         duration_s=round(time.monotonic() - started, 3),
         output=text,
@@ -236,7 +275,7 @@ async def _run_in(call: _Call, results: Path, cgroup: CgroupLimits | None) -> Co
     )
 
 
-def _command_line(call: _Call, results: Path) -> tuple[list[str], dict[str, str]]:
+def _command_line(call: Call, results: Path) -> tuple[list[str], dict[str, str]]:
     """The argv and environment to start: the command as the sandbox wraps it, the caller's
     `env` added with `{results}` replaced by where the command sees the results directory."""
     base_env = scrubbed_env(call.sandbox, {"HOME": str(results), "TMPDIR": str(results)})

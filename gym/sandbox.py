@@ -189,14 +189,19 @@ class BwrapSandbox:
             args += ["--ro-bind", ruff, f"{TOOLS_INSIDE}/ruff"]
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         args += ["--clearenv"]
-        inside_env = {**env, "HOME": HOME_INSIDE, "TMPDIR": "/tmp"}
-        if relocated():
-            # The interpreter's own library, found by its absolute RUNPATH elsewhere.
-            inside_env["LD_LIBRARY_PATH"] = f"{PYTHON_INSIDE}/lib"
-        for key, value in sorted(inside_env.items()):
+        for key, value in sorted(self.inside_env(env).items()):
             args += ["--setenv", key, value]
         args += ["--chdir", ws, "--", *argv]
         return args, {}, RESULTS_INSIDE
+
+    @staticmethod
+    def inside_env(env: dict[str, str]) -> dict[str, str]:
+        """The environment the command sees, given the one `wrap` is called with."""
+        inside = {**env, "HOME": HOME_INSIDE, "TMPDIR": "/tmp"}
+        if relocated():
+            # The interpreter's own library, found by its absolute RUNPATH elsewhere.
+            inside["LD_LIBRARY_PATH"] = f"{PYTHON_INSIDE}/lib"
+        return inside
 
 
 def _scratch(kept: Path, inside: str) -> list[str]:

@@ -14,7 +14,7 @@ from gym import collector, outcomes
 from gym.junit import TestCase
 from gym.process import Tick
 from gym.rerun import Rerun, plan_rerun
-from gym.runner import CommandResult, Limits, run_command
+from gym.runner import CommandResult, Forks, Limits, run_command
 from gym.runners import IN_OUTPUT, collect, detect_runner, prepare, rerun_failing
 from gym.sandbox import NoSandbox, Sandbox
 from gym.spans import forward_spans
@@ -122,9 +122,11 @@ async def run_tests(
     extra_env: dict[str, str] | None = None,
     collect_spans: bool = False,
     runner: str | None = None,
+    forks: Forks | None = None,
 ) -> TestRun:
     """Run the suite's `command`; per-test outcomes come from its runner's own report (`runner`
-    when given, else detected from the command: gym/runners.py)."""
+    when given, else detected from the command: gym/runners.py); `forks` may run a plain
+    `python -m pytest` in a warm interpreter (gym/forkserver.py)."""
     runner = runner or detect_runner(command, workspace)
     results = Path(tempfile.mkdtemp(prefix="ratchet-results-"))
     try:
@@ -146,7 +148,7 @@ async def run_tests(
                     with_collector(ready.command, (sandbox or NoSandbox()).tool_python())
                     if collect_spans else ready.command, workspace, limits=limits,
                     sandbox=sandbox, env={**env, **ready.env}, results=results, tick=tick,
-                    on_output=stream.write,
+                    on_output=stream.write, forks=None if collect_spans else forks,
                 )  # fmt: skip
             output = (results / STREAM).read_bytes() if runner in IN_OUTPUT else b""
             tests = collect(results, output, runner, workspace)
