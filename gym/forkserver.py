@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import gym.forkserver_main as server_main
 from gym.cgroups import CgroupLimits
@@ -238,7 +239,9 @@ async def _run(server: _Server, call: Call, args: list[str], env: dict[str, str]
             cgroup.join(pid)
         started = time.monotonic()
         os.write(go_w, b"g")
-        return await _watch(call, conn, out_r, pid, cgroup, started)
+        pipe = os.fdopen(out_r, "rb", 0)  # closed by its transport, never by number again
+        out_r = -1
+        return await _watch(call, conn, pipe, pid, cgroup, started)
     finally:
         if pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -274,14 +277,18 @@ async def _first_answer(conn: socket.socket) -> tuple[bytes, int]:
     return data, 0
 
 
-async def _watch(call: Call, conn: socket.socket, out_r: int, pid: int,
+async def _watch(call: Call, conn: socket.socket, pipe: BinaryIO, pid: int,
                  cgroup: CgroupLimits | None, started: float) -> CommandResult:  # fmt: skip
     loop = asyncio.get_running_loop()
     output = Output(call.limits.output_cap, call.on_output)
     stream = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(out_r, "rb", 0)
-    )
+    try:
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream), pipe
+        )
+    except BaseException:
+        pipe.close()
+        raise
     reader = asyncio.create_task(output.drain(stream))
     answer = asyncio.ensure_future(loop.sock_recv(conn, 4096))
     timed_out = False
