@@ -30,7 +30,7 @@ from contracts.runs import RunRef
 from gym import specs
 from gym.config import load_config
 from gym.errors import PatchRefused
-from gym.paths import safe_path
+from gym.paths import write_safely
 from gym.report import quote, table
 from gym.sandbox import Sandbox
 from gym.snapshots import Snapshots
@@ -109,11 +109,9 @@ class DriftActivities:
         self, ws: Path, path: str, command: str, content: str, timeout_s: float, sandbox: Sandbox
     ) -> tuple[bool, str]:
         try:
-            target = safe_path(ws, path, ())
+            write_safely(ws, path, content)
         except PatchRefused as err:
             return False, str(err)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
         run = await run_tests(
             command, ws,
             limits=replace(self.runner.limits, timeout_s=timeout_s), sandbox=sandbox,

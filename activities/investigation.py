@@ -49,7 +49,7 @@ from gym import investigate, perf, reproduction
 from gym.config import detect_test_command, load_config
 from gym.errors import BadRepository
 from gym.forkserver import ForkServers
-from gym.paths import safe_path
+from gym.paths import write_safely
 from gym.report import render_report
 from gym.runner import Limits
 from gym.runners import detect_runner, select
@@ -65,9 +65,7 @@ class InvestigationActivities:
         self.store = store
         self.runner = runner
         self.snapshots = Snapshots(home, store)
-        # Probes run in the worker's pooled slots, which stay at their paths: each slot keeps a
-        # warm interpreter for its pytest runs.
-        self.forks = ForkServers()
+        self.forks = ForkServers()  # a warm interpreter per pooled probe slot
         self.mirrors = self.snapshots.mirrors
 
     @activity.defn(name=INV_PREPARE)
@@ -202,9 +200,7 @@ class InvestigationActivities:
 
     async def _probe(self, arg: ProbeInput, ws: Path) -> ProbeResult:
         for path, content in arg.files.items():
-            target = safe_path(ws, path, ())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
+            write_safely(ws, path, content)
         limits = replace(self.runner.limits, timeout_s=arg.timeout_s)
         if arg.kind == "performance":
             return await self._measure(arg, ws, limits)

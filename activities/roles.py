@@ -46,7 +46,7 @@ from contracts.roles import (
 from gym.config import load_config
 from gym.errors import PatchRefused
 from gym.memory import Memory, as_context
-from gym.paths import safe_path
+from gym.paths import safe_path, write_safely
 from gym.snapshots import Snapshots
 from gym.test_files import convention_for
 from gym.testing import run_tests
@@ -221,9 +221,7 @@ class RoleActivities:
         ws = await asyncio.to_thread(self.snapshots.materialize, arg.run, arg.snapshot, "patch")
         added = []
         for test in results:
-            target = safe_path(ws, test["path"], ("ratchet.toml",))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(test["content"])
+            write_safely(ws, test["path"], test["content"], ("ratchet.toml",))
             added.append(test["path"])
         sha = await asyncio.to_thread(
             self.snapshots.snapshot, arg.run, ws, "adversarial-tests", "Add the red team's tests"

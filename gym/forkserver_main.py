@@ -20,6 +20,7 @@ the caller hangs up first (timeout, cancel), the child's process group is killed
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -32,6 +33,7 @@ import struct
 import sys
 
 TMP = "/tmp"  # noqa: S108 - the sandbox's private tmpfs
+PR_SET_DUMPABLE = 4
 KEPT_IN_TMP = ("workspace", ".ratchet")  # mounts: the workspace and the results directory
 
 
@@ -41,6 +43,9 @@ def main(socket_path: str, home: str, idle_s: float) -> int:
     except Exception as err:  # an environment without pytest: the caller runs it cold
         print(f"cold: {type(err).__name__}: {err}", flush=True)
         return 3
+    # Not dumpable: a run's code (its child) cannot ptrace it or read its memory, so nothing of
+    # one run can be planted in the server for the next; each child is made dumpable again.
+    _dumpable(0)
     preloaded = {name.partition(".")[0] for name in sys.modules}
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
@@ -120,8 +125,15 @@ def _fresh_tmp(home: str) -> None:
     os.makedirs(home, exist_ok=True)
 
 
+def _dumpable(value: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE)")
+
+
 def _child(conn: socket.socket, out: int, go: int, request: dict[str, object]) -> None:
     os.setsid()
+    _dumpable(1)
     creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     conn.sendmsg([b"p"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
     os.read(go, 1)

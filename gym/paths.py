@@ -63,3 +63,11 @@ def safe_path(workspace: Path, raw: str, protected: Iterable[str] = DEFAULT_PROT
     if target != root and root not in target.parents:
         raise PatchRefused(f"refused path {raw!r}: a symlink leads outside the workspace")
     return root / rel
+
+
+def write_safely(workspace: Path, raw: str, content: str, protected: Iterable[str] = ()) -> Path:
+    """Write `content` at `raw` in the workspace (safe_path's checks), its directories made."""
+    target = safe_path(workspace, raw, protected)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content)
+    return target

@@ -161,7 +161,6 @@ async def run_command(
         if result is None:
             result = await _run(call)
         span.set_attributes({
-            "ratchet.forked": forks is not None and result.isolation.endswith(FORKED_NOTE),
             "process.exit_code": result.exit_code, "ratchet.timed_out": result.timed_out,
             "ratchet.killed_by": result.killed_by, "ratchet.duration_s": result.duration_s,
             "ratchet.sandbox": call.sandbox.name,
@@ -186,9 +185,6 @@ class Forks(Protocol):
     """Runs a command as a child of a warm interpreter, or answers None (gym/forkserver.py)."""
 
     async def run(self, call: Call) -> CommandResult | None: ...
-
-
-FORKED_NOTE = "(pytest imported once, a child per run)"
 
 
 async def _forked(forks: Forks, call: Call) -> CommandResult | None:

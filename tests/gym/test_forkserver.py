@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gym.forkserver import FORKED, ForkServers, pytest_args
+from gym.forked import FORKED
+from gym.forkserver import ForkServers, pytest_args
 from gym.runner import Limits
 from gym.testing import run_tests
 from tests.utils.envs import sealed
@@ -87,6 +88,16 @@ async def test_every_run_gets_its_own_tmp_home_and_environment(
         exit_code, outcomes, said = await run(ws, forks)
         assert (exit_code, outcomes) == (0, {"tests/test_it.py::test_fresh": "passed"}), said
     assert forks.forked == 2
+
+
+async def test_a_run_cannot_reach_into_its_server(tmp_path: Path, forks: ForkServers) -> None:
+    # What one commit's tests plant in the server would be in every later probe of the slot.
+    body = "import os, pytest\n\ndef test_it():\n    with pytest.raises(PermissionError):\n"
+    body += "        open(f'/proc/{os.getppid()}/mem', 'rb').read(1)\n"
+    body += "    assert open('/proc/self/status').read()  # the run itself is as usual\n"
+    ws = workspace(tmp_path / "ws", body)
+    exit_code, _, said = await run(ws, forks)
+    assert exit_code == 0 and FORKED in said, said
 
 
 async def test_a_timeout_kills_the_child_and_the_server_serves_on(
